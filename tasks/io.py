@@ -1,0 +1,63 @@
+"""File I/O at the stage edges: every write goes to a temp file beside the target, is fsynced and
+renamed into place, so a crash leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success it replaces `target` atomically."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(target: str | Path, write: Callable[[Path], object]) -> None:
+    """Call `write(tmp_path)` and move the result onto `target` atomically."""
+    with atomic_path(target) as tmp:
+        write(tmp)
+
+
+def write_json(target: str | Path, payload: object) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n"
+    write_atomic(target, lambda p: p.write_text(text))
+
+
+def read_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a file's bytes: the hash DVC 3 records for a file in dvc.lock."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
