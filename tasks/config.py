@@ -13,11 +13,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tasks.errors import ConfigError
+
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-class ConfigError(ValueError):
-    """params.yaml is missing, unreadable or holds an invalid value."""
 
 
 class _Section(BaseModel):
@@ -140,7 +138,8 @@ def _format(err: ValidationError, source: str) -> str:
 def parse_config(raw: dict, source: str = "params.yaml") -> Config:
     """Validate a params mapping; raises ConfigError naming each bad key."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+        kind = type(raw).__name__
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {kind}")
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
