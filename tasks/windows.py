@@ -1,0 +1,91 @@
+"""Window geometry: the one object that knows where inputs and targets sit.
+
+All series live back to back in one contiguous float32 array; series `s` is
+`values[offsets[s]:offsets[s + 1]]`. A window is named by the absolute index of its first input
+step, so a set of windows is just an int64 array of starts. Inputs and targets are strided views
+(`sliding_window_view`, zero-copy) indexed by those starts, one batch at a time: the full set of
+windows is never materialised, and no window crosses from one series into the next because the
+starts are generated per series within its bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenate `arange(lo[i], hi[i] + 1)` for every i, without a Python loop.
+
+    Empty where hi < lo. Used to list every valid window start of every series at once.
+    """
+    lo = np.asarray(lo, dtype=np.int64)
+    counts = np.maximum(np.asarray(hi, dtype=np.int64) - lo + 1, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    # position within its own range = global position - start of that range in the output
+    seg_start = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(seg_start - lo, counts)
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    lookback: int
+    horizon: int
+
+    @property
+    def width(self) -> int:
+        return self.lookback + self.horizon
+
+    # ------------------------------------------------------------------ which windows
+    def starts_ending_by(self, first: np.ndarray, lo_end: np.ndarray, hi_end: np.ndarray):
+        """Starts of windows whose target ends (exclusive index) lie in (lo_end, hi_end].
+
+        `first` is each series' first absolute index, so no window starts before its series.
+        """
+        lo = np.maximum(first, np.asarray(lo_end) - self.width + 1)
+        hi = np.asarray(hi_end) - self.width
+        return ranges(lo, hi)
+
+    # ------------------------------------------------------------------ views
+    def inputs(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(n, lookback, 1) inputs of the windows at `starts` (a copy of only those windows)."""
+        view = sliding_window_view(values, self.lookback)  # (N - L + 1, L), zero-copy
+        return view[starts][..., None]
+
+    def targets(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(n, horizon) targets of the windows at `starts`."""
+        view = sliding_window_view(values, self.horizon)
+        return view[starts + self.lookback]
+
+    def dataset(
+        self,
+        values: np.ndarray,
+        starts: np.ndarray,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ):
+        """A tf.data pipeline of (inputs, targets) batches gathered from the contiguous array.
+
+        Only the int64 starts are shuffled; each batch gathers its windows on the fly, so memory
+        stays at one copy of the series plus one batch, whatever the number of windows.
+        """
+        import tensorflow as tf
+
+        series = tf.constant(np.asarray(values, dtype=np.float32))
+        in_offsets = tf.range(self.lookback, dtype=tf.int64)
+        out_offsets = tf.range(self.lookback, self.width, dtype=tf.int64)
+
+        def gather(batch_starts):
+            x = tf.gather(series, batch_starts[:, None] + in_offsets)[..., None]
+            y = tf.gather(series, batch_starts[:, None] + out_offsets)
+            return x, y
+
+        ds = tf.data.Dataset.from_tensor_slices(np.asarray(starts, dtype=np.int64))
+        if shuffle:
+            ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
