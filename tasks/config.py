@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from tasks.errors import ConfigError
 
@@ -107,6 +107,12 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     gate: GateConfig = GateConfig()
     publish: PublishConfig = PublishConfig()
+    # The file this config was read from (lineage hashes it).
+    _source: Path = PrivateAttr(default=DEFAULT_PARAMS)
+
+    @property
+    def source(self) -> Path:
+        return self._source
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -156,4 +162,6 @@ def load_config(path: str | Path = DEFAULT_PARAMS) -> Config:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(raw, source=str(path))
+    cfg = parse_config(raw, source=str(path))
+    cfg._source = path
+    return cfg
