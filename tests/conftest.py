@@ -1,0 +1,165 @@
+"""Shared fixtures: a throw-away copy of the project in its own git repository, and one real
+Prefect server on 127.0.0.1 for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough to train in seconds on 2 cores, large enough to be a real LSTM fit.
+TINY_PARAMS = {
+    "model": {"units": [8], "dropout": 0.0},
+    "training": {"epochs": 4, "ensemble": 1, "patience": 2, "lr_patience": 1, "batch_size": 32},
+}
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=600):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def base_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    env["FORECAST_PREFECT"] = "never"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update(extra)
+    return env
+
+
+def update_params(project: Path, changes: dict) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        if isinstance(values, dict):
+            params.setdefault(section, {}).update(values)
+        else:
+            params[section] = values
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def git_commit(project: Path, message: str) -> None:
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", message], project)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The tracked files of this project, copied into a new git repository with tiny params."""
+    dest = tmp_path / "project"
+    files = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)
+    for rel in filter(None, files.stdout.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    # Stage outputs of the developer's own runs are not part of a fresh clone.
+    for generated in (
+        "dvc.lock",
+        "metrics",
+        "plots",
+        "published",
+        "models",
+        "data/validated",
+        "data/prepared",
+        "checkpoints",
+    ):
+        target = dest / generated
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    update_params(dest, TINY_PARAMS)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    git_commit(dest, "project copy")
+    return dest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> str:
+    """A real `prefect server start` on 127.0.0.1 for the whole session; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = base_env(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_STATIC_DIRECTORY=str(home / "ui"),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home}/prefect.db",
+    )
+    log = open(home / "server.log", "w")  # noqa: SIM115  open for the server's lifetime
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(
+                f"Prefect server did not start:\n{(home / 'server.log').read_text()}"
+            )
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def prefect_env(prefect_server: str, tmp_path: Path) -> dict:
+    """Environment for a subprocess that reports to the session's Prefect server."""
+    home = tmp_path / "prefect-client"
+    home.mkdir()
+    return base_env(
+        PREFECT_API_URL=prefect_server,
+        PREFECT_HOME=str(home),
+        FORECAST_PREFECT="auto",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )

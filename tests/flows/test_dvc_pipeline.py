@@ -1,0 +1,84 @@
+"""`dvc repro` of the real pipeline in a fresh git repository holding a copy of the project."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_env, git_commit, run, update_params
+
+pytestmark = pytest.mark.slow
+
+PROTECTED = (
+    "data/validated/series.parquet",
+    "published/forecasts.sqlite",
+    "published/forecasts.parquet",
+    "dvc.lock",
+)
+
+
+def repro(project: Path, *args: str, check: bool = True):
+    return run(["dvc", "repro", *args], project, env=base_env(), check=check)
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def snapshot(project: Path) -> dict[str, bytes]:
+    return {rel: (project / rel).read_bytes() for rel in PROTECTED}
+
+
+def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(project: Path):
+    first = repro(project)
+    assert ran_stages(first.stdout) == ["ingest", "prepare", "train", "evaluate", "publish"]
+
+    scores = json.loads((project / "metrics/evaluate.json").read_text())
+    for model in ("lstm", "naive", "seasonal_naive"):
+        assert set(scores[model]) >= {"rmse", "mae", "smape", "mase"}
+    # Seasonal naive on AirPassengers 1959-1960 (horizon 24): the published reference RMSE.
+    assert scores["seasonal_naive"]["rmse"] == pytest.approx(76.98, abs=0.05)
+    assert json.loads((project / "metrics/gate.json").read_text())["passed"] in (True, False)
+    assert run(["dvc", "status", "--json"], project, env=base_env()).stdout.strip() == "{}"
+
+    second = repro(project)
+    assert ran_stages(second.stdout) == []
+
+    update_params(project, {"training": {"epochs": 3}})
+    third = repro(project)
+    assert ran_stages(third.stdout) == ["train", "evaluate", "publish"]
+
+
+def test_bad_data_stops_repro_and_changes_nothing(project: Path):
+    repro(project)
+    git_commit(project, "first run")
+    before = snapshot(project)
+
+    raw = project / "data/raw/airpassengers.csv"
+    lines = raw.read_text().splitlines()
+    raw.write_text("\n".join([*lines, lines[-1]]) + "\n")  # a duplicated last row
+    failed = repro(project, check=False)
+    assert failed.returncode != 0
+    assert "duplicate" in failed.stderr.lower()
+    assert "1960-12-01" in failed.stderr
+    assert ran_stages(failed.stdout) == ["ingest"]
+    assert snapshot(project) == before
+
+
+def test_failed_gate_publishes_nothing_and_keeps_last_forecasts(project: Path):
+    repro(project)
+    git_commit(project, "first run")
+    before = snapshot(project)
+
+    update_params(project, {"gate": {"max_mase": 0.001}})
+    failed = repro(project, check=False)
+    assert failed.returncode != 0
+    assert "NOT PUBLISHED" in failed.stderr
+    assert "max_mase" in failed.stderr
+    gate = json.loads((project / "metrics/gate.json").read_text())
+    assert gate["passed"] is False
+    for rel in ("published/forecasts.sqlite", "published/forecasts.parquet"):
+        assert (project / rel).read_bytes() == before[rel]
