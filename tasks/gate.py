@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from tasks.config import GateConfig
 from tasks.metrics import METRICS
@@ -16,7 +17,7 @@ MODEL = "lstm"
 REFERENCE = "seasonal_naive"
 
 
-def _metrics(scores: Mapping[str, Mapping[str, float]], name: str) -> dict[str, float]:
+def _metrics(scores: Mapping[str, Any], name: str) -> dict[str, float]:
     if name not in scores:
         raise ValueError(f"scores has no {name!r} entry (got {sorted(scores)})")
     missing = [m for m in METRICS if m not in scores[name]]
@@ -42,8 +43,9 @@ def _non_finite(lstm: Mapping[str, float]) -> list[str]:
     return [f"{MODEL} {m} is not finite ({v})" for m, v in lstm.items() if not math.isfinite(v)]
 
 
-def decide(scores: Mapping[str, Mapping[str, float]], gate: GateConfig) -> dict:
-    """Gate the model on `scores` ({"lstm": {...}, "seasonal_naive": {...}, ...}, series means).
+def decide(scores: Mapping[str, Any], gate: GateConfig) -> dict:
+    """Gate the model on `scores` ({"lstm": {...}, "seasonal_naive": {...}, ...}, series means;
+    other entries such as "naive" or "n_series" are ignored).
 
     Passes iff lstm MASE <= gate.max_mase and lstm RMSE <= seasonal-naive RMSE * (1 - margin),
     and every lstm metric is finite.

@@ -1,0 +1,304 @@
+"""The published-forecasts store: one SQLite file holding every published run, plus a Parquet
+export of the current forecasts.
+
+Layout:
+  runs               one row per run (run_key = md5 of data, params and model md5s), its lineage,
+                     row count, first and last publish time and a publish sequence number
+  forecasts          every forecast row ever published, each with its run's lineage;
+                     UNIQUE (run_key, series_id, timestamp), so republishing adds nothing
+  current_forecasts  view: the rows of the most recently published run
+
+Crash safety: a publish copies the store to a temp file beside it, writes there in one
+transaction, fsyncs and renames it over the store; until that rename the store is untouched
+byte for byte. The export is written from the temp store before the rename and moved into place
+right after it, so it always shows what the store's view shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from tasks.columns import SERIES_ID, TIMESTAMP
+from tasks.io import atomic_path
+from tasks.lineage import LINEAGE_FIELDS
+
+HORIZON_STEP = "horizon_step"
+FORECAST = "forecast"
+FORECAST_COLUMNS = (SERIES_ID, TIMESTAMP, HORIZON_STEP, FORECAST)
+# Columns of a stored forecast row and of the view/export, in this order.
+ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *LINEAGE_FIELDS)
+RUN_COLUMNS = ("run_key", *LINEAGE_FIELDS, "last_published_at", "publish_seq", "n_rows")
+
+# ISO 8601 without zone; fractional seconds only when present (Python's isoformat does the same).
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
+SCHEMA_VERSION = 1
+BATCH_SIZE = 10_000
+
+_LINEAGE_DDL = ",\n    ".join(f"{f} TEXT NOT NULL" for f in LINEAGE_FIELDS)
+# Separate statements: executescript() would COMMIT the open transaction before running them.
+_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    {_LINEAGE_DDL},
+    last_published_at TEXT NOT NULL,
+    publish_seq INTEGER NOT NULL UNIQUE,
+    n_rows INTEGER NOT NULL
+)""",
+    f"""CREATE TABLE IF NOT EXISTS forecasts (
+    run_key TEXT NOT NULL,
+    {SERIES_ID} TEXT NOT NULL,
+    {TIMESTAMP} TEXT NOT NULL,
+    {HORIZON_STEP} INTEGER NOT NULL,
+    {FORECAST} REAL NOT NULL,
+    {_LINEAGE_DDL},
+    UNIQUE (run_key, {SERIES_ID}, {TIMESTAMP})
+)""",
+    f"""CREATE VIEW IF NOT EXISTS current_forecasts AS
+SELECT {", ".join(ROW_COLUMNS)} FROM forecasts
+WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1)""",
+)
+
+_ROW_SCHEMA = {
+    "run_key": pl.String,
+    SERIES_ID: pl.String,
+    TIMESTAMP: pl.String,
+    HORIZON_STEP: pl.Int64,
+    FORECAST: pl.Float64,
+    **dict.fromkeys(LINEAGE_FIELDS, pl.String),
+}
+_RUN_SCHEMA = {
+    "run_key": pl.String,
+    **dict.fromkeys(LINEAGE_FIELDS, pl.String),
+    "last_published_at": pl.String,
+    "publish_seq": pl.Int64,
+    "n_rows": pl.Int64,
+}
+
+
+# ---------------------------------------------------------------- inputs
+def run_key(lineage: Mapping[str, str]) -> str:
+    """Identity of a run: the same data, params and model give the same key, whatever the time."""
+    parts = (lineage["data_md5"], lineage["params_md5"], lineage["model_md5"])
+    return hashlib.md5(":".join(parts).encode()).hexdigest()
+
+
+def _check_lineage(lineage: Mapping[str, str]) -> None:
+    missing = [f for f in LINEAGE_FIELDS if not lineage.get(f)]
+    if missing:
+        raise ValueError(f"lineage lacks {missing}: every stored row must say where it came from")
+
+
+def _check_forecasts(forecasts: pl.DataFrame) -> None:
+    missing = [c for c in FORECAST_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecasts lack columns {missing} (have {forecasts.columns})")
+    if forecasts.height == 0:
+        raise ValueError("forecasts are empty: nothing to publish")
+    nulls = {c: n for c in FORECAST_COLUMNS if (n := forecasts[c].null_count())}
+    if nulls:
+        raise ValueError(f"forecasts hold nulls: {nulls}")
+    if not isinstance(forecasts[TIMESTAMP].dtype, pl.Datetime | pl.Date):
+        raise ValueError(
+            f"forecasts.{TIMESTAMP} must be Datetime, got {forecasts[TIMESTAMP].dtype}"
+        )
+    bad = forecasts.filter(~pl.col(FORECAST).cast(pl.Float64).is_finite()).height
+    if bad:
+        raise ValueError(f"forecasts hold {bad} non-finite values (NaN/inf)")
+    if forecasts[HORIZON_STEP].min() < 1:  # type: ignore[operator]
+        raise ValueError(f"{HORIZON_STEP} must start at 1")
+    dupes = forecasts.height - forecasts.select(SERIES_ID, TIMESTAMP).n_unique()
+    if dupes:
+        # INSERT OR IGNORE would silently keep one of them: refuse instead.
+        raise ValueError(f"forecasts hold {dupes} duplicate ({SERIES_ID}, {TIMESTAMP}) rows")
+
+
+def _iso(ts: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        # Store UTC wall time so every row compares on one clock.
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return ts.cast(pl.Datetime("us")).dt.strftime(TS_FORMAT)
+
+
+def _rows(forecasts: pl.DataFrame, lineage: Mapping[str, str], key: str) -> list[tuple]:
+    """Validated rows in ROW_COLUMNS order."""
+    _check_lineage(lineage)
+    _check_forecasts(forecasts)
+    frame = forecasts.select(
+        pl.lit(key).alias("run_key"),
+        pl.col(SERIES_ID).cast(pl.String),
+        _iso(pl.col(TIMESTAMP), forecasts[TIMESTAMP].dtype),
+        pl.col(HORIZON_STEP).cast(pl.Int64),
+        pl.col(FORECAST).cast(pl.Float64),
+        *(pl.lit(str(lineage[f])).alias(f) for f in LINEAGE_FIELDS),
+    )
+    return frame.rows()
+
+
+# ---------------------------------------------------------------- sqlite
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the whole publish is one unit.
+    conn = sqlite3.connect(path, isolation_level=None)
+    # DELETE journal: no -wal/-shm files beside the store, and the journal is gone after commit.
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    path = Path(path)
+    if not path.is_file():
+        # sqlite3.connect would create an empty database here: say what is missing instead.
+        raise FileNotFoundError(f"no forecast store at {path} (nothing published yet?)")
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version not in (0, SCHEMA_VERSION):
+        raise ValueError(
+            f"forecast store has schema version {version}, this code writes "
+            f"{SCHEMA_VERSION}: refusing to write to it"
+        )
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _insert_batch(conn: sqlite3.Connection, batch: Sequence[tuple]) -> None:
+    placeholders = ", ".join("?" * len(ROW_COLUMNS))
+    conn.executemany(
+        f"INSERT OR IGNORE INTO forecasts ({', '.join(ROW_COLUMNS)}) VALUES ({placeholders})",
+        batch,
+    )
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
+    """Insert rows not yet stored; returns how many were new."""
+    before = conn.total_changes
+    for start in range(0, len(rows), BATCH_SIZE):
+        _insert_batch(conn, rows[start : start + BATCH_SIZE])
+    return conn.total_changes - before
+
+
+def _record_run(conn: sqlite3.Connection, key: str, lineage: Mapping[str, str]) -> None:
+    """Add the run, or mark an existing one as the latest published (the view follows it)."""
+    seq = conn.execute("SELECT COALESCE(MAX(publish_seq), 0) + 1 FROM runs").fetchone()[0]
+    n_rows = conn.execute("SELECT COUNT(*) FROM forecasts WHERE run_key = ?", (key,)).fetchone()[0]
+    values = (key, *(str(lineage[f]) for f in LINEAGE_FIELDS), lineage["published_at"], seq, n_rows)
+    # On conflict the first publish's lineage (published_at, flow_run_id) is kept: it matches
+    # the stored rows, which INSERT OR IGNORE also left as they were.
+    conn.execute(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+        "ON CONFLICT(run_key) DO UPDATE SET last_published_at = excluded.last_published_at, "
+        "publish_seq = excluded.publish_seq, n_rows = excluded.n_rows",
+        values,
+    )
+
+
+def _write_store(path: Path, rows: Sequence[tuple], key: str, lineage: Mapping[str, str]) -> dict:
+    conn = _connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _ensure_schema(conn)
+            inserted = _insert_rows(conn, rows)
+            _record_run(conn, key, lineage)
+            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return {"rows_inserted": inserted, "rows_existing": len(rows) - inserted, "runs_in_store": runs}
+
+
+def _frame(
+    conn: sqlite3.Connection, sql: str, schema: Mapping[str, type[pl.DataType]]
+) -> pl.DataFrame:
+    cursor = conn.execute(sql)
+    return pl.DataFrame(cursor.fetchall(), schema=dict(schema), orient="row")
+
+
+def _read_view(path: Path) -> pl.DataFrame:
+    conn = _connect_ro(path)
+    try:
+        frame = _frame(
+            conn,
+            f"SELECT {', '.join(ROW_COLUMNS)} FROM current_forecasts "
+            f"ORDER BY {SERIES_ID}, {TIMESTAMP}",
+            _ROW_SCHEMA,
+        )
+    finally:
+        conn.close()
+    return frame.with_columns(
+        pl.col(TIMESTAMP).str.to_datetime(TS_FORMAT, time_unit="us", strict=True)
+    )
+
+
+# ---------------------------------------------------------------- files
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Serialise publishers on this machine: two copy-and-replace writers would lose a run.
+
+    flock on the directory itself, so no lock file is left beside the store.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Temp files (and their sqlite journals) left by a publish that was killed outright."""
+    for stale in target.parent.glob(f".{target.name}.*"):
+        stale.unlink(missing_ok=True)
+
+
+def publish_forecasts(
+    forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str | Path, export: str | Path
+) -> dict:
+    """Add `forecasts` (series_id, timestamp, horizon_step, forecast) with `lineage` to the
+    store and rewrite the export with the current forecasts. Idempotent for the same inputs."""
+    store, export = Path(store), Path(export)
+    key = run_key(lineage)
+    rows = _rows(forecasts, lineage, key)
+    with _directory_lock(store.parent):
+        _remove_stale_temps(store)
+        _remove_stale_temps(export)
+        # Exit order: the store is replaced first, then the export built from that same file.
+        with atomic_path(export) as tmp_export, atomic_path(store) as tmp_store:
+            if store.exists():
+                shutil.copyfile(store, tmp_store)
+            counts = _write_store(tmp_store, rows, key, lineage)
+            _read_view(tmp_store).write_parquet(tmp_export)
+    return {"run_key": key, **counts, "store": str(store), "export": str(export)}
+
+
+def read_current(store: str | Path) -> pl.DataFrame:
+    """The current forecasts (the most recently published run), sorted by series and time."""
+    return _read_view(Path(store))
+
+
+def list_runs(store: str | Path) -> pl.DataFrame:
+    """Every run in the store, oldest publish first."""
+    conn = _connect_ro(Path(store))
+    try:
+        return _frame(
+            conn, f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY publish_seq", _RUN_SCHEMA
+        )
+    finally:
+        conn.close()

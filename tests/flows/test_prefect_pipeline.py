@@ -1,0 +1,64 @@
+"""The pipeline run by Prefect against a real local server, and `dvc repro` seen by Prefect."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import run, update_params
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["ingest", "prepare", "train", "evaluate", "publish"]
+
+
+def flow_runs(api: str, flow_name: str) -> list[dict]:
+    body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
+    resp = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def task_runs(api: str, flow_run_id: str) -> list[dict]:
+    body = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    resp = httpx.post(f"{api}/task_runs/filter", json=body, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
+    project: Path, prefect_env: dict, prefect_server: str
+):
+    result = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
+    assert all(f"{stage}: ran" in result.stdout for stage in STAGES), result.stdout
+
+    # DVC sees exactly what the Prefect run produced.
+    assert run(["dvc", "status", "--json"], project, env=prefect_env).stdout.strip() == "{}"
+    lock = (project / "dvc.lock").read_text()
+    assert all(f"  {stage}:" in lock for stage in STAGES)
+
+    [pipeline_run] = flow_runs(prefect_server, "forecast-pipeline")
+    assert pipeline_run["state_type"] == "COMPLETED"
+    tasks = task_runs(prefect_server, pipeline_run["id"])
+    assert sorted(t["name"] for t in tasks) == sorted(STAGES)
+    assert {t["state_type"] for t in tasks} == {"COMPLETED"}
+
+    # Every published row names the flow run that published it.
+    with sqlite3.connect(project / "published/forecasts.sqlite") as db:
+        run_ids = {r[0] for r in db.execute("SELECT DISTINCT flow_run_id FROM forecasts")}
+    assert run_ids == {pipeline_run["id"]}
+
+    # Unchanged inputs: every stage is skipped on DVC's hashes.
+    again = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
+    assert all(f"{stage}: skipped" in again.stdout for stage in STAGES), again.stdout
+
+    # `dvc repro` runs each affected stage as its own Prefect flow run.
+    update_params(project, {"training": {"epochs": 3}})
+    run(["dvc", "repro"], project, env=prefect_env)
+    for stage in ("train", "evaluate", "publish"):
+        runs = flow_runs(prefect_server, stage)
+        assert runs and runs[0]["state_type"] == "COMPLETED", stage
+    assert flow_runs(prefect_server, "ingest") == []

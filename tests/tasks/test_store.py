@@ -1,0 +1,244 @@
+"""The published-forecasts store: idempotent publishes, the current view, the export, crashes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks import store as store_mod
+from tasks.lineage import LINEAGE_FIELDS
+from tasks.store import list_runs, publish_forecasts, read_current, run_key
+
+H = 3
+
+
+def _forecasts(offset: float = 0.0) -> pl.DataFrame:
+    rows = [
+        (sid, datetime(1961, month, 1), month, 100.0 * (i + 1) + month + offset)
+        for i, sid in enumerate(("a", "b"))
+        for month in range(1, H + 1)
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "series_id": pl.String,
+            "timestamp": pl.Datetime("us"),
+            "horizon_step": pl.Int64,
+            "forecast": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def _lineage(model_md5: str = "m" * 32, published_at: str = "2024-01-01T00:00:00.000000Z"):
+    return {
+        "model_version": model_md5[:12],
+        "git_commit": "c" * 40,
+        "data_md5": "d" * 32,
+        "params_md5": "p" * 32,
+        "model_md5": model_md5,
+        "flow_run_id": "none",
+        "published_at": published_at,
+    }
+
+
+@pytest.fixture
+def paths(tmp_path) -> tuple[Path, Path]:
+    return tmp_path / "published" / "forecasts.sqlite", tmp_path / "published" / "forecasts.parquet"
+
+
+def _publish(paths, forecasts=None, lineage=None) -> dict:
+    store, export = paths
+    return publish_forecasts(
+        _forecasts() if forecasts is None else forecasts, lineage or _lineage(), store, export
+    )
+
+
+def _count(store: Path, table: str) -> int:
+    with sqlite3.connect(store) as conn:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def _files(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+def test_first_publish_stores_rows_with_lineage(paths):
+    summary = _publish(paths)
+    store, export = paths
+    assert summary == {
+        "run_key": run_key(_lineage()),
+        "rows_inserted": 2 * H,
+        "rows_existing": 0,
+        "runs_in_store": 1,
+        "store": str(store),
+        "export": str(export),
+    }
+    current = read_current(store)
+    assert current.height == 2 * H
+    for field, value in _lineage().items():
+        assert current[field].to_list() == [value] * (2 * H)
+    assert current.select("series_id", "timestamp", "horizon_step", "forecast").equals(
+        _forecasts().sort("series_id", "timestamp")
+    )
+    # DELETE journal mode: nothing but the store and the export beside each other.
+    assert _files(store.parent) == {"forecasts.sqlite", "forecasts.parquet"}
+
+
+def test_timestamps_are_stored_as_iso_strings(paths):
+    _publish(paths)
+    with sqlite3.connect(paths[0]) as conn:
+        first = conn.execute("SELECT timestamp FROM forecasts ORDER BY timestamp LIMIT 1")
+        assert first.fetchone()[0] == "1961-01-01T00:00:00"
+
+
+def test_same_inputs_twice_add_no_duplicates(paths):
+    _publish(paths)
+    later = _lineage(published_at="2024-02-01T00:00:00.000000Z")
+    summary = _publish(paths, lineage=later)
+    assert summary["rows_inserted"] == 0
+    assert summary["rows_existing"] == 2 * H
+    assert summary["runs_in_store"] == 1
+    assert _count(paths[0], "forecasts") == 2 * H
+    runs = list_runs(paths[0])
+    assert runs.height == 1
+    # The first publish time stays; the latest one is recorded beside it.
+    assert runs["published_at"].item() == "2024-01-01T00:00:00.000000Z"
+    assert runs["last_published_at"].item() == "2024-02-01T00:00:00.000000Z"
+    assert runs["n_rows"].item() == 2 * H
+
+
+def test_new_model_adds_a_run_and_the_view_follows_it(paths):
+    first, second = _lineage(), _lineage(model_md5="n" * 32)
+    _publish(paths, lineage=first)
+    summary = _publish(paths, _forecasts(offset=0.5), second)
+    store, export = paths
+    assert summary["rows_inserted"] == 2 * H
+    assert summary["runs_in_store"] == 2
+    assert _count(store, "forecasts") == 4 * H
+    runs = list_runs(store)
+    assert runs["run_key"].to_list() == [run_key(first), run_key(second)]
+    assert runs["n_rows"].to_list() == [2 * H, 2 * H]
+    current = read_current(store)
+    assert set(current["model_md5"]) == {"n" * 32}
+    assert current["forecast"].to_list() == _forecasts(0.5).sort("series_id")["forecast"].to_list()
+    assert pl.read_parquet(export).equals(current)
+
+
+def test_republishing_an_older_run_makes_it_current_again(paths):
+    first, second = _lineage(), _lineage(model_md5="n" * 32)
+    _publish(paths, lineage=first)
+    _publish(paths, _forecasts(offset=0.5), second)
+    summary = _publish(paths, lineage=first)
+    assert summary["rows_inserted"] == 0
+    assert set(read_current(paths[0])["model_md5"]) == {"m" * 32}
+    assert pl.read_parquet(paths[1]).equals(read_current(paths[0]))
+
+
+def test_export_equals_the_view(paths):
+    _publish(paths)
+    store, export = paths
+    exported = pl.read_parquet(export)
+    assert exported.equals(read_current(store))
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM current_forecasts").fetchone()[0] == len(exported)
+
+
+def _snapshot(paths) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in paths[0].parent.iterdir()}
+
+
+def test_crash_mid_insert_leaves_store_and_export_untouched(paths, monkeypatch):
+    _publish(paths)
+    before = _snapshot(paths)
+    monkeypatch.setattr(store_mod, "BATCH_SIZE", 2)
+    real_insert = store_mod._insert_batch
+    calls = []
+
+    def insert_then_crash(conn, batch):
+        calls.append(len(batch))
+        if len(calls) > 1:
+            raise OSError("simulated crash after the first batch")
+        real_insert(conn, batch)
+
+    monkeypatch.setattr(store_mod, "_insert_batch", insert_then_crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
+    assert calls == [2, 2]
+    # Byte-identical, and no temp or journal file left beside them.
+    assert _snapshot(paths) == before
+
+
+def test_crash_at_rename_leaves_store_and_export_untouched(paths, monkeypatch):
+    _publish(paths)
+    before = _snapshot(paths)
+    store = paths[0]
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst) == store:
+            raise OSError("simulated crash at rename")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
+    assert _snapshot(paths) == before
+    monkeypatch.undo()
+    assert set(read_current(store)["model_md5"]) == {"m" * 32}
+
+
+def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
+    def crash(conn, batch):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(store_mod, "_insert_batch", crash)
+    with pytest.raises(OSError):
+        _publish(paths)
+    assert _files(paths[0].parent) == set()
+
+
+def test_stale_temp_files_of_a_killed_publish_are_removed(paths):
+    _publish(paths)
+    stale = paths[0].parent / ".forecasts.sqlite.abc123.sqlite-journal"
+    stale.write_bytes(b"left by kill -9")
+    _publish(paths)
+    assert not stale.exists()
+
+
+def test_lineage_fields_match_the_lineage_module():
+    assert set(_lineage()) == set(LINEAGE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop("forecast"), "lack columns"),
+        (lambda f: f.head(0), "empty"),
+        (lambda f: f.with_columns(pl.lit(float("nan")).alias("forecast")), "non-finite"),
+        (lambda f: pl.concat([f, f.head(1)]), "duplicate"),
+        (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("forecast")), "nulls"),
+    ],
+)
+def test_bad_forecasts_are_refused_before_touching_the_store(paths, change, message):
+    with pytest.raises(ValueError, match=message):
+        _publish(paths, change(_forecasts()))
+    assert not paths[0].parent.exists() or _files(paths[0].parent) == set()
+
+
+def test_incomplete_lineage_is_refused(paths):
+    lineage = _lineage()
+    del lineage["git_commit"]
+    with pytest.raises(ValueError, match="git_commit"):
+        _publish(paths, lineage=lineage)
+
+
+def test_reading_a_missing_store_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no forecast store"):
+        read_current(tmp_path / "nothing.sqlite")
+    assert not (tmp_path / "nothing.sqlite").exists()
