@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -45,8 +46,21 @@ def write_atomic(target: str | Path, write: Callable[[Path], object]) -> None:
         write(tmp)
 
 
+def _finite_or_null(obj: object) -> object:
+    """NaN and inf become null: strict JSON readers (DVC's metrics, browsers) reject them."""
+    if hasattr(obj, "item") and not hasattr(obj, "__len__"):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
 def write_json(target: str | Path, payload: object) -> None:
-    text = json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n"
+    text = json.dumps(_finite_or_null(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
     write_atomic(target, lambda p: p.write_text(text))
 
 
