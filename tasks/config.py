@@ -25,7 +25,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     path: str = "data/raw/airpassengers.csv"
     # Polars duration string of the expected spacing between timestamps ("1mo", "1d", "1h").
-    frequency: str = Field(default="1mo", pattern=r"^\d+(ns|us|ms|s|m|h|d|w|mo|q|y)$")
+    frequency: str = Field(default="1mo", pattern=r"^[1-9]\d*(ns|us|ms|s|m|h|d|w|mo|q|y)$")
     season_length: int = Field(default=12, ge=1)
     # What to do with missing timestamps inside a series: stop ("error") or fill them.
     fill_gaps: Literal["error", "forward", "interpolate"] = "error"
@@ -39,7 +39,9 @@ class DataConfig(_Section):
             and self.max_value is not None
             and self.min_value >= self.max_value
         ):
-            raise ValueError("min_value must be below max_value")
+            raise ValueError(
+                f"data.min_value ({self.min_value}) must be below data.max_value ({self.max_value})"
+            )
         return self
 
 
@@ -67,7 +69,7 @@ class ModelConfig(_Section):
     @model_validator(mode="after")
     def _units(self) -> ModelConfig:
         if any(u < 1 for u in self.units):
-            raise ValueError("every entry of units must be >= 1")
+            raise ValueError(f"every entry of model.units must be >= 1, got {list(self.units)}")
         return self
 
 
@@ -133,7 +135,7 @@ class Config(_Section):
 def _format(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = ".".join(str(p) for p in e["loc"]) or "params"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see params.yaml for the known keys)"

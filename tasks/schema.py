@@ -1,0 +1,88 @@
+"""The long format as a pandera (polars) schema, built from the config.
+
+One row per (series_id, timestamp) with a float `value`; any further columns are covariates and
+must be numeric and finite. Every check carries a stable `name` (finite, min_value, ...): pandera
+reports that name in `failure_cases["check"]`, and tasks.ingest turns it into the readable report.
+pandera only sees rows one at a time (plus the key uniqueness); checks that need a series' order
+or its time grid live in tasks.ingest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP, VALUE
+from tasks.config import Config
+
+# Boolean column ingest adds to its output: True where the row was created by gap filling.
+# It is provenance, not a covariate (later stages may want to skip imputed points when scoring).
+FILLED = "filled"
+
+TIMESTAMP_DTYPE = pl.Datetime("us")
+
+
+def covariate_columns(columns: Iterable[str]) -> list[str]:
+    """Columns beyond the long format's own: optional covariates, in their source order."""
+    own = {*REQUIRED, FILLED}
+    return [c for c in columns if c not in own]
+
+
+def _column_check(name: str, passes: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
+    """A named element-wise check on one column; pandera skips nulls (not_null reports them)."""
+    return pa.Check(lambda data: data.lazyframe.select(passes(pl.col(data.key))), name=name)
+
+
+def _finite_or_out_of_scope(bound: Callable[[pl.Expr], pl.Expr]) -> Callable[[pl.Expr], pl.Expr]:
+    # NaN/inf are the `finite` check's to report; without this a -inf would also fail min_value
+    # and show up twice in the report.
+    return lambda col: col.is_finite().not_() | bound(col)
+
+
+def _value_checks(cfg: Config) -> list[pa.Check]:
+    checks = [_column_check("finite", lambda col: col.is_finite())]
+    lo, hi = cfg.data.min_value, cfg.data.max_value
+    if lo is not None:
+        checks.append(_column_check("min_value", _finite_or_out_of_scope(lambda c: c >= lo)))
+    if hi is not None:
+        checks.append(_column_check("max_value", _finite_or_out_of_scope(lambda c: c <= hi)))
+    if cfg.prepare.transform == "log":
+        # min_value >= 0 (enforced by the config) still lets a 0 through; log(0) = -inf.
+        checks.append(_column_check("positive_for_log", _finite_or_out_of_scope(lambda c: c > 0)))
+    return checks
+
+
+def _covariates_numeric(data: PolarsData) -> pl.LazyFrame:
+    # One boolean for the whole frame: a text column is a schema problem, not a per-row one.
+    schema = data.lazyframe.collect_schema()
+    ok = all(schema[c].is_numeric() for c in covariate_columns(schema.names()))
+    return data.lazyframe.select(pl.lit(ok))
+
+
+def _covariates_finite(data: PolarsData) -> pl.LazyFrame:
+    """Per row: every numeric covariate is present and finite (a model cannot take nulls)."""
+    schema = data.lazyframe.collect_schema()
+    numeric = [c for c in covariate_columns(schema.names()) if schema[c].is_numeric()]
+    per_column = [pl.col(c).cast(pl.Float64).is_finite().fill_null(False) for c in numeric]
+    return data.lazyframe.select(pl.all_horizontal(per_column or [pl.lit(True)]))
+
+
+def build_schema(cfg: Config) -> pa.DataFrameSchema:
+    """Schema of the validated long format; the value range and log check come from `cfg`."""
+    return pa.DataFrameSchema(
+        {
+            SERIES_ID: pa.Column(pl.String, nullable=False),
+            TIMESTAMP: pa.Column(TIMESTAMP_DTYPE, nullable=False),
+            VALUE: pa.Column(pl.Float64, nullable=False, checks=_value_checks(cfg)),
+        },
+        checks=[
+            pa.Check(_covariates_numeric, name="covariate_numeric"),
+            pa.Check(_covariates_finite, name="covariate_finite"),
+        ],
+        unique=list(KEY),
+        strict=False,  # covariates are allowed; the dataframe-level checks cover them
+        name="long_format",
+    )

@@ -1,0 +1,445 @@
+"""tasks.ingest: reading sources, each kind of bad input, gap filling, the ingest stage edge."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from flows import stages
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.config import Config, parse_config
+from tasks.errors import DataSourceError, DataValidationError
+from tasks.ingest import read_source, summarize, validate
+from tasks.schema import FILLED
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRPASSENGERS = ROOT / "data" / "raw" / "airpassengers.csv"
+
+# min_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps.
+SMALL = {"prepare": {"lookback": 2, "validation_steps": 1}, "forecast": {"horizon": 1}}
+
+
+def small_cfg(**sections: dict) -> Config:
+    raw = {k: dict(v) for k, v in SMALL.items()}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return parse_config(raw)
+
+
+def monthly(series: str = "a", n: int = 8, start: int = 2000, first: float = 10.0) -> list[list]:
+    """CSV rows [series_id, timestamp, value] of a regular monthly series."""
+    return [
+        [series, date(start + i // 12, i % 12 + 1, 1).isoformat(), str(first + 10 * i)]
+        for i in range(n)
+    ]
+
+
+def write_csv(path: Path, rows: list[list], header=(SERIES_ID, TIMESTAMP, VALUE)) -> Path:
+    lines = [",".join(header)] + [",".join("" if v is None else str(v) for v in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def validation_error(tmp_path: Path, rows: list[list], cfg: Config) -> DataValidationError:
+    frame = read_source(write_csv(tmp_path / "series.csv", rows))
+    with pytest.raises(DataValidationError) as info:
+        validate(frame, cfg)
+    return info.value
+
+
+def with_row(rows: list[list], index: int, **fields) -> list[list]:
+    """Copy of `rows` with row `index` (0-based) changed; fields: series_id/timestamp/value."""
+    rows = [list(r) for r in rows]
+    names = {SERIES_ID: 0, TIMESTAMP: 1, VALUE: 2}
+    for name, value in fields.items():
+        rows[index][names[name]] = value
+    return rows
+
+
+# ------------------------------------------------------------------------- source errors
+def test_missing_path(tmp_path):
+    with pytest.raises(DataSourceError, match="does not exist") as info:
+        read_source(tmp_path / "nope.csv")
+    assert "nope.csv" in str(info.value) and "data.path" in str(info.value)
+
+
+def test_empty_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(DataSourceError, match=r"holds no \.csv or \.parquet files") as info:
+        read_source(tmp_path)
+    assert "notes.txt" in str(info.value)
+
+
+def test_unsupported_extension(tmp_path):
+    path = tmp_path / "series.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataSourceError, match=r"unsupported file type '\.xlsx'"):
+        read_source(path)
+
+
+def test_missing_required_column_names_it_and_lists_found(tmp_path):
+    path = write_csv(tmp_path / "s.csv", [["a", "2000-01-01"]], header=(SERIES_ID, "date"))
+    with pytest.raises(DataSourceError) as info:
+        read_source(path)
+    msg = str(info.value)
+    assert "missing required column(s) timestamp, value" in msg
+    assert "found columns: series_id, date" in msg
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("broken.parquet", b"definitely not parquet"), ("empty.csv", b"")],
+)
+def test_unreadable_file(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataSourceError, match="cannot read this file") as info:
+        read_source(tmp_path / name)
+    assert name in str(info.value)
+
+
+# ------------------------------------------------------------------------- validation errors
+GOOD = monthly(n=8)
+
+# (id, rows, config overrides, check, text in the failing row's line)
+BAD_ROWS = [
+    (
+        "unparseable timestamp",
+        with_row(GOOD, 2, timestamp="2000-13-01"),
+        {},
+        "timestamp_parse",
+        "row 3: series_id=a value=30.0 (unparseable timestamp '2000-13-01')",
+    ),
+    (
+        "non-numeric value",
+        with_row(GOOD, 3, value="12abc"),
+        {},
+        "value_type",
+        "row 4: series_id=a timestamp=2000-04-01 value=null (not a number: '12abc')",
+    ),
+    (
+        "null value",
+        with_row(GOOD, 4, value=None),
+        {},
+        "not_null",
+        "row 5: series_id=a timestamp=2000-05-01 value=null",
+    ),
+    (
+        "null series",
+        with_row(GOOD, 4, series_id=None),
+        {},
+        "not_null",
+        "row 5: timestamp=2000-05-01 value=50.0",
+    ),
+    (
+        "nan",
+        with_row(GOOD, 1, value="NaN"),
+        {},
+        "finite",
+        "row 2: series_id=a timestamp=2000-02-01 value=nan",
+    ),
+    (
+        "inf",
+        with_row(GOOD, 6, value="inf"),
+        {},
+        "finite",
+        "row 7: series_id=a timestamp=2000-07-01 value=inf",
+    ),
+    (
+        "duplicate pair",
+        with_row(GOOD, 5, timestamp="2000-05-01"),
+        {},
+        "unique_key",
+        "row 6: series_id=a timestamp=2000-05-01 value=60.0",
+    ),
+    (
+        "out of order",
+        GOOD[:2] + [GOOD[3], GOOD[2]] + GOOD[4:],
+        {},
+        "increasing_time",
+        "row 4: series_id=a timestamp=2000-03-01 value=30.0 (comes after 2000-04-01",
+    ),
+    (
+        "off grid",
+        with_row(GOOD, 1, timestamp="2000-02-15"),
+        {},
+        "on_grid",
+        "row 2: series_id=a timestamp=2000-02-15 value=20.0",
+    ),
+    ("gap", GOOD[:3] + GOOD[4:], {}, "gap", "series_id=a timestamp=2000-04-01"),
+    (
+        "below min",
+        with_row(GOOD, 2, value="-5"),
+        {"prepare": {"transform": "none"}},
+        "min_value",
+        "row 3: series_id=a timestamp=2000-03-01 value=-5.0",
+    ),
+    (
+        "above max",
+        with_row(GOOD, 2, value="500"),
+        {"data": {"max_value": 100}},
+        "max_value",
+        "row 3: series_id=a timestamp=2000-03-01 value=500.0",
+    ),
+    (
+        "zero with log",
+        with_row(GOOD, 0, value="0"),
+        {},
+        "positive_for_log",
+        "row 1: series_id=a timestamp=2000-01-01 value=0.0",
+    ),
+    ("too short", GOOD[:4], {}, "min_history", "series_id=a timestamp=2000-04-01 (has 4 steps"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "overrides", "check", "line"),
+    [case[1:] for case in BAD_ROWS],
+    ids=[case[0] for case in BAD_ROWS],
+)
+def test_bad_rows_are_reported_with_check_and_row(tmp_path, rows, overrides, check, line):
+    err = validation_error(tmp_path, rows, small_cfg(**overrides))
+    report = str(err)
+    assert f"[{check}]" in report
+    assert line in report
+    assert "fix:" in report
+    assert check in err.failures["check"].to_list()
+    assert err.failures.columns[:5] == ["check", "column", SERIES_ID, TIMESTAMP, VALUE]
+
+
+def test_gap_error_lists_every_missing_timestamp(tmp_path):
+    err = validation_error(tmp_path, GOOD[:2] + GOOD[5:], small_cfg())
+    gaps = err.failures.filter(pl.col("check") == "gap")
+    assert gaps[TIMESTAMP].to_list() == [datetime(2000, m, 1) for m in (3, 4, 5)]
+    assert "[gap] column timestamp: 3 failing" in str(err)
+    assert "data.fill_gaps" in str(err)
+
+
+def test_log_check_names_the_param(tmp_path):
+    err = validation_error(tmp_path, with_row(GOOD, 0, value="0"), small_cfg())
+    assert "prepare.transform" in str(err)
+    assert "prepare.transform: none" in str(err)
+
+
+def test_too_short_names_the_driving_params(tmp_path):
+    err = validation_error(tmp_path, GOOD[:4], small_cfg())
+    report = str(err)
+    assert "has 4 steps, needs at least 5" in report
+    for param in ("prepare.lookback (2)", "forecast.horizon (1", "prepare.validation_steps (1)"):
+        assert param in report
+
+
+def test_default_params_need_96_months(tmp_path):
+    err = validation_error(tmp_path, monthly(n=60), Config())
+    assert "[min_history]" in str(err)
+    assert "has 60 steps, needs at least 96" in str(err)
+
+
+def test_all_failures_are_reported_at_once(tmp_path):
+    rows = with_row(with_row(GOOD, 1, value="abc"), 4, timestamp="2000-05-20")
+    err = validation_error(tmp_path, rows + monthly("b", n=3), small_cfg())
+    checks = set(err.failures["check"].to_list())
+    assert {"value_type", "on_grid", "min_history"} <= checks
+    short = err.failures.filter(pl.col("check") == "min_history")
+    assert short[SERIES_ID].to_list() == ["b"]
+
+
+def test_long_failure_lists_are_truncated(tmp_path):
+    rows = [[s, t, "-1"] for s, t, _ in monthly(n=30)]
+    err = validation_error(tmp_path, rows, small_cfg(prepare={"transform": "none"}))
+    report = str(err)
+    assert "[min_value] column value: 30 failing" in report
+    assert "... and 10 more" in report
+    assert err.failures.filter(pl.col("check") == "min_value").height == 30
+
+
+def test_non_numeric_covariate(tmp_path):
+    rows = [r + ["x"] for r in GOOD]
+    path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
+    with pytest.raises(DataValidationError, match=r"\[covariate_numeric\] column promo"):
+        validate(read_source(path), small_cfg())
+
+
+def test_frame_with_wrong_value_dtype_is_reported_not_crashed():
+    frame = pl.DataFrame(
+        {
+            SERIES_ID: ["a"] * 6,
+            TIMESTAMP: [date(2000, m, 1) for m in range(1, 7)],
+            VALUE: [True] * 6,
+        }
+    )
+    with pytest.raises(DataValidationError, match=r"\[dtype\] column value"):
+        validate(frame, small_cfg())
+
+
+# ------------------------------------------------------------------------- good input
+def test_airpassengers_validates_to_144_rows():
+    frame = validate(read_source(AIRPASSENGERS), Config())
+    assert frame.height == 144
+    assert frame.columns == [SERIES_ID, TIMESTAMP, VALUE, FILLED]
+    assert frame.schema[VALUE] == pl.Float64
+    assert frame.schema[TIMESTAMP] == pl.Datetime("us")
+    summary = summarize(frame)
+    assert summary == {
+        "rows": 144,
+        "series": 1,
+        "first_timestamp": "1949-01-01T00:00:00",
+        "last_timestamp": "1960-12-01T00:00:00",
+        "min_series_length": 144,
+        "max_series_length": 144,
+        "filled_gaps": 0,
+        "covariates": [],
+    }
+    json.dumps(summary)
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [("forward", [10.0, 20.0, 20.0, 20.0, 50.0]), ("interpolate", [10.0, 20.0, 30.0, 40.0, 50.0])],
+)
+def test_gaps_are_filled(tmp_path, method, expected):
+    rows = monthly(n=8)
+    rows = rows[:2] + rows[4:]  # 2000-03 and 2000-04 missing
+    path = write_csv(tmp_path / "s.csv", rows)
+    frame = validate(read_source(path), small_cfg(data={"fill_gaps": method}))
+    assert frame.height == 8
+    assert frame[VALUE].head(5).to_list() == expected
+    assert frame[FILLED].to_list() == [False, False, True, True] + [False] * 4
+    assert summarize(frame)["filled_gaps"] == 2
+
+
+def test_filled_covariates_follow_the_method(tmp_path):
+    rows = [r + [i] for i, r in enumerate(GOOD) if i != 2]
+    path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
+    frame = validate(read_source(path), small_cfg(data={"fill_gaps": "interpolate"}))
+    assert frame["promo"].to_list()[:4] == [0, 1, 2, 3]
+
+
+def test_multiple_series_and_a_covariate_pass(tmp_path):
+    rows = [r + [i % 2] for i, r in enumerate(monthly("b", n=6, start=2001) + monthly("a", n=9))]
+    path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
+    frame = validate(read_source(path), small_cfg())
+    assert frame.columns == [SERIES_ID, TIMESTAMP, VALUE, "promo", FILLED]
+    assert frame[SERIES_ID].to_list() == ["a"] * 9 + ["b"] * 6  # sorted by (series, time)
+    assert frame.filter(pl.col(SERIES_ID) == "b")[TIMESTAMP][0] == datetime(2001, 1, 1)
+    summary = summarize(frame)
+    lengths = (summary["min_series_length"], summary["max_series_length"])
+    assert (summary["series"], lengths) == (2, (6, 9))
+    assert summary["covariates"] == ["promo"]
+
+
+def test_directory_of_csvs_and_parquet_reads_like_one_file(tmp_path):
+    rows = monthly("a", n=7) + monthly("b", n=6)
+    single = write_csv(tmp_path / "all.csv", rows)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    write_csv(parts / "1.csv", rows[:4])
+    write_csv(parts / "2.csv", rows[4:9])  # series a ends and b starts in this file
+    read_source(write_csv(tmp_path / "rest.csv", rows[9:])).select(
+        SERIES_ID, TIMESTAMP, VALUE
+    ).write_parquet(parts / "3.parquet")
+    (parts / "README.md").write_text("ignored")
+    cfg = small_cfg()
+    from_dir, from_file = read_source(parts), read_source(single)
+    assert from_dir.select(SERIES_ID, TIMESTAMP, VALUE).equals(
+        from_file.select(SERIES_ID, TIMESTAMP, VALUE)
+    )
+    assert validate(from_dir, cfg).equals(validate(from_file, cfg))
+
+
+def test_directory_files_are_read_in_name_order(tmp_path):
+    rows = monthly(n=6)
+    write_csv(tmp_path / "b.csv", rows[3:])
+    write_csv(tmp_path / "a.csv", rows[:3])
+    assert read_source(tmp_path)[VALUE].to_list() == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+
+
+def test_row_numbers_point_into_the_right_file(tmp_path):
+    rows = monthly(n=6)
+    write_csv(tmp_path / "a.csv", rows[:3])
+    write_csv(tmp_path / "b.csv", with_row(rows[3:], 1, value="oops"))
+    with pytest.raises(DataValidationError) as info:
+        validate(read_source(tmp_path), small_cfg())
+    assert "b.csv row 2: series_id=a timestamp=2000-05-01" in str(info.value)
+    assert info.value.failures.row(0, named=True)["source"].endswith("b.csv")
+
+
+def test_iso_datetimes_parse(tmp_path):
+    stamps = [
+        "2000-01-01",
+        "2000-01-02T00:00:00",
+        "2000-01-03 00:00",
+        "2000-01-04T01:00:00+01:00",
+        "2000-01-05T00:00:00.000Z",
+    ]
+    rows = [["a", ts, "1"] for ts in stamps]
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    assert frame.schema[TIMESTAMP] == pl.Datetime("us")
+    assert frame[TIMESTAMP].to_list() == [datetime(2000, 1, d) for d in range(1, 6)]
+    validate(frame, small_cfg(data={"frequency": "1d"}))
+
+
+def test_validate_accepts_a_plain_frame():
+    frame = pl.DataFrame(
+        {
+            SERIES_ID: ["a"] * 6,
+            TIMESTAMP: [date(2000, m, 1) for m in range(6, 0, -1)],
+            VALUE: [6, 5, 4, 3, 2, 1],
+        }
+    )
+    with pytest.raises(DataValidationError, match=r"<frame> row 2: series_id=a timestamp=2000-05"):
+        validate(frame, small_cfg())
+    ok = validate(frame.reverse(), small_cfg())
+    assert ok[VALUE].to_list() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+# ------------------------------------------------------------------------- the stage edge
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A project-like cwd: params.yaml from the defaults with short-series-friendly params."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORECAST_PREFECT", "never")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return tmp_path
+
+
+def write_params(path: Path, data_path: str) -> None:
+    params = Config().model_dump(mode="json")
+    params["data"]["path"] = data_path
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_bad_data_changes_nothing(stage_dir, capsys):
+    write_csv(stage_dir / "bad.csv", with_row(monthly(n=120, start=1950), 5, value="-3"))
+    write_params(stage_dir / "params.yaml", "bad.csv")
+    validated = stage_dir / "data" / "validated" / "series.parquet"
+    published = stage_dir / "published" / "forecasts.parquet"
+    for path, payload in ((validated, b"old validated bytes"), (published, b"old forecasts")):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+
+    assert stages.main(["ingest"]) == 2
+
+    err = capsys.readouterr().err
+    assert "ingest failed" in err
+    assert "[min_value]" in err and "timestamp=1950-06-01" in err
+    assert validated.read_bytes() == b"old validated bytes"
+    assert published.read_bytes() == b"old forecasts"
+    assert not (stage_dir / "metrics" / "ingest.json").exists()
+
+
+def test_good_run_writes_validated_data_and_metrics(stage_dir):
+    (stage_dir / "raw.csv").write_bytes(AIRPASSENGERS.read_bytes())
+    write_params(stage_dir / "params.yaml", "raw.csv")
+
+    assert stages.main(["ingest"]) == 0
+
+    frame = pl.read_parquet(stage_dir / "data" / "validated" / "series.parquet")
+    assert frame.height == 144
+    assert not [c for c in frame.columns if c.startswith("_")]
+    metrics = json.loads((stage_dir / "metrics" / "ingest.json").read_text())
+    assert metrics["rows"] == 144 and metrics["series"] == 1
