@@ -87,5 +87,5 @@ class WindowGeometry:
 
         ds = tf.data.Dataset.from_tensor_slices(np.asarray(starts, dtype=np.int64))
         if shuffle:
-            ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(max(len(starts), 1), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
