@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS = {
     "model": {"units": [8], "dropout": 0.0},
     "training": {"epochs": 4, "ensemble": 1, "patience": 2, "lr_patience": 1, "batch_size": 32},
+    # A 4-epoch model is no forecaster: let it publish so the tests reach the publish stage.
+    "gate": {"max_mase": 10.0, "min_improvement_over_seasonal_naive": -1.0},
 }
 
 
@@ -60,10 +62,8 @@ def git_commit(project: Path, message: str) -> None:
     run(["git", "commit", "-qm", message], project)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+def make_project(dest: Path) -> Path:
     """The tracked files of this project, copied into a new git repository with tiny params."""
-    dest = tmp_path / "project"
     files = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)
     for rel in filter(None, files.stdout.split("\0")):
         src = ROOT / rel
@@ -91,6 +91,29 @@ def project(tmp_path: Path) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     git_commit(dest, "project copy")
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def reproduced_project(tmp_path_factory) -> Path:
+    """A project copy after one full `dvc repro`, committed; copy it, never change it."""
+    dest = make_project(tmp_path_factory.mktemp("reproduced") / "project")
+    first = run(["dvc", "repro"], dest, env=base_env())
+    (dest.parent / "first_repro.log").write_text(first.stdout)
+    git_commit(dest, "first run")
+    return dest
+
+
+@pytest.fixture
+def project_after_run(reproduced_project: Path, tmp_path: Path) -> Path:
+    """A private copy (git history and DVC cache included) of the reproduced project."""
+    dest = tmp_path / "project"
+    shutil.copytree(reproduced_project, dest, symlinks=True)
     return dest
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env, git_commit, run, update_params
+from tests.conftest import base_env, run, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,12 @@ def snapshot(project: Path) -> dict[str, bytes]:
     return {rel: (project / rel).read_bytes() for rel in PROTECTED}
 
 
-def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(project: Path):
-    first = repro(project)
-    assert ran_stages(first.stdout) == ["ingest", "prepare", "train", "evaluate", "publish"]
+def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(
+    reproduced_project: Path, project_after_run: Path
+):
+    first = (reproduced_project.parent / "first_repro.log").read_text()
+    assert ran_stages(first) == ["ingest", "prepare", "train", "evaluate", "publish"]
+    project = project_after_run
 
     scores = json.loads((project / "metrics/evaluate.json").read_text())
     for model in ("lstm", "naive", "seasonal_naive"):
@@ -52,9 +55,8 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(project: Pat
     assert ran_stages(third.stdout) == ["train", "evaluate", "publish"]
 
 
-def test_bad_data_stops_repro_and_changes_nothing(project: Path):
-    repro(project)
-    git_commit(project, "first run")
+def test_bad_data_stops_repro_and_changes_nothing(project_after_run: Path):
+    project = project_after_run
     before = snapshot(project)
 
     raw = project / "data/raw/airpassengers.csv"
@@ -68,9 +70,8 @@ def test_bad_data_stops_repro_and_changes_nothing(project: Path):
     assert snapshot(project) == before
 
 
-def test_failed_gate_publishes_nothing_and_keeps_last_forecasts(project: Path):
-    repro(project)
-    git_commit(project, "first run")
+def test_failed_gate_publishes_nothing_and_keeps_last_forecasts(project_after_run: Path):
+    project = project_after_run
     before = snapshot(project)
 
     update_params(project, {"gate": {"max_mase": 0.001}})

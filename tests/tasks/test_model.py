@@ -1,0 +1,148 @@
+"""The model definition: shapes, cuDNN-eligible layer settings, the seasonal base, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tasks.model import SeasonalBase, average_ensemble, build_model
+
+LOOKBACK, HORIZON, M = 36, 24, 12
+
+
+def _x(n: int = 5, lookback: int = LOOKBACK, features: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, lookback, features)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    ("cell", "bidirectional", "units"),
+    [("lstm", False, (32, 16)), ("gru", False, (8,)), ("lstm", True, (8, 4, 4))],
+)
+def test_output_shape(cell: str, bidirectional: bool, units: tuple[int, ...]):
+    model = build_model(LOOKBACK, HORIZON, cell=cell, units=units, bidirectional=bidirectional)
+    assert model.output_shape == (None, HORIZON)
+    assert np.asarray(model.predict(_x(), verbose=0)).shape == (5, HORIZON)
+    rnns = [layer for layer in model.layers if layer.name.startswith(("rnn_", "bidirectional_"))]
+    assert len(rnns) == len(units)
+    # return_sequences on all but the last recurrent layer
+    inner = [r.forward_layer if bidirectional else r for r in rnns]
+    assert [r.return_sequences for r in inner] == [True] * (len(units) - 1) + [False]
+
+
+def test_multiple_features_use_feature_zero_for_the_seasonal_base():
+    model = build_model(LOOKBACK, HORIZON, n_features=3, units=(4,))
+    assert model.input_shape == (None, LOOKBACK, 3)
+    assert np.asarray(model.predict(_x(features=3), verbose=0)).shape == (5, HORIZON)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_default_layers_are_cudnn_eligible(cell: str):
+    model = build_model(LOOKBACK, HORIZON, cell=cell)
+    rnns = [layer for layer in model.layers if layer.name.startswith("rnn_")]
+    assert len(rnns) == 2
+    for layer in rnns:
+        cfg = layer.get_config()
+        assert cfg["activation"] == "tanh"
+        assert cfg["recurrent_activation"] == "sigmoid"
+        assert cfg["recurrent_dropout"] == 0
+        assert cfg["unroll"] is False
+        assert cfg["use_bias"] is True
+        if cell == "gru":
+            assert cfg["reset_after"] is True
+
+
+def test_layer_names_are_stable():
+    names = [layer.name for layer in build_model(LOOKBACK, HORIZON).layers]
+    assert names == [
+        "input", "rnn_1", "dropout_1", "rnn_2", "dropout_2", "head", "seasonal_base", "forecast",
+    ]  # fmt: skip
+
+
+def test_seasonal_base_tiles_the_last_season():
+    x = _x(n=3)
+    out = np.asarray(SeasonalBase(LOOKBACK, HORIZON, M)(x))
+    last_season = x[:, -M:, 0]
+    np.testing.assert_array_equal(out, np.concatenate([last_season, last_season], axis=1))
+    # a horizon shorter than a season takes the first steps of the last season
+    short = np.asarray(SeasonalBase(LOOKBACK, 5, M)(x))
+    np.testing.assert_array_equal(short, x[:, LOOKBACK - M : LOOKBACK - M + 5, 0])
+
+
+def test_zero_head_gives_the_seasonal_naive_forecast():
+    model = build_model(LOOKBACK, HORIZON)
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    x = _x()
+    expected = np.tile(x[:, -M:, 0], (1, 2))
+    np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), expected, atol=0)
+
+
+def test_without_seasonal_residual_the_zero_head_predicts_zero():
+    model = build_model(LOOKBACK, HORIZON, seasonal_residual=False)
+    assert "seasonal_base" not in [layer.name for layer in model.layers]
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    np.testing.assert_array_equal(np.asarray(model.predict(_x(), verbose=0)), 0.0)
+
+
+def test_lookback_shorter_than_a_season_raises():
+    with pytest.raises(ValueError, match="shorter than season_length"):
+        build_model(8, HORIZON, season_length=12)
+    with pytest.raises(ValueError, match="shorter than season_length"):
+        SeasonalBase(8, HORIZON, 12)
+    # without the seasonal residual a short lookback is fine
+    assert build_model(8, HORIZON, season_length=12, seasonal_residual=False).output_shape == (
+        None,
+        HORIZON,
+    )
+
+
+def test_unknown_cell_raises():
+    with pytest.raises(ValueError, match="unknown cell"):
+        build_model(LOOKBACK, HORIZON, cell="rnn")
+
+
+def _perturb_head(model: keras.Model, seed: int) -> None:
+    # Non-zero head so the round trip compares more than the seasonal base.
+    rng = np.random.default_rng(seed)
+    head = model.get_layer("head")
+    head.set_weights([rng.normal(size=w.shape).astype("float32") for w in head.get_weights()])
+
+
+def test_save_load_round_trip(tmp_path: Path):
+    model = build_model(LOOKBACK, HORIZON, cell="gru", units=(8, 4))
+    _perturb_head(model, 1)
+    x = _x()
+    before = np.asarray(model.predict(x, verbose=0))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(x, verbose=0)), before)
+    assert isinstance(loaded.get_layer("seasonal_base"), SeasonalBase)
+
+
+def test_ensemble_averages_members_and_round_trips(tmp_path: Path):
+    members = [build_model(LOOKBACK, HORIZON, units=(4,)) for _ in range(3)]
+    for i, m in enumerate(members):
+        _perturb_head(m, i)
+    x = _x()
+    outs = [np.asarray(m.predict(x, verbose=0)) for m in members]
+    ensemble = average_ensemble(members)
+    assert len(ensemble.inputs) == 1
+    pred = np.asarray(ensemble.predict(x, verbose=0))
+    np.testing.assert_allclose(pred, np.mean(outs, axis=0), rtol=1e-6, atol=1e-6)
+    assert np.abs(outs[0] - outs[1]).max() > 1e-3  # members differ, so the mean is a real test
+
+    ensemble.save(tmp_path / "ensemble.keras")
+    loaded = keras.models.load_model(tmp_path / "ensemble.keras")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(x, verbose=0)), pred)
+    assert [layer.name for layer in loaded.layers][1:4] == ["member_0", "member_1", "member_2"]
+
+
+def test_ensemble_of_one_is_the_member():
+    member = build_model(LOOKBACK, HORIZON, units=(4,))
+    assert average_ensemble([member]) is member
+    with pytest.raises(ValueError):
+        average_ensemble([])
