@@ -5,9 +5,9 @@ Pseudo-test: the frame is cut to 1949-1958 (the real training years), so the sam
 The real test years 1959-1960 are never read while tuning. `--final NAME` then runs the chosen
 candidate on the full series once and reports its test RMSE/MASE next to seasonal naive.
 
-    uv run python -m benchmarks.tune_defaults               # all candidates, pseudo-test
-    uv run python -m benchmarks.tune_defaults --only base   # some candidates
-    uv run python -m benchmarks.tune_defaults --final base  # the chosen one on 1959-1960
+    uv run python -m benchmarks.tune_defaults                  # all candidates, pseudo-test
+    uv run python -m benchmarks.tune_defaults --only fast      # some candidates
+    uv run python -m benchmarks.tune_defaults --final fast_lookback24_lr3e-3  # chosen, on 1959-60
 
 Writes benchmarks/results/tune_defaults.json (and final_test.json with --final).
 """

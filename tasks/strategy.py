@@ -1,0 +1,63 @@
+"""Which devices training runs on: a tf.distribute strategy.
+
+- GPUs present: MirroredStrategy over all local GPUs.
+- CPU only: MirroredStrategy over `replicas` logical CPU devices split from the one physical CPU.
+  One replica is plain "/cpu:0"; two replicas split the global batch in halves, which is
+  bit-reproducible with seeds and op determinism, but gives different weights than one replica.
+- ``TF_CONFIG`` naming more than one worker: MultiWorkerMirroredStrategy (multi-host). Only the
+  selection lives here; making ``model.fit`` work with it (keras issue 20585) is a later issue.
+
+Splitting the CPU is only possible before the TensorFlow runtime initialises (the first op,
+tensor or device listing of *logical* devices), so call `make_strategy` before anything else
+touches TensorFlow in the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+TOO_LATE = "set training.replicas before TensorFlow initialises (run in a fresh process)"
+
+
+def _workers() -> int:
+    """Number of workers in TF_CONFIG (0 when unset or unreadable as a cluster spec)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        return len(json.loads(raw).get("cluster", {}).get("worker", []))
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _cpu_devices(replicas: int) -> list[str]:
+    """Split the physical CPU into `replicas` logical devices; returns their names."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if replicas > 1:
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+            )
+        except RuntimeError:
+            # The runtime is already up: fine if an earlier call made at least as many devices.
+            if len(tf.config.list_logical_devices("CPU")) < replicas:
+                raise RuntimeError(
+                    f"{TOO_LATE}: asked for {replicas} CPU replicas, but TensorFlow is already "
+                    f"running with {len(tf.config.list_logical_devices('CPU'))}"
+                ) from None
+    return [f"/cpu:{i}" for i in range(replicas)]
+
+
+def make_strategy(replicas: int = 1) -> tf.distribute.Strategy:
+    """The strategy to build, compile and fit under (see the module docstring)."""
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
+    if _workers() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy(devices=[f"/gpu:{i}" for i in range(len(gpus))])
+    return tf.distribute.MirroredStrategy(devices=_cpu_devices(replicas))
