@@ -8,10 +8,12 @@ cd "$(dirname "$0")"
 
 UV_VERSION=0.13.8
 
+# `python3 -m uv` works wherever pip put uv (user site, a pyenv version without shims, a venv).
+uv() { python3 -m uv "$@"; }
+
 ensure_env() {
-  if ! command -v uv >/dev/null 2>&1; then
-    python3 -m pip install --quiet "uv==${UV_VERSION}"
-    export PATH="$(python3 -m site --user-base)/bin:$PATH"
+  if ! python3 -m uv --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
   fi
   # --frozen: exactly the versions in uv.lock, never a re-resolution.
   uv sync --frozen --quiet
@@ -22,12 +24,12 @@ case "${1:-}" in
     shift
     ensure_env
     # A Prefect flow over the five stages; DVC records every stage it runs in dvc.lock.
-    exec uv run --frozen python -m flows.pipeline "$@"
+    uv run --frozen python -m flows.pipeline "$@"
     ;;
   test)
     shift
     ensure_env
-    exec uv run --frozen pytest "$@"
+    uv run --frozen pytest "$@"
     ;;
   "")
     sed -n '2,5p' "$0"
@@ -35,6 +37,6 @@ case "${1:-}" in
     ;;
   *)
     ensure_env
-    exec uv run --frozen "$@"
+    uv run --frozen "$@"
     ;;
 esac
