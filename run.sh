@@ -19,6 +19,21 @@ ensure_env() {
   uv sync --frozen --quiet
 }
 
+# The UI test (tests/ui) drives headless Chromium through chromedriver (Debian packages): installed
+# here when missing and running as root; otherwise that test fails and names what to install.
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver for the UI test (apt-get)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "WARNING: chromium/chromedriver missing and not root: tests/ui will fail" >&2
+  fi
+}
+
 case "${1:-}" in
   pipeline)
     shift
@@ -29,6 +44,7 @@ case "${1:-}" in
   test)
     shift
     ensure_env
+    ensure_browser
     uv run --frozen pytest "$@"
     ;;
   "")

@@ -65,6 +65,14 @@ class ModelConfig(_Section):
     bidirectional: bool = False
     # Predict the change over the last season instead of the level (seasonal-naive residual).
     seasonal_residual: bool = True
+    # Feed each window relative to its last value (level-free shapes; log-ratios after a log).
+    relative_inputs: bool = True
+    # Dot-product attention over the last recurrent layer's outputs, queried by its last step.
+    attention: bool = False
+    # direct: one head predicts all horizon steps; recursive: a one-step head fed back.
+    mode: Literal["direct", "recursive"] = "direct"
+    # > 0: a learnt vector of this size per series (one global model over many series).
+    series_embedding: int = Field(default=0, ge=0, le=512)
 
     @model_validator(mode="after")
     def _units(self) -> ModelConfig:
@@ -87,6 +95,12 @@ class TrainingConfig(_Section):
     replicas: int = Field(default=1, ge=1, le=64)
     # Models trained with seeds seed, seed+1, ...; their forecasts are averaged.
     ensemble: int = Field(default=3, ge=1, le=32)
+    # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
+    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # Processes training together (MultiWorkerMirroredStrategy): `python -m flows.multiworker`.
+    workers: int = Field(default=1, ge=1, le=16)
+    # Back up each epoch to checkpoints/backup/ and resume from it after a crash.
+    resume: bool = True
 
 
 class GateConfig(_Section):
@@ -94,11 +108,59 @@ class GateConfig(_Section):
     max_mase: float = Field(default=1.0, gt=0.0)
     # ... and its RMSE beats seasonal naive by at least this fraction (0.05 = 5 % lower).
     min_improvement_over_seasonal_naive: float = Field(default=0.0, ge=-1.0, lt=1.0)
+    # Change thresholds against the champion (the model published last, rescored on the current
+    # folds): how much worse than the champion the challenger's `metric` may be (lower is better).
+    # null disables a threshold; with no champion yet only the value thresholds above apply.
+    metric: Literal["mase", "rmse", "mae", "smape"] = "mase"
+    max_abs_change: float | None = Field(default=None, ge=0.0)
+    max_rel_change: float | None = Field(default=0.1, ge=0.0)
+
+
+class EvaluateConfig(_Section):
+    """Rolling-origin backtest (tasks/backtest.py) and conformal intervals (tasks/intervals.py).
+
+    Fold k (0 = the latest) forecasts the `forecast.horizon` steps after origin
+    N - horizon - k * step of each series. The code default (one fold) is the plain holdout;
+    params.yaml sets the pipeline's folds.
+    """
+
+    n_windows: int = Field(default=1, ge=1, le=100)
+    step: int = Field(default=12, ge=1)
+    # True: a model per fold, trained on that fold's training part (fold 0 reuses the train
+    # stage's model). False: one model, trained at the earliest origin, scores every fold.
+    refit: bool = False
+    # Prediction-interval levels in percent; the store has columns for these two.
+    levels: tuple[Literal[80, 95], ...] = Field(default=(80, 95), min_length=1)
+
+    @model_validator(mode="after")
+    def _levels(self) -> EvaluateConfig:
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"evaluate.levels holds duplicates: {list(self.levels)}")
+        return self
 
 
 class PublishConfig(_Section):
     store: str = "published/forecasts.sqlite"
     export: str = "published/forecasts.parquet"
+
+
+class OrchestrationConfig(_Section):
+    """How production runs are scheduled, serialised, retried and versioned (flows/deploy.py,
+    flows/pipeline.py, tasks/versioning.py). No stage reads it: changing it reruns nothing."""
+
+    deployment: str = Field(default="scheduled", pattern=r"^[A-Za-z0-9_.-]+$")
+    cron: str = Field(default="0 6 * * *", min_length=9)
+    timezone: str = "UTC"
+    # A run that arrives while one is running: "enqueue" waits for it, "cancel" skips the new one.
+    on_overlap: Literal["enqueue", "cancel"] = "enqueue"
+    # Reading the source: transient failures retry this often, waiting delay * 2**attempt seconds.
+    source_retries: int = Field(default=3, ge=0, le=10)
+    source_retry_delay_s: float = Field(default=2.0, ge=0.0)
+    # Version each successful deployment run: git commit + tag of dvc.lock/metrics, dvc push.
+    version_runs: bool = True
+    remote: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]+$")
+    tag_prefix: str = Field(default="forecast-run", pattern=r"^[A-Za-z0-9_.-]+$")
+    run_log: str = "logs/pipeline-runs.jsonl"
 
 
 class Config(_Section):
@@ -107,8 +169,10 @@ class Config(_Section):
     prepare: PrepareConfig = PrepareConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
     publish: PublishConfig = PublishConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
     # The file this config was read from (lineage hashes it).
     _source: Path = PrivateAttr(default=DEFAULT_PARAMS)
 
@@ -128,8 +192,15 @@ class Config(_Section):
 
     @property
     def min_history(self) -> int:
-        """Steps a series needs: one training window, the validation tail and the test horizon."""
-        return self.prepare.lookback + self.forecast.horizon * 2 + self.prepare.validation_steps
+        """Steps a series needs: one training window, the validation tail and the test horizon
+        in the earliest backtest fold, whose origin is (n_windows - 1) * step steps earlier."""
+        folds = (self.evaluate.n_windows - 1) * self.evaluate.step
+        return (
+            self.prepare.lookback
+            + self.forecast.horizon * 2
+            + self.prepare.validation_steps
+            + folds
+        )
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -1,0 +1,62 @@
+"""Small readers of the Prefect REST API for the tests (plain httpx: what the UI itself calls)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def post(api: str, path: str, body: dict | None = None) -> list | dict:
+    resp = httpx.post(f"{api}{path}", json=body or {}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def get(api: str, path: str, **params) -> list | dict:
+    resp = httpx.get(f"{api}{path}", params=params, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def flow_run(api: str, run_id: str) -> dict:
+    return get(api, f"/flow_runs/{run_id}")
+
+
+def flow_runs(api: str, flow_name: str) -> list[dict]:
+    body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
+    return post(api, "/flow_runs/filter", body)
+
+
+def task_runs(api: str, flow_run_id: str) -> list[dict]:
+    return post(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+
+
+def states(api: str, flow_run_id: str) -> list[dict]:
+    return get(api, "/flow_run_states/", flow_run_id=flow_run_id)
+
+
+def artifacts(api: str, flow_run_id: str) -> dict[str, dict]:
+    found = post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    return {a["key"]: a for a in found}
+
+
+def events(api: str, name: str) -> list[dict]:
+    body = {"filter": {"event": {"name": [name]}, "any_resource": None}, "limit": 50}
+    return post(api, "/events/filter", body)["events"]
+
+
+def wait_terminal(api: str, run_ids: list[str], timeout: float = 300) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = {rid: flow_run(api, rid) for rid in run_ids}
+        if all(r["state_type"] in TERMINAL for r in runs.values()):
+            return runs
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                "runs not finished in time: "
+                + ", ".join(f"{r['name']} {r['state_name']}" for r in runs.values())
+            )
+        time.sleep(1)

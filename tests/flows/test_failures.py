@@ -1,0 +1,105 @@
+"""Failures are visible (failed state with the reason, an event, a run-log line) and change nothing
+published; a source that is briefly unreadable is retried with back-off, bad rows are not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run, update_params
+from tests.flows import api
+
+pytestmark = pytest.mark.slow
+
+PUBLISHED = ("published/forecasts.sqlite", "published/forecasts.parquet")
+RUN_LOG = "logs/pipeline-runs.jsonl"
+
+
+def published(project: Path) -> dict[str, bytes]:
+    return {rel: (project / rel).read_bytes() for rel in PUBLISHED}
+
+
+def last_logged(project: Path) -> dict:
+    return json.loads((project / RUN_LOG).read_text().splitlines()[-1])
+
+
+def failed_run(project: Path, env: dict, server: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = run(["python", "-m", "flows.pipeline"], project, env=env, check=False)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    record = last_logged(project)
+    assert record["failed"] is True
+    return result, api.flow_run(server, record["flow_run_id"])
+
+
+def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
+    project_after_run: Path, prefect_env: dict, prefect_server: str
+):
+    project = project_after_run
+    before = published(project)
+
+    update_params(project, {"gate": {"max_mase": 0.001}})
+    result, flow_run = failed_run(project, prefect_env, prefect_server)
+    assert "NOT PUBLISHED" in result.stderr
+    assert flow_run["state_type"] == "FAILED"
+    assert "NOT PUBLISHED" in flow_run["state"]["message"]
+    assert "NOT PUBLISHED" in last_logged(project)["reason"]
+    states = {t["name"]: t["state_type"] for t in api.task_runs(prefect_server, flow_run["id"])}
+    assert states["evaluate"] == "COMPLETED" and states["publish"] == "FAILED", states
+    metrics = api.artifacts(prefect_server, flow_run["id"])["forecast-metrics"]["data"]
+    assert "Decision: NOT PUBLISHED" in metrics
+    failed_events = api.events(prefect_server, "forecast.pipeline.failed")
+    [event] = [e for e in failed_events if flow_run["id"] in e["resource"]["prefect.resource.id"]]
+    assert "NOT PUBLISHED" in event["payload"]["reason"]
+    assert published(project) == before
+
+    # Bad rows: ingest fails at once (no retry: the data, not the source, is wrong).
+    update_params(project, {"gate": {"max_mase": 10.0}})
+    raw = project / "data/raw/airpassengers.csv"
+    lines = raw.read_text().splitlines()
+    raw.write_text("\n".join([*lines, lines[-1]]) + "\n")
+    result, flow_run = failed_run(project, prefect_env, prefect_server)
+    assert flow_run["state_type"] == "FAILED"
+    assert "duplicate" in flow_run["state"]["message"].lower()
+    [ingest] = api.task_runs(prefect_server, flow_run["id"])
+    assert ingest["name"] == "ingest" and ingest["run_count"] == 1
+    assert published(project) == before
+
+
+def test_unreadable_source_is_retried_with_backoff(
+    project_after_run: Path, prefect_env: dict, prefect_server: str, tmp_path: Path
+):
+    project = project_after_run
+    update_params(
+        project,
+        {
+            "data": {"path": "data/raw/late.csv"},
+            "orchestration": {"source_retries": 3, "source_retry_delay_s": 1.0},
+        },
+    )
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.pipeline"], cwd=project, env=prefect_env,
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    # The export lands only after the first attempt failed and a retry was scheduled.
+    while "Retry 1/3" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+    shutil.copyfile(project / "data/raw/airpassengers.csv", project / "data/raw/late.csv")
+    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "ingest: ran" in output
+    record = last_logged(project)
+    assert record["failed"] is False
+    [ingest] = [
+        t for t in api.task_runs(prefect_server, record["flow_run_id"]) if t["name"] == "ingest"
+    ]
+    assert ingest["state_type"] == "COMPLETED" and ingest["run_count"] >= 2, ingest
