@@ -1,53 +1,272 @@
-"""Evaluate: score the model and the naive baselines on the held-out tail of every series."""
+"""Evaluate: rolling-origin backtest of the LSTM and the baselines, conformal intervals, and the
+champion rescored on the same folds. Pure: the stage runner (flows/stages/evaluate.py) does the
+file I/O and hands in the models.
+
+Scores are means over every (fold, series) pair: RMSE, MAE, sMAPE, MASE (scaled by the fold's
+in-sample seasonal-naive error; left out for a series whose training part is constant, listed
+under `mase_undefined`) and, for the LSTM, the backtest coverage of its intervals.
+
+The champion (the model published last) is rescored on every current fold. Its change check
+compares it with the challenger's final model (the one publish would ship) on the fold-series
+pairs *neither* was trained on: the challenger trained through fold 0's origin, so that is fold 0,
+minus any series the champion saw there (it trained on data up to its own publish's origin).
+Comparing there, and not on folds one of them trained on, keeps the comparison fair: a champion
+trained on the same data as the challenger would otherwise be scored in-sample on the older folds.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from tasks import baselines, metrics
+from tasks import backtest, intervals
+from tasks.backtest import MODELS, FoldModels, FoldResult
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
-from tasks.forecast import forecast_original
-from tasks.prepare import Prepared
+from tasks.forecast import DivergedModel
 
-MODELS = ("lstm", "naive", "seasonal_naive")
+# Plot files written by the evaluate stage (dvc.yaml's top-level `plots` render them).
+TEST_FORECAST = "plots/test_forecast.csv"  # latest fold: actual, forecasts, intervals
+BACKTEST_FORECAST = "plots/backtest_forecast.csv"  # every fold, long format
+FOLD_ERRORS = "plots/fold_errors.csv"  # RMSE per fold and model
+HORIZON_ERRORS = "plots/horizon_errors.csv"  # MASE per horizon step and model
 
 
-def evaluate(prepared: Prepared, model, cfg: Config) -> tuple[dict, pl.DataFrame]:
-    """Scores averaged over series ({"lstm": {...}, "naive": {...}, ...}) and the test forecasts."""
-    horizon, m = cfg.forecast.horizon, cfg.data.season_length
-    lstm = forecast_original(prepared, model, prepared.test_starts)
-    per_model: dict[str, list[dict]] = {name: [] for name in MODELS}
-    rows = []
-    for s in range(len(prepared.series_ids)):
-        lo, end, hi = (
-            int(prepared.offsets[s]),
-            int(prepared.train_end[s]),
-            int(prepared.offsets[s + 1]),
+@dataclass
+class Champion:
+    """The model published last, as read back from the publish stage's state."""
+
+    model: object
+    md5: str
+    meta: dict | None  # published/champion.json: geometry, transform, trained_through, ...
+    path: str = "published/champion.keras"
+
+
+@dataclass
+class Evaluation:
+    scores: dict  # metrics/evaluate.json
+    folds: dict  # metrics/folds.json
+    calibration: intervals.Calibration  # models/intervals.json
+    comparison: dict | None  # champion vs challenger (None: no champion, a first run)
+    plots: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- champion
+def _incompatible(champion: Champion, cfg: Config) -> str | None:
+    """Why the champion cannot forecast the current folds (None when it can)."""
+    want = {
+        "lookback": cfg.prepare.lookback,
+        "horizon": cfg.forecast.horizon,
+        "transform": cfg.prepare.transform,
+        "scaler": cfg.prepare.scaler,
+        "season_length": cfg.data.season_length,
+    }
+    if champion.meta:
+        diff = [
+            f"{k} {champion.meta.get(k)!r} -> {v!r}"
+            for k, v in want.items()
+            if k in champion.meta and champion.meta[k] != v
+        ]
+        if diff:
+            return "the params changed what a forecast means: " + ", ".join(diff)
+    model = champion.model
+    try:
+        lookback = int(model.inputs[0].shape[1])
+        horizon = int(model.outputs[0].shape[-1])
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if (lookback, horizon) != (cfg.prepare.lookback, cfg.forecast.horizon):
+        return (
+            f"champion takes lookback {lookback} and forecasts {horizon} steps; the current "
+            f"params need {cfg.prepare.lookback} and {cfg.forecast.horizon}"
         )
-        insample, actual = prepared.raw[lo:end], prepared.raw[end:hi]
-        preds = {
-            "lstm": lstm[s],
-            "naive": baselines.naive(insample, horizon),
-            "seasonal_naive": baselines.seasonal_naive(insample, horizon, m),
+    return None
+
+
+def _seen(champion: Champion, result: FoldResult) -> list[bool | None]:
+    """Per series: did the champion train on this fold's first test step (None: unknown)?"""
+    through = (champion.meta or {}).get("trained_through") or {}
+    origin = backtest.fold_origin_timestamps(result)
+    out = []
+    for sid in result.prepared.series_ids.astype(str):
+        if not champion.meta or "trained_through" not in champion.meta:
+            out.append(None)
+        elif sid not in through:
+            out.append(False)  # a series the champion never saw
+        else:
+            out.append(origin[sid] <= through[sid])
+    return out
+
+
+def compare_champion(
+    results: list[FoldResult], challenger_rows: list[dict], champion: Champion, cfg: Config
+) -> dict:
+    """The champion rescored on every fold, and the gate metric of champion and challenger on
+    the pairs neither trained on (see the module docstring). `challenger_rows`: the scores of
+    the challenger's final model on fold 0, one per series."""
+    metric = cfg.gate.metric
+    base = {"path": champion.path, "md5": champion.md5, "metric": metric}
+    if champion.meta:
+        base["published_at"] = champion.meta.get("published_at")
+        base["trained_through"] = champion.meta.get("trained_through")
+    reason = _incompatible(champion, cfg)
+    if reason:
+        return {**base, "status": "incompatible", "reason": reason}
+    per_fold, champion_rows = {}, {}
+    try:
+        for r in results:
+            _, preds = backtest.model_forecasts(r.prepared, champion.model)
+            rows = backtest.score_series(r.prepared, preds)
+            champion_rows[r.fold] = rows
+            seen = _seen(champion, r)
+            per_fold[f"fold_{r.fold}"] = {
+                **backtest.mean_scores(rows),
+                "seen_in_training": None if None in seen else any(seen),
+            }
+    except DivergedModel as err:
+        return {**base, "status": "diverged", "reason": f"champion: {err}"}
+    seen0 = _seen(champion, results[0])
+    pairs = [
+        s
+        for s, seen in enumerate(seen0)
+        if not seen
+        and challenger_rows[s][metric] is not None
+        and champion_rows[0][s][metric] is not None
+    ]
+    base.update(per_fold=per_fold)
+    if not pairs:
+        return {
+            **base,
+            "status": "no_comparable_folds",
+            "reason": "the champion trained on every series' latest fold, or its "
+            f"{metric} is undefined there: nothing to compare out of sample",
         }
-        for name, pred in preds.items():
-            per_model[name].append(metrics.score(actual, pred, insample, m))
-        rows.append(
+    sids = [str(results[0].prepared.series_ids[s]) for s in pairs]
+    return {
+        **base,
+        "status": "compared",
+        "compared_on": {"fold": 0, "series": len(sids), "series_ids": sids[:20]},
+        "training_period_known": None not in seen0,
+        "champion": float(np.mean([champion_rows[0][s][metric] for s in pairs])),
+        "challenger": float(np.mean([challenger_rows[s][metric] for s in pairs])),
+    }
+
+
+# ---------------------------------------------------------------- plots
+def _forecast_frame(r: FoldResult, cal: intervals.Calibration) -> pl.DataFrame:
+    p, h = r.prepared, r.prepared.geometry.horizon
+    parts = []
+    for s, sid in enumerate(p.series_ids.astype(str)):
+        end = int(p.train_end[s])
+        b = intervals.bands(p, s, r.lstm_scaled[s], cal)
+        parts.append(
             pl.DataFrame(
                 {
-                    SERIES_ID: [str(prepared.series_ids[s])] * horizon,
-                    TIMESTAMP: prepared.timestamps[end:hi],
-                    "horizon_step": np.arange(1, horizon + 1),
-                    "actual": actual,
-                    **preds,
+                    "fold": [r.fold] * h,
+                    SERIES_ID: [sid] * h,
+                    TIMESTAMP: p.timestamps[end : end + h],
+                    "horizon_step": np.arange(1, h + 1),
+                    "actual": r.actual[s],
+                    "lstm": r.preds["lstm"][s],
+                    **b,
+                    **{name: r.preds[name][s] for name in backtest.BASELINES},
                 }
             )
         )
-    scores = {
-        name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
-        for name, rs in per_model.items()
+    return pl.concat(parts)
+
+
+def _plots(results: list[FoldResult], lofo: list[intervals.Calibration]) -> dict:
+    cal_for = lofo if len(lofo) == len(results) else lofo * len(results)
+    backtest_frame = pl.concat([_forecast_frame(r, cal_for[r.fold]) for r in results])
+    fold_errors = pl.DataFrame(
+        {
+            "fold": [r.fold for r in results],
+            **{
+                name: [backtest.mean_scores(r.scores[name])["rmse"] for r in results]
+                for name in MODELS
+            },
+        }
+    )
+    horizon = backtest.per_horizon_mase(results)
+    steps = len(results[0].actual[0])
+    horizon_errors = pl.DataFrame(
+        {
+            "horizon_step": np.arange(1, steps + 1),
+            **{
+                name: (vals if vals is not None else [None] * steps)
+                for name, vals in horizon.items()
+            },
+        },
+        schema_overrides={name: pl.Float64 for name in MODELS},
+    )
+    return {
+        TEST_FORECAST: backtest_frame.filter(pl.col("fold") == 0).drop("fold"),
+        BACKTEST_FORECAST: backtest_frame,
+        FOLD_ERRORS: fold_errors,
+        HORIZON_ERRORS: horizon_errors,
     }
-    scores["n_series"] = len(prepared.series_ids)
-    return scores, pl.concat(rows)
+
+
+# ---------------------------------------------------------------- the stage's pure core
+def evaluate(
+    folds: list,
+    models: FoldModels,
+    cfg: Config,
+    champion: Champion | None = None,
+) -> Evaluation:
+    """Backtest every fold, calibrate the intervals, rescore the champion."""
+    levels = tuple(cfg.evaluate.levels)
+    results = backtest.run_backtest(folds, models.models)
+    residuals = np.stack([r.residuals for r in results])  # (F, S, H), scaled space
+    calibration = intervals.calibrate(residuals.reshape(-1, residuals.shape[-1]), levels)
+    cov = intervals.coverage(residuals, levels)
+    lofo = intervals.lofo_calibrations(residuals, levels)
+
+    scores: dict = backtest.aggregate(results)
+    for lv in levels:
+        scores["lstm"][f"coverage_{lv}"] = cov["overall"][lv]
+    scores.update(
+        n_series=len(folds[0].series_ids),
+        n_folds=len(folds),
+        intervals={
+            "space": "scaled",
+            "coverage": {str(lv): cov["overall"][lv] for lv in levels},
+            "coverage_method": cov["method"],
+            "coverage_in_sample": {str(lv): cov["in_sample"][lv] for lv in levels},
+            "pooled_steps": {str(lv): calibration.pooled_steps[lv] for lv in levels},
+            "residuals_per_step": calibration.residuals_per_step,
+            "exact": {str(lv): calibration.exact[lv] for lv in levels},
+        },
+        mase_undefined=backtest.undefined_mase(results),
+    )
+
+    fold_detail = {
+        f"fold_{r.fold}": {
+            "origin": backtest.fold_origin_timestamps(r),
+            **{name: backtest.mean_scores(r.scores[name]) for name in MODELS},
+            "coverage": {str(lv): cov["per_fold"][r.fold][lv] for lv in levels},
+        }
+        for r in results
+    }
+    folds_json = {
+        "n_windows": cfg.evaluate.n_windows,
+        "step": cfg.evaluate.step,
+        "refit": cfg.evaluate.refit,
+        "models": {"note": models.note, "trained": models.trained},
+        "folds": fold_detail,
+        "horizon_mase": backtest.per_horizon_mase(results),
+    }
+    # The final model (what publish would ship) on fold 0: the backtest's own fold-0 model with
+    # refit or one fold; otherwise scored here, which also stops a diverged final model now.
+    if models.models[0] is models.stage:
+        final = results[0]
+    else:
+        final = backtest.score_fold(0, folds[0], models.stage)
+    folds_json["final_model_fold_0"] = backtest.mean_scores(final.scores["lstm"])
+    comparison = (
+        None if champion is None else compare_champion(results, final.scores["lstm"], champion, cfg)
+    )
+    return Evaluation(scores, folds_json, calibration, comparison, _plots(results, lofo))

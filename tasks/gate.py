@@ -1,4 +1,15 @@
-"""The evaluation gate: publish only a model that is good enough and beats seasonal naive.
+"""The evaluation gate: publish only a model that is good enough, beats seasonal naive, and is not
+materially worse than the champion (the model published last).
+
+Value thresholds judge the challenger's backtest (means over folds and series):
+  lstm MASE <= gate.max_mase, lstm RMSE <= seasonal-naive RMSE * (1 - margin), all finite.
+Change thresholds judge it against the champion rescored on the current folds (see
+tasks/evaluate.py for which folds), on `gate.metric` (lower is better for every metric offered):
+  worsening = challenger - champion <= gate.max_abs_change,
+  relative worsening = worsening / champion <= gate.max_rel_change  (null disables either).
+A first run (no champion) is judged on the value thresholds alone; so is a run whose champion
+cannot be compared (params changed the horizon or transform, or it diverges), which the
+decision says in `champion.status` and `notes`.
 
 The decision is a JSON-able dict holding every number it rests on, so metrics/gate.json alone
 explains why a run was or was not published.
@@ -8,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tasks.config import GateConfig
@@ -15,6 +27,17 @@ from tasks.metrics import METRICS
 
 MODEL = "lstm"
 REFERENCE = "seasonal_naive"
+# The champion: the model published last, kept beside the store by publish (persist outs).
+# Evaluate reads it as state, not as a DVC dependency: publish depends on evaluate's gate.json,
+# so evaluate depending on publish's output would be a cycle.
+CHAMPION_MODEL = Path("published/champion.keras")
+CHAMPION_META = Path("published/champion.json")
+# +1: higher is worse (errors). A metric where higher is better would be -1.
+DIRECTION = {"mase": 1, "rmse": 1, "mae": 1, "smape": 1}
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _metrics(scores: Mapping[str, Any], name: str) -> dict[str, float]:
@@ -23,7 +46,8 @@ def _metrics(scores: Mapping[str, Any], name: str) -> dict[str, float]:
     missing = [m for m in METRICS if m not in scores[name]]
     if missing:
         raise ValueError(f"scores[{name!r}] lacks {missing}")
-    return {m: float(scores[name][m]) for m in METRICS}
+    # None (e.g. MASE undefined for every series) becomes NaN, which fails the gate below.
+    return {m: _float(scores[name][m]) for m in METRICS}
 
 
 def _improvement(model_rmse: float, reference_rmse: float) -> float:
@@ -43,12 +67,54 @@ def _non_finite(lstm: Mapping[str, float]) -> list[str]:
     return [f"{MODEL} {m} is not finite ({v})" for m, v in lstm.items() if not math.isfinite(v)]
 
 
-def decide(scores: Mapping[str, Any], gate: GateConfig) -> dict:
-    """Gate the model on `scores` ({"lstm": {...}, "seasonal_naive": {...}, ...}, series means;
-    other entries such as "naive" or "n_series" are ignored).
+def worsening(challenger: float, champion: float, metric: str) -> tuple[float, float]:
+    """(absolute, relative) worsening of the challenger over the champion; > 0 is worse."""
+    diff = DIRECTION[metric] * (challenger - champion)
+    if champion != 0:
+        rel = diff / abs(champion)
+    else:
+        rel = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff, rel
 
-    Passes iff lstm MASE <= gate.max_mase and lstm RMSE <= seasonal-naive RMSE * (1 - margin),
-    and every lstm metric is finite.
+
+def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[list, list, dict]:
+    """Checks, failure reasons and the numbers behind them, against a compared champion."""
+    metric = gate.metric
+    if comparison.get("metric", metric) != metric:
+        raise ValueError(
+            f"the champion was compared on {comparison.get('metric')!r}, the gate wants {metric!r}"
+        )
+    chal, champ = _float(comparison["challenger"]), _float(comparison["champion"])
+    diff, rel = worsening(chal, champ, metric)
+    checks, reasons = [], []
+    short = comparison.get("md5", "")[:12]
+    if gate.max_abs_change is not None:
+        checks.append(_check(f"{metric}_abs_change_vs_champion", diff, gate.max_abs_change))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"lstm {metric} {chal:.4g} is {diff:.4g} worse than the champion's {champ:.4g} "
+                f"(model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
+            )
+    if gate.max_rel_change is not None:
+        checks.append(_check(f"{metric}_rel_change_vs_champion", rel, gate.max_rel_change))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"lstm {metric} {chal:.4g} is {rel:.1%} worse than the champion's {champ:.4g} "
+                f"(model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
+            )
+    if not (math.isfinite(chal) and math.isfinite(champ)):
+        reasons.append(f"{metric} of challenger ({chal}) or champion ({champ}) is not finite")
+    return checks, reasons, {"abs_change": diff, "rel_change": rel}
+
+
+def decide(
+    scores: Mapping[str, Any],
+    gate: GateConfig,
+    comparison: Mapping[str, Any] | None = None,
+) -> dict:
+    """Gate the model on `scores` ({"lstm": {...}, "seasonal_naive": {...}, ...}, backtest means;
+    other entries are ignored) and, when there is a champion, on `comparison`
+    (tasks.evaluate.compare_champion: {"status", "metric", "champion", "challenger", ...}).
     """
     lstm = _metrics(scores, MODEL)
     ref = _metrics(scores, REFERENCE)
@@ -66,15 +132,38 @@ def decide(scores: Mapping[str, Any], gate: GateConfig) -> dict:
             f"lstm RMSE {lstm['rmse']:.4g} > seasonal naive RMSE {ref['rmse']:.4g} * "
             f"(1 - gate.min_improvement_over_seasonal_naive {margin:.4g}) = {rmse_threshold:.4g}"
         )
+
+    notes: list[str] = []
+    champion: dict | None = None
+    if comparison is None:
+        notes.append("first run: no champion yet, judged on the value thresholds alone")
+    else:
+        champion = dict(comparison)
+        if comparison.get("status") == "compared":
+            change_checks, change_reasons, numbers = _change_checks(comparison, gate)
+            checks += change_checks
+            reasons += change_reasons
+            champion.update(numbers)
+        else:
+            notes.append(
+                f"champion not compared ({comparison.get('status')}): "
+                f"{comparison.get('reason', 'no reason given')}; judged on the value thresholds"
+            )
     return {
         "passed": not reasons,
         "reasons": reasons,
         "checks": checks,
+        "notes": notes,
+        "first_run": comparison is None,
         "lstm": lstm,
         "seasonal_naive": ref,
         "improvement_over_seasonal_naive": _improvement(lstm["rmse"], ref["rmse"]),
+        "champion": champion,
         "gate": {
             "max_mase": gate.max_mase,
             "min_improvement_over_seasonal_naive": margin,
+            "metric": gate.metric,
+            "max_abs_change": gate.max_abs_change,
+            "max_rel_change": gate.max_rel_change,
         },
     }

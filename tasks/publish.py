@@ -1,4 +1,6 @@
-"""Publish: forecasts for the horizon after each series' last observation, in original units."""
+"""Publish: forecasts for the horizon after each series' last observation, in original units, with
+their conformal prediction intervals; and the champion (a copy of the published model) that the
+next evaluate compares its challenger with."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.forecast import forecast_original
+from tasks.intervals import INTERVALS, Calibration, bands, predict_scaled, to_original
 from tasks.prepare import Prepared
 
 
@@ -24,16 +26,50 @@ def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Seri
     ).to_series()
 
 
-def future_forecasts(prepared: Prepared, model, frequency: str) -> pl.DataFrame:
-    """series_id, timestamp, horizon_step, forecast for the steps after the last observation."""
+def future_forecasts(
+    prepared: Prepared, model, frequency: str, calibration: Calibration | None = None
+) -> pl.DataFrame:
+    """series_id, timestamp, horizon_step, forecast (+ lo_L, hi_L per calibrated level) for the
+    steps after the last observation."""
     horizon = prepared.geometry.horizon
-    preds = forecast_original(prepared, model, prepared.forecast_starts)  # (S, H)
+    scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
+    n = len(prepared.series_ids)
+    preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]
-    return pl.DataFrame(
-        {
-            SERIES_ID: np.repeat(prepared.series_ids.astype(str), horizon),
-            TIMESTAMP: future_timestamps(last, horizon, frequency),
-            "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
-            "forecast": preds.reshape(-1),
-        }
-    )
+    columns = {
+        SERIES_ID: np.repeat(prepared.series_ids.astype(str), horizon),
+        TIMESTAMP: future_timestamps(last, horizon, frequency),
+        "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
+        "forecast": preds.reshape(-1),
+    }
+    if calibration is not None:
+        if any(len(w) != horizon for w in calibration.widths.values()):
+            raise ValueError(
+                f"{INTERVALS} was calibrated for another horizon than {horizon}: rerun evaluate"
+            )
+        per_series = [bands(prepared, s, scaled[s], calibration) for s in range(n)]
+        for name in per_series[0]:
+            columns[name] = np.concatenate([b[name] for b in per_series])
+    return pl.DataFrame(columns)
+
+
+def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at: str) -> dict:
+    """What the next evaluate needs to judge the champion fairly: what it forecasts, in which
+    space, and up to when it was trained (per series)."""
+    through = {
+        str(sid): str(
+            np.datetime_as_string(prepared.timestamps[int(prepared.train_end[s]) - 1], unit="s")
+        )
+        for s, sid in enumerate(prepared.series_ids)
+    }
+    return {
+        "model_md5": model_md5,
+        "run_key": run_key,
+        "published_at": published_at,
+        "lookback": prepared.geometry.lookback,
+        "horizon": prepared.geometry.horizon,
+        "transform": prepared.transform.transform_name,
+        "scaler": prepared.transform.scaler_name,
+        "season_length": prepared.season_length,
+        "trained_through": through,
+    }

@@ -4,8 +4,10 @@ export of the current forecasts.
 Layout:
   runs               one row per run (run_key = md5 of data, params and model md5s), its lineage,
                      row count, first and last publish time and a publish sequence number
-  forecasts          every forecast row ever published, each with its run's lineage;
-                     UNIQUE (run_key, series_id, timestamp), so republishing adds nothing
+  forecasts          every forecast row ever published, each with its prediction intervals
+                     (lo_80, hi_80, lo_95, hi_95; NULL where a level was not calibrated) and
+                     its run's lineage; UNIQUE (run_key, series_id, timestamp), so
+                     republishing adds nothing
   current_forecasts  view: the rows of the most recently published run
 
 Crash safety: a publish copies the store to a temp file beside it, writes there in one
@@ -34,16 +36,22 @@ from tasks.lineage import LINEAGE_FIELDS
 HORIZON_STEP = "horizon_step"
 FORECAST = "forecast"
 FORECAST_COLUMNS = (SERIES_ID, TIMESTAMP, HORIZON_STEP, FORECAST)
+# Prediction-interval bounds (optional in a publish; NULL when absent), innermost level first.
+INTERVAL_LEVELS = (80, 95)
+INTERVAL_COLUMNS = tuple(f"{b}_{lv}" for lv in INTERVAL_LEVELS for b in ("lo", "hi"))
 # Columns of a stored forecast row and of the view/export, in this order.
-ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *LINEAGE_FIELDS)
+ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, *LINEAGE_FIELDS)
 RUN_COLUMNS = ("run_key", *LINEAGE_FIELDS, "last_published_at", "publish_seq", "n_rows")
 
 # ISO 8601 without zone; fractional seconds only when present (Python's isoformat does the same).
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
-SCHEMA_VERSION = 1
+# 1: forecasts without intervals; 2: + INTERVAL_COLUMNS (a version-1 store is migrated in place,
+# inside the publish's transaction on the temp copy).
+SCHEMA_VERSION = 2
 BATCH_SIZE = 10_000
 
 _LINEAGE_DDL = ",\n    ".join(f"{f} TEXT NOT NULL" for f in LINEAGE_FIELDS)
+_INTERVAL_DDL = ",\n    ".join(f"{c} REAL" for c in INTERVAL_COLUMNS)
 # Separate statements: executescript() would COMMIT the open transaction before running them.
 _SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS runs (
@@ -59,6 +67,7 @@ _SCHEMA = (
     {TIMESTAMP} TEXT NOT NULL,
     {HORIZON_STEP} INTEGER NOT NULL,
     {FORECAST} REAL NOT NULL,
+    {_INTERVAL_DDL},
     {_LINEAGE_DDL},
     UNIQUE (run_key, {SERIES_ID}, {TIMESTAMP})
 )""",
@@ -73,6 +82,7 @@ _ROW_SCHEMA = {
     TIMESTAMP: pl.String,
     HORIZON_STEP: pl.Int64,
     FORECAST: pl.Float64,
+    **dict.fromkeys(INTERVAL_COLUMNS, pl.Float64),
     **dict.fromkeys(LINEAGE_FIELDS, pl.String),
 }
 _RUN_SCHEMA = {
@@ -119,6 +129,34 @@ def _check_forecasts(forecasts: pl.DataFrame) -> None:
     if dupes:
         # INSERT OR IGNORE would silently keep one of them: refuse instead.
         raise ValueError(f"forecasts hold {dupes} duplicate ({SERIES_ID}, {TIMESTAMP}) rows")
+    _check_intervals(forecasts)
+
+
+def _check_intervals(forecasts: pl.DataFrame) -> None:
+    """Bounds come in pairs, are finite, hold the forecast, and nest (80 % inside 95 %)."""
+    present = [lv for lv in INTERVAL_LEVELS if f"lo_{lv}" in forecasts.columns]
+    for lv in INTERVAL_LEVELS:
+        if (f"lo_{lv}" in forecasts.columns) != (f"hi_{lv}" in forecasts.columns):
+            raise ValueError(f"forecasts hold only one of lo_{lv} / hi_{lv}")
+    f = pl.col(FORECAST)
+    for lv in present:
+        lo, hi = pl.col(f"lo_{lv}").cast(pl.Float64), pl.col(f"hi_{lv}").cast(pl.Float64)
+        nulls = forecasts.select(lo.null_count() + hi.null_count()).item()
+        if nulls:
+            raise ValueError(f"forecasts hold {nulls} null lo_{lv}/hi_{lv} bounds")
+        bad = forecasts.filter(~lo.is_finite() | ~hi.is_finite()).height
+        if bad:
+            raise ValueError(f"forecasts hold {bad} non-finite lo_{lv}/hi_{lv} bounds")
+        outside = forecasts.filter((lo > f) | (hi < f)).height
+        if outside:
+            raise ValueError(f"{outside} forecasts lie outside their lo_{lv}..hi_{lv} interval")
+    for inner, outer in zip(present, present[1:], strict=False):
+        wider = (pl.col(f"lo_{outer}") <= pl.col(f"lo_{inner}")) & (
+            pl.col(f"hi_{outer}") >= pl.col(f"hi_{inner}")
+        )
+        bad = forecasts.filter(~wider).height
+        if bad:
+            raise ValueError(f"{bad} {outer} % intervals do not contain the {inner} % ones")
 
 
 def _iso(ts: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -138,6 +176,10 @@ def _rows(forecasts: pl.DataFrame, lineage: Mapping[str, str], key: str) -> list
         _iso(pl.col(TIMESTAMP), forecasts[TIMESTAMP].dtype),
         pl.col(HORIZON_STEP).cast(pl.Int64),
         pl.col(FORECAST).cast(pl.Float64),
+        *(
+            (pl.col(c) if c in forecasts.columns else pl.lit(None)).cast(pl.Float64).alias(c)
+            for c in INTERVAL_COLUMNS
+        ),
         *(pl.lit(str(lineage[f])).alias(f) for f in LINEAGE_FIELDS),
     )
     return frame.rows()
@@ -161,13 +203,22 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: add the interval columns (NULL for the old rows) and rebuild the view."""
+    for column in INTERVAL_COLUMNS:
+        conn.execute(f"ALTER TABLE forecasts ADD COLUMN {column} REAL")
+    conn.execute("DROP VIEW IF EXISTS current_forecasts")
+
+
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
+    if version not in (0, 1, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
         )
+    if version == 1:
+        _migrate_v1(conn)
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -233,10 +284,14 @@ def _frame(
 def _read_view(path: Path) -> pl.DataFrame:
     conn = _connect_ro(path)
     try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        # A version-1 store (not yet migrated by a publish) reads with NULL intervals.
+        columns = [
+            f"NULL AS {c}" if version < 2 and c in INTERVAL_COLUMNS else c for c in ROW_COLUMNS
+        ]
         frame = _frame(
             conn,
-            f"SELECT {', '.join(ROW_COLUMNS)} FROM current_forecasts "
-            f"ORDER BY {SERIES_ID}, {TIMESTAMP}",
+            f"SELECT {', '.join(columns)} FROM current_forecasts ORDER BY {SERIES_ID}, {TIMESTAMP}",
             _ROW_SCHEMA,
         )
     finally:
@@ -271,8 +326,9 @@ def _remove_stale_temps(target: Path) -> None:
 def publish_forecasts(
     forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str | Path, export: str | Path
 ) -> dict:
-    """Add `forecasts` (series_id, timestamp, horizon_step, forecast) with `lineage` to the
-    store and rewrite the export with the current forecasts. Idempotent for the same inputs."""
+    """Add `forecasts` (series_id, timestamp, horizon_step, forecast, optionally lo_80, hi_80,
+    lo_95, hi_95) with `lineage` to the store and rewrite the export with the current
+    forecasts. Idempotent for the same inputs."""
     store, export = Path(store), Path(export)
     key = run_key(lineage)
     rows = _rows(forecasts, lineage, key)

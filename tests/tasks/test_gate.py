@@ -1,4 +1,5 @@
-"""The evaluation gate: pass, each failing rule, non-finite metrics, and a complete record."""
+"""The evaluation gate: pass, each failing rule (value and change against the champion), the
+first run, non-finite metrics, and a complete record."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import pytest
 
 from tasks.config import GateConfig
-from tasks.gate import decide
+from tasks.gate import decide, worsening
 
 GATE = GateConfig(max_mase=1.0, min_improvement_over_seasonal_naive=0.1)
 
@@ -82,7 +83,13 @@ def test_every_number_behind_the_decision_is_recorded():
     json.dumps(d, allow_nan=False)  # JSON-able as it stands
     assert d["lstm"] == _scores()["lstm"]
     assert d["seasonal_naive"] == _scores()["seasonal_naive"]
-    assert d["gate"] == {"max_mase": 1.0, "min_improvement_over_seasonal_naive": 0.1}
+    assert d["gate"] == {
+        "max_mase": 1.0,
+        "min_improvement_over_seasonal_naive": 0.1,
+        "metric": "mase",
+        "max_abs_change": None,
+        "max_rel_change": 0.1,
+    }
     assert d["checks"] == [
         {"name": "lstm_mase_max", "value": 0.8, "threshold": 1.0, "passed": True},
         {
@@ -99,3 +106,117 @@ def test_missing_model_scores_are_an_error():
     del scores["seasonal_naive"]
     with pytest.raises(ValueError, match="seasonal_naive"):
         decide(scores, GATE)
+
+
+def test_none_metric_such_as_undefined_mase_fails():
+    scores = _scores()
+    scores["lstm"]["mase"] = None
+    d = decide(scores, GATE)
+    assert d["passed"] is False
+    assert any("lstm mase is not finite" in r for r in d["reasons"])
+
+
+# ---------------------------------------------------------------- champion / challenger
+CHANGE = GateConfig(
+    max_mase=1.0,
+    min_improvement_over_seasonal_naive=0.1,
+    metric="mase",
+    max_abs_change=0.05,
+    max_rel_change=0.1,
+)
+
+
+def _comparison(challenger: float, champion: float, status: str = "compared") -> dict:
+    return {
+        "status": status,
+        "metric": "mase",
+        "md5": "c" * 32,
+        "challenger": challenger,
+        "champion": champion,
+        "reason": "params changed the horizon" if status != "compared" else None,
+    }
+
+
+def test_first_run_is_judged_on_value_thresholds_alone():
+    d = decide(_scores(), CHANGE, None)
+    assert d["passed"] is True
+    assert d["first_run"] is True
+    assert d["champion"] is None
+    assert [c["name"] for c in d["checks"]] == ["lstm_mase_max", "lstm_rmse_vs_seasonal_naive"]
+    assert "first run" in d["notes"][0]
+
+
+def test_passes_when_no_worse_than_the_champion_beyond_the_thresholds():
+    # 0.84 vs 0.80: 0.04 worse (<= 0.05) and 5 % worse (<= 10 %)
+    d = decide(_scores(), CHANGE, _comparison(challenger=0.84, champion=0.80))
+    assert d["passed"] is True, d["reasons"]
+    assert d["first_run"] is False
+    names = [c["name"] for c in d["checks"]]
+    assert names[2:] == ["mase_abs_change_vs_champion", "mase_rel_change_vs_champion"]
+    assert d["champion"]["abs_change"] == pytest.approx(0.04)
+    assert d["champion"]["rel_change"] == pytest.approx(0.05)
+    assert d["champion"]["md5"] == "c" * 32
+
+
+def test_a_better_challenger_passes_with_zero_tolerance():
+    gate = GateConfig(max_mase=1.0, max_abs_change=0.0, max_rel_change=0.0)
+    d = decide(_scores(), gate, _comparison(challenger=0.70, champion=0.80))
+    assert d["passed"] is True
+    assert d["champion"]["abs_change"] == pytest.approx(-0.10)
+
+
+def test_fails_on_absolute_change():
+    # 0.80 vs 0.74: 0.06 worse > 0.05, but only 8.1 % worse (<= 10 %)
+    d = decide(_scores(), CHANGE, _comparison(challenger=0.80, champion=0.74))
+    assert d["passed"] is False
+    assert [c["passed"] for c in d["checks"]] == [True, True, False, True]
+    assert len(d["reasons"]) == 1
+    assert "gate.max_abs_change" in d["reasons"][0] and "champion" in d["reasons"][0]
+
+
+def test_fails_on_relative_change():
+    gate = GateConfig(max_mase=1.0, metric="mase", max_abs_change=None, max_rel_change=0.1)
+    # 0.50 vs 0.40: 25 % worse; the value thresholds hold
+    d = decide(_scores(lstm_mase=0.5), gate, _comparison(challenger=0.50, champion=0.40))
+    assert d["passed"] is False
+    assert d["checks"][-1] == {
+        "name": "mase_rel_change_vs_champion",
+        "value": pytest.approx(0.25),
+        "threshold": 0.1,
+        "passed": False,
+    }
+    assert "25.0% worse" in d["reasons"][0]
+
+
+def test_fails_on_value_even_when_better_than_the_champion():
+    d = decide(_scores(lstm_mase=1.5), CHANGE, _comparison(challenger=1.5, champion=1.9))
+    assert d["passed"] is False
+    assert d["reasons"] == ["lstm MASE 1.5 > gate.max_mase 1"]
+
+
+def test_disabled_change_thresholds_add_no_checks():
+    gate = GateConfig(max_mase=1.0, max_abs_change=None, max_rel_change=None)
+    d = decide(_scores(), gate, _comparison(challenger=5.0, champion=0.1))
+    assert d["passed"] is True
+    assert len(d["checks"]) == 2
+    assert d["champion"]["abs_change"] == pytest.approx(4.9)
+
+
+def test_champion_that_cannot_be_compared_is_recorded_and_value_thresholds_decide():
+    d = decide(_scores(), CHANGE, _comparison(0.9, 0.1, status="incompatible"))
+    assert d["passed"] is True
+    assert d["first_run"] is False
+    assert d["champion"]["status"] == "incompatible"
+    assert "champion not compared (incompatible)" in d["notes"][0]
+    assert len(d["checks"]) == 2
+
+
+def test_perfect_champion_makes_any_worsening_infinite():
+    assert worsening(0.1, 0.0, "mase") == (pytest.approx(0.1), math.inf)
+    assert worsening(0.0, 0.0, "rmse") == (0.0, 0.0)
+    assert worsening(1.0, 2.0, "rmse") == (-1.0, -0.5)
+
+
+def test_comparison_on_another_metric_is_an_error():
+    with pytest.raises(ValueError, match="compared on 'rmse'"):
+        decide(_scores(), CHANGE, {**_comparison(0.8, 0.8), "metric": "rmse"})

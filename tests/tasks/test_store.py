@@ -242,3 +242,103 @@ def test_reading_a_missing_store_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no forecast store"):
         read_current(tmp_path / "nothing.sqlite")
     assert not (tmp_path / "nothing.sqlite").exists()
+
+
+# ---------------------------------------------------------------- prediction intervals
+def _with_intervals(forecasts: pl.DataFrame, widen: float = 1.0) -> pl.DataFrame:
+    f = pl.col("forecast")
+    return forecasts.with_columns(
+        (f - 5 * widen).alias("lo_80"),
+        (f + 5 * widen).alias("hi_80"),
+        (f - 9 * widen).alias("lo_95"),
+        (f + 9 * widen).alias("hi_95"),
+    )
+
+
+def test_intervals_are_stored_exported_and_read_back(paths):
+    _publish(paths, _with_intervals(_forecasts()))
+    store, export = paths
+    current = read_current(store)
+    assert current.columns[5:9] == ["lo_80", "hi_80", "lo_95", "hi_95"]
+    assert (current["hi_95"] - current["forecast"]).to_list() == [9.0] * (2 * H)
+    assert pl.read_parquet(export).equals(current)
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 2
+
+
+def test_forecasts_without_intervals_store_nulls(paths):
+    _publish(paths)
+    assert read_current(paths[0])["lo_80"].null_count() == 2 * H
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop("hi_80"), "only one of lo_80 / hi_80"),
+        (lambda f: f.with_columns(pl.col("forecast").alias("lo_80") + 1), "outside"),
+        (lambda f: f.with_columns(pl.lit(float("inf")).alias("hi_95")), "non-finite"),
+        (lambda f: f.with_columns((pl.col("forecast") - 1).alias("lo_95")), "do not contain"),
+        (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("lo_80")), "null"),
+    ],
+)
+def test_bad_intervals_are_refused_before_touching_the_store(paths, change, message):
+    with pytest.raises(ValueError, match=message):
+        _publish(paths, change(_with_intervals(_forecasts())))
+    assert not paths[0].parent.exists() or _files(paths[0].parent) == set()
+
+
+def _make_v1_store(path: Path) -> None:
+    """A store as schema version 1 wrote it (no interval columns), holding one run."""
+    lineage_ddl = ", ".join(f"{f} TEXT NOT NULL" for f in LINEAGE_FIELDS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        f"CREATE TABLE runs (run_key TEXT PRIMARY KEY, {lineage_ddl}, last_published_at TEXT "
+        "NOT NULL, publish_seq INTEGER NOT NULL UNIQUE, n_rows INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE forecasts (run_key TEXT NOT NULL, series_id TEXT NOT NULL, timestamp TEXT "
+        f"NOT NULL, horizon_step INTEGER NOT NULL, forecast REAL NOT NULL, {lineage_ddl}, "
+        "UNIQUE (run_key, series_id, timestamp))"
+    )
+    columns = ("run_key", "series_id", "timestamp", "horizon_step", "forecast", *LINEAGE_FIELDS)
+    conn.execute(
+        f"CREATE VIEW current_forecasts AS SELECT {', '.join(columns)} FROM forecasts WHERE "
+        "run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1)"
+    )
+    lin = _lineage(model_md5="o" * 32)
+    key = run_key(lin)
+    conn.execute(
+        f"INSERT INTO forecasts VALUES (?, 'a', '1961-01-01T00:00:00', 1, 1.0, "
+        f"{', '.join('?' * len(LINEAGE_FIELDS))})",
+        (key, *lin.values()),
+    )
+    conn.execute(
+        f"INSERT INTO runs VALUES (?, {', '.join('?' * len(LINEAGE_FIELDS))}, ?, 1, 1)",
+        (key, *lin.values(), lin["published_at"]),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_is_read_and_then_migrated_by_the_next_publish(paths):
+    store, _ = paths
+    _make_v1_store(store)
+    old = read_current(store)  # readable before any migration, intervals null
+    assert old["forecast"].to_list() == [1.0] and old["lo_80"].null_count() == 1
+    _publish(paths, _with_intervals(_forecasts()))
+    assert list_runs(store).height == 2
+    assert read_current(store)["lo_80"].null_count() == 0
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        # the old run's row kept, with NULL intervals
+        old_rows = conn.execute("SELECT lo_80 FROM forecasts WHERE model_md5 = ?", ("o" * 32,))
+        assert old_rows.fetchall() == [(None,)]
+
+
+def test_publishing_intervals_twice_is_idempotent(paths):
+    _publish(paths, _with_intervals(_forecasts()))
+    summary = _publish(paths, _with_intervals(_forecasts()))
+    assert summary["rows_inserted"] == 0
+    assert _count(paths[0], "forecasts") == 2 * H

@@ -1,0 +1,89 @@
+"""What is published, and by which run.
+
+    python -m flows.published              # the current forecasts (with intervals) and their run
+    python -m flows.published --runs       # every published run, oldest first
+    python -m flows.published --csv PATH   # also write the current forecasts to a CSV file
+    python -m flows.published --parquet PATH
+
+Reads the store named by `publish.store` in params.yaml (or --store); never writes to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from tasks.config import DEFAULT_PARAMS, load_config
+from tasks.errors import PipelineError
+
+SHOWN = ("series_id", "timestamp", "horizon_step", "forecast", "lo_80", "hi_80", "lo_95", "hi_95")
+RUN_SHOWN = (
+    "publish_seq",
+    "run_key",
+    "model_version",
+    "git_commit",
+    "data_md5",
+    "flow_run_id",
+    "published_at",
+    "last_published_at",
+    "n_rows",
+)
+
+
+def describe_run(current: pl.DataFrame) -> str:
+    if current.height == 0:
+        return "the store holds no published forecasts"
+    row = current.row(0, named=True)
+    return (
+        f"published run {row['run_key'][:12]}: model {row['model_version']}, "
+        f"git {row['git_commit'][:12]}, data md5 {row['data_md5'][:12]}, "
+        f"flow run {row['flow_run_id']}, published {row['published_at']}; "
+        f"{current.height} rows, {current['series_id'].n_unique()} series"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tasks.store import list_runs, read_current
+
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.published",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument("--store", help="the SQLite store (default: publish.store in params)")
+    parser.add_argument("--runs", action="store_true", help="list every published run")
+    parser.add_argument("--csv", type=Path, help="write the current forecasts to this CSV file")
+    parser.add_argument("--parquet", type=Path, help="write them to this Parquet file")
+    parser.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
+    args = parser.parse_args(argv)
+    try:
+        store = args.store or load_config(args.params).publish.store
+        if args.runs:
+            runs = list_runs(store)
+            with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=200):
+                print(runs.select(RUN_SHOWN))
+            return 0
+        current = read_current(store)
+    except (FileNotFoundError, PipelineError) as err:
+        print(f"published: {err}", file=sys.stderr)
+        return 2
+    print(describe_run(current))
+    with pl.Config(tbl_rows=args.rows, tbl_cols=-1, tbl_width_chars=200):
+        print(current.select(SHOWN).head(args.rows))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        current.write_csv(args.csv)
+        print(f"wrote {current.height} rows to {args.csv}")
+    if args.parquet:
+        args.parquet.parent.mkdir(parents=True, exist_ok=True)
+        current.write_parquet(args.parquet)
+        print(f"wrote {current.height} rows to {args.parquet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
