@@ -20,11 +20,12 @@ import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import io, paths
+from tasks.store import INTERVAL_COLUMNS
 
 METRICS_KEY = "forecast-metrics"
 PUBLISHED_KEY = "forecast-published"
 CHART_KEY = "forecast-chart"
-MODELS = ("lstm", "naive", "seasonal_naive")
+MODELS = ("lstm", "naive", "seasonal_naive", "drift")
 METRIC_NAMES = ("rmse", "mae", "smape", "mase")
 MAX_TABLE_ROWS = 500
 MAX_CHART_SERIES = 3
@@ -44,6 +45,17 @@ def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
         if model in scores:
             row = " | ".join(_fmt(scores[model].get(m)) for m in METRIC_NAMES)
             lines.append(f"| {model} | {row} |")
+    coverage = {
+        k[len("coverage_") :]: v
+        for k, v in scores.get("lstm", {}).items()
+        if k.startswith("coverage_")
+    }
+    if coverage:
+        lines += [
+            "",
+            "Backtest coverage of the LSTM's intervals: "
+            + ", ".join(f"{level}% interval {_fmt(v)}" for level, v in sorted(coverage.items())),
+        ]
     lines += ["", "## Gate", "", "| check | value | threshold | passed |", "|---|---|---|---|"]
     for check in decision.get("checks", []):
         mark = "yes" if check.get("passed") else "**no**"
@@ -73,11 +85,13 @@ def metrics_artifact(header: str) -> str | None:
 
 
 def forecast_rows(export: Path) -> list[dict]:
-    frame = pl.read_parquet(export).select(
+    frame = pl.read_parquet(export)
+    intervals = [c for c in INTERVAL_COLUMNS if c in frame.columns]
+    frame = frame.select(
         "series_id",
         pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M"),
         "horizon_step",
-        pl.col("forecast").round(3),
+        pl.col("forecast", *intervals).round(3),
         "model_version",
         "published_at",
     )
@@ -116,8 +130,11 @@ def chart_svg(history: pl.DataFrame, forecast: pl.DataFrame, title: str) -> str:
     for i, sid in enumerate(series):
         h = history.filter(pl.col("series_id") == sid).sort("timestamp")
         f = forecast.filter(pl.col("series_id") == sid).sort("timestamp")
+        has_band = {"lo_95", "hi_95"} <= set(f.columns) and f["lo_95"].null_count() == 0
         ts = [*h["timestamp"].to_list(), *f["timestamp"].to_list()]
         vals = [*h["value"].to_list(), *f["forecast"].to_list()]
+        if has_band:
+            vals += [*f["lo_95"].to_list(), *f["hi_95"].to_list()]
         t0, t1 = min(ts).timestamp(), max(ts).timestamp()
         v0, v1 = min(vals), max(vals)
         top = 30 + i * panel
@@ -127,17 +144,25 @@ def chart_svg(history: pl.DataFrame, forecast: pl.DataFrame, title: str) -> str:
             y = top + panel - pad - (v - v0) / max(v1 - v0, 1e-12) * (panel - 2 * pad)
             return x, y
 
-        hist = [xy(t, v) for t, v in zip(h["timestamp"], h["value"], strict=True)]
-        fc = [xy(t, v) for t, v in zip(f["timestamp"], f["forecast"], strict=True)]
+        def points(frame: pl.DataFrame, column: str) -> list[tuple[float, float]]:
+            return [xy(t, v) for t, v in zip(frame["timestamp"], frame[column], strict=True)]
+
+        hist, fc = points(h, "value"), points(f, "forecast")
         if hist and fc:
             fc = [hist[-1], *fc]
+        band = ""
+        if has_band:
+            outline = [*points(f, "hi_95"), *reversed(points(f, "lo_95"))]
+            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in outline)
+            band = f'<polygon fill="#ff7f0e" fill-opacity="0.2" points="{coords}"/>'
         parts += [
             f'<line x1="{pad}" y1="{top + panel - pad}" x2="{width - pad}" '
             f'y2="{top + panel - pad}" stroke="#999"/>',
-            f'<text x="{pad}" y="{top + 12}">{sid}: history (blue), forecast (orange, dashed); '
-            f"{min(vals):.4g} to {max(vals):.4g}</text>",
+            f'<text x="{pad}" y="{top + 12}">{sid}: history (blue), forecast (orange, dashed), '
+            f"95% interval (shaded); {min(vals):.4g} to {max(vals):.4g}</text>",
             f'<text x="{pad}" y="{top + panel - pad + 16}">{min(ts):%Y-%m-%d}</text>',
             f'<text x="{width - pad - 70}" y="{top + panel - pad + 16}">{max(ts):%Y-%m-%d}</text>',
+            band,
             _polyline(hist, "#1f77b4"),
             _polyline(fc, "#ff7f0e", "6,4"),
         ]
@@ -150,7 +175,9 @@ def chart_artifact(validated: Path, export: Path, title: str) -> str | None:
     if not (validated.exists() and export.exists()):
         return None
     history = pl.read_parquet(validated).select("series_id", "timestamp", "value")
-    forecast = pl.read_parquet(export).select("series_id", "timestamp", "forecast")
+    forecast = pl.read_parquet(export)
+    intervals = [c for c in INTERVAL_COLUMNS if c in forecast.columns]
+    forecast = forecast.select("series_id", "timestamp", "forecast", *intervals)
     svg = chart_svg(history, forecast, title)
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     create_markdown_artifact(
