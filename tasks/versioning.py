@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from tasks.errors import PipelineError
-from tasks.io import md5_file
+from tasks.io import md5_file, write_atomic
 
 GIT_IDENTITY = ("forecast-pipeline", "forecast-pipeline@localhost")
 
@@ -249,8 +250,9 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     They are re-published from that run's own store (restored through DVC) into the live store
     with the store's atomic publish: the earlier run becomes the latest published one, its rows
     keep their original lineage, and later runs stay in the store's history."""
+    from tasks.gate import CHAMPION_META, CHAMPION_MODEL
     from tasks.lineage import LINEAGE_FIELDS, utc_now
-    from tasks.store import FORECAST_COLUMNS, publish_forecasts, read_current
+    from tasks.store import FORECAST_COLUMNS, INTERVAL_COLUMNS, publish_forecasts, read_current
 
     root = Path(root)
     restore_dir = Path(scratch)
@@ -263,10 +265,20 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
         raise VersioningError(f"run {rev} had no published forecasts")
     lineage = {f: str(old[f][0]) for f in LINEAGE_FIELDS}
     lineage["published_at"] = utc_now()
-    result = publish_forecasts(
-        old.select(FORECAST_COLUMNS), lineage, root / store, root / export
-    )
-    return {"rolled_back_to": rev, "model_version": lineage["model_version"], **result}
+    # Intervals travel with their forecasts (a store from before intervals has none).
+    columns = [*FORECAST_COLUMNS, *(c for c in INTERVAL_COLUMNS if c in old.columns)]
+    result = publish_forecasts(old.select(columns), lineage, root / store, root / export)
+    # The rolled-back model becomes the champion again, so the next gate compares against it.
+    champion = [str(p) for p in (CHAMPION_MODEL, CHAMPION_META) if str(p) in outs]
+    for path in champion:
+        _restore_one(root, rev, path, restore_dir / path)
+        write_atomic(root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp))
+    return {
+        "rolled_back_to": rev,
+        "model_version": lineage["model_version"],
+        "champion_restored": bool(champion),
+        **result,
+    }
 
 
 def _restore_one(root: Path, rev: str, path: str, target: Path) -> None:

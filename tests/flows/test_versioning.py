@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tasks.io import md5_file
 from tasks.store import read_current
 from tests.conftest import run
 
@@ -82,6 +83,11 @@ def test_two_runs_restore_the_first_byte_identical_then_roll_back_to_it(
     assert current.select("series_id", "timestamp", "forecast").equals(
         first_forecasts.select("series_id", "timestamp", "forecast")
     )
+    # The intervals come back with their forecasts, and the first model is champion again.
+    intervals = ["lo_80", "hi_80", "lo_95", "hi_95"]
+    assert first_forecasts["lo_95"].null_count() == 0
+    assert current.select(intervals).equals(first_forecasts.select(intervals))
+    assert md5_file(project / "published/champion.keras") == first_model[0]
     exported = pl.read_parquet(project / "published/forecasts.parquet")
     assert exported["forecast"].to_list() == first_forecasts["forecast"].to_list()
     # Both runs stay in the store's history; the rollback is itself versioned.
