@@ -29,6 +29,10 @@ SOURCE = "_source"  # the file the row came from
 RAW_TIMESTAMP = "_raw_timestamp"  # text of a timestamp that did not parse, else null
 RAW_VALUE = "_raw_value"  # text of a value that is not a number, else null
 BOOKKEEPING = (ROW, SOURCE, RAW_TIMESTAMP, RAW_VALUE)
+# Integer code of a series (first-appearance order) in the per-series checks: grouping and
+# joining 10M rows on a UInt32 instead of the series_id text is several times faster and
+# keeps the exploded grid free of a repeated string column.
+SID = "_sid"
 
 SUPPORTED = (".csv", ".parquet")
 MAX_ROWS_SHOWN = 20
@@ -298,21 +302,29 @@ def _schemawide_failure(case: dict, frame: pl.DataFrame) -> pl.DataFrame:
 
 # ------------------------------------------------------------------------------ series checks
 def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows with a usable key: the per-series checks need a series and a parsed timestamp."""
-    return frame.filter(pl.col(SERIES_ID).is_not_null() & pl.col(TIMESTAMP).is_not_null())
+    """Rows with a usable key (the per-series checks need a series and a parsed timestamp),
+    with their series' integer code SID."""
+    keyed = frame.filter(pl.col(SERIES_ID).is_not_null() & pl.col(TIMESTAMP).is_not_null())
+    ids = keyed.select(pl.col(SERIES_ID).unique(maintain_order=True)).with_row_index(SID)
+    return keyed.join(ids, on=SERIES_ID, how="left", maintain_order="left")
+
+
+def _series_ids(keyed: pl.DataFrame) -> pl.DataFrame:
+    """SID -> series_id, one row per series."""
+    return keyed.group_by(SID, maintain_order=True).agg(pl.col(SERIES_ID).first())
 
 
 def _grid(keyed: pl.DataFrame, frequency: str) -> pl.DataFrame:
-    """Every (series_id, timestamp) a regular series would have: first to last, every `frequency`.
+    """Every (SID, timestamp) a regular series would have: first to last, every `frequency`.
 
     Anchored at each series' first timestamp; month-like steps use calendar arithmetic, so
-    "1mo" from 1949-01-01 gives the first of every month.
+    "1mo" from 1949-01-01 gives the first of every month. Columns SID, lo, timestamp.
     """
-    bounds = keyed.group_by(SERIES_ID, maintain_order=True).agg(
+    bounds = keyed.group_by(SID, maintain_order=True).agg(
         lo=pl.col(TIMESTAMP).min(), hi=pl.col(TIMESTAMP).max()
     )
     steps = pl.datetime_ranges("lo", "hi", frequency, time_unit="us").alias(TIMESTAMP)
-    return bounds.select(SERIES_ID, "lo", steps).explode(TIMESTAMP)
+    return bounds.select(SID, "lo", steps).explode(TIMESTAMP)
 
 
 def _series_failures(
@@ -321,7 +333,7 @@ def _series_failures(
     out = [_order_failures(keyed), _off_grid_failures(keyed, grid)]
     if cfg.data.fill_gaps == "error":
         out.append(_gap_failures(keyed, grid))
-    out.append(_history_failures(grid, cfg))
+    out.append(_history_failures(grid, keyed, cfg))
     if frame.height == 0:
         record = dict.fromkeys(FAILURE_SCHEMA) | {
             "check": "non_empty",
@@ -340,22 +352,24 @@ def _fmt_ts(expr: pl.Expr) -> pl.Expr:
 def _order_failures(keyed: pl.DataFrame) -> pl.DataFrame:
     # Compare with the latest timestamp seen so far in the same series (source order), so one
     # misplaced row is reported once instead of flagging every row after it.
-    latest = pl.col(TIMESTAMP).cum_max().shift(1).over(SERIES_ID)
+    latest = pl.col(TIMESTAMP).cum_max().shift(1).over(SID)
     bad = keyed.with_columns(_latest=latest).filter(pl.col(TIMESTAMP) < pl.col("_latest"))
     detail = pl.format("comes after {} in the source", _fmt_ts(pl.col("_latest")))
     return _failures(bad, "increasing_time", TIMESTAMP, detail)
 
 
 def _off_grid_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
-    bad = keyed.join(grid, on=KEY, how="anti", nulls_equal=False).join(
-        grid.select(SERIES_ID, "lo").unique(), on=SERIES_ID, how="left"
+    bounds = keyed.group_by(SID).agg(lo=pl.col(TIMESTAMP).min())
+    bad = keyed.join(grid.select(SID, TIMESTAMP), on=[SID, TIMESTAMP], how="anti").join(
+        bounds, on=SID, how="left"
     )
     detail = pl.format("off the grid that starts at {}", _fmt_ts(pl.col("lo")))
     return _failures(bad, "on_grid", TIMESTAMP, detail)
 
 
 def _gap_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
-    missing = grid.join(keyed.select(KEY), on=KEY, how="anti").with_columns(
+    missing = grid.join(keyed.select(SID, TIMESTAMP), on=[SID, TIMESTAMP], how="anti")
+    missing = missing.join(_series_ids(keyed), on=SID, how="left").with_columns(
         pl.lit(None, dtype=pl.Float64).alias(VALUE),
         pl.lit(None, dtype=pl.Int64).alias(ROW),
         pl.lit(None, dtype=pl.String).alias(SOURCE),
@@ -363,12 +377,13 @@ def _gap_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
     return _failures(missing.sort(KEY), "gap", TIMESTAMP, pl.lit("no row for this timestamp"))
 
 
-def _history_failures(grid: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+def _history_failures(grid: pl.DataFrame, grid_keyed: pl.DataFrame, cfg: Config) -> pl.DataFrame:
     # Counted on the grid: that is the series' length once gaps are filled.
     short = (
-        grid.group_by(SERIES_ID, maintain_order=True)
+        grid.group_by(SID, maintain_order=True)
         .agg(steps=pl.len(), **{TIMESTAMP: pl.col(TIMESTAMP).max()})
         .filter(pl.col("steps") < cfg.min_history)
+        .join(_series_ids(grid_keyed), on=SID, how="left")
         .with_columns(
             pl.lit(None, dtype=pl.Float64).alias(VALUE),
             pl.lit(None, dtype=pl.Int64).alias(ROW),
@@ -502,7 +517,7 @@ def validate(df: pl.DataFrame, cfg: Config) -> pl.DataFrame:
     failures = pl.concat([_empty_failures(), *parts], how="vertical")
     if failures.height:
         raise DataValidationError(_report(failures, frame, cfg), failures)
-    return _fill_gaps(frame.drop(BOOKKEEPING), grid.drop("lo"), cfg.data.fill_gaps)
+    return _fill_gaps(keyed.drop(BOOKKEEPING), grid.drop("lo"), cfg.data.fill_gaps)
 
 
 def _fill_gaps(frame: pl.DataFrame, grid: pl.DataFrame, method: str) -> pl.DataFrame:
@@ -511,10 +526,19 @@ def _fill_gaps(frame: pl.DataFrame, grid: pl.DataFrame, method: str) -> pl.DataF
     Reached only after validation passed: no null values remain, so a null after the join is a
     gap. Covariates are filled the same way as the value.
     """
-    covariates = _covariates(frame)
+    covariates = [c for c in _covariates(frame) if c != SID]
     was_filled = pl.col(FILLED).fill_null(True) if FILLED in frame.columns else pl.lit(False)
+    if frame.height == grid.height:
+        # Validation passed, so every row is unique and on its grid: equal counts mean the rows
+        # cover the grid exactly and nothing is missing. Skip the join; sort only if needed
+        # (each series is already in time order, so sorted contiguous ids mean sorted keys).
+        ids = frame[SERIES_ID]
+        if not (ids.len() < 2 or (ids.slice(1) >= ids.slice(0, ids.len() - 1)).all()):
+            frame = frame.sort(KEY)
+        return frame.with_columns(was_filled.alias(FILLED)).select(*REQUIRED, *covariates, FILLED)
+    grid = grid.join(_series_ids(frame), on=SID, how="left")
     full = (
-        grid.join(frame, on=KEY, how="left")
+        grid.join(frame.drop(SID), on=KEY, how="left")
         .with_columns(was_filled.or_(pl.col(VALUE).is_null()).alias(FILLED))
         .sort(KEY)
     )

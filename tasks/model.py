@@ -66,6 +66,192 @@ class RelativeToLast(layers.Layer):
         return inputs - inputs[:, -1:, :]
 
 
+MODES = ("direct", "recursive")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@keras.saving.register_keras_serializable(package="forecast")
+class SeriesEmbedding(layers.Layer):
+    """A learnt vector per series, looked up from the series-index channel (the last feature).
+
+    The index rides along as a float channel of the input window (exact below 2**24 series), so
+    the model keeps one input and every window carries its own series.
+    """
+
+    def __init__(self, n_series: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_series = n_series
+        self.dim = dim
+        self.embedding = layers.Embedding(n_series, dim, name="table", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.embedding.build((input_shape[0],))
+
+    def call(self, inputs):
+        # (batch, lookback, n_features) -> (batch, dim)
+        index = ops.cast(ops.round(inputs[:, -1, -1]), "int32")
+        return self.embedding(ops.clip(index, 0, self.n_series - 1))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_series": self.n_series, "dim": self.dim}
+
+
+def _recurrent_stack(
+    cell: str,
+    units: tuple[int, ...],
+    dropout: float,
+    bidirectional: bool,
+    attention: bool,
+    dtype,
+    prefix: str = "",
+) -> list[layers.Layer]:
+    """rnn_1, dropout_1, ..., rnn_k, dropout_k [, attention]: all cuDNN-eligible settings."""
+    stack = []
+    for i, n in enumerate(units, start=1):
+        last = i == len(units)
+        extra = {"reset_after": True} if cell == "gru" else {}
+        rnn = CELLS[cell](
+            n,
+            # cuDNN eligibility: these exact settings, or the slow generic kernel.
+            activation="tanh",
+            recurrent_activation="sigmoid",
+            recurrent_dropout=0.0,
+            unroll=False,
+            use_bias=True,
+            # Attention reads every step of the last layer's output.
+            return_sequences=not last or attention,
+            name=f"{prefix}rnn_{i}",
+            dtype=dtype,
+            **extra,
+        )
+        if bidirectional:
+            rnn = layers.Bidirectional(rnn, name=f"{prefix}bidirectional_{i}", dtype=dtype)
+        stack.append(rnn)
+        stack.append(layers.Dropout(dropout, name=f"{prefix}dropout_{i}", dtype=dtype))
+    if attention:
+        stack.append(LastStepAttention(name=f"{prefix}attention", dtype=dtype))
+    return stack
+
+
+@keras.saving.register_keras_serializable(package="forecast")
+class LastStepAttention(layers.Layer):
+    """Dot-product attention over the recurrent outputs, queried by the last step.
+
+    (batch, lookback, d) -> (batch, 2 d): the last hidden state and the attention-weighted
+    context of all steps, so the head sees the whole window, not only its final state.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.attend = layers.Attention(name="dot", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        self.attend.build([(input_shape[0], 1, d), input_shape])
+
+    def call(self, inputs):
+        query = inputs[:, -1:, :]  # (batch, 1, d)
+        context = self.attend([query, inputs])  # (batch, 1, d)
+        return ops.concatenate([inputs[:, -1, :], context[:, 0, :]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="forecast")
+class RecursiveForecast(layers.Layer):
+    """One-step model fed back `horizon` times: (batch, lookback, n_features) -> (batch, horizon).
+
+    Each step the recurrent stack reads the current window (relative to its last value when
+    `relative_inputs`), the head predicts the next value (as the change over one season ago
+    when `seasonal_residual`), and the window shifts by one with that prediction appended.
+    Features beyond the first (e.g. the series index) are carried forward unchanged. Trained
+    end to end on all horizon steps (backpropagation through the feedback).
+    """
+
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        *,
+        cell: str = "lstm",
+        units: tuple[int, ...] = (32, 16),
+        dropout: float = 0.1,
+        bidirectional: bool = False,
+        attention: bool = False,
+        seasonal_residual: bool = True,
+        season_length: int = 12,
+        relative_inputs: bool = False,
+        n_series: int = 0,
+        embedding_dim: int = 0,
+        **kwargs,
+    ):
+        # The fed-back window stays float32; the sub-layers cast to their own compute dtype.
+        kwargs["autocast"] = False
+        super().__init__(**kwargs)
+        self.lookback, self.horizon = lookback, horizon
+        self.cell, self.units, self.dropout = cell, tuple(units), dropout
+        self.bidirectional, self.attention = bidirectional, attention
+        self.seasonal_residual, self.season_length = seasonal_residual, season_length
+        self.relative_inputs = relative_inputs
+        self.n_series, self.embedding_dim = n_series, embedding_dim
+        dtype = self.dtype_policy
+        self.stack = _recurrent_stack(cell, self.units, dropout, bidirectional, attention, dtype)
+        self.embed = SeriesEmbedding(n_series, embedding_dim, name="series_embedding",
+                                     dtype=dtype) if embedding_dim else None  # fmt: skip
+        self.head = layers.Dense(1, name="head", dtype="float32")
+
+    def build(self, input_shape):
+        batch, lookback, n_features = input_shape
+        shape = (batch, lookback, n_features - (1 if self.embed else 0))
+        for layer in self.stack:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        if self.embed:
+            self.embed.build(input_shape)
+            shape = (shape[0], shape[-1] + self.embedding_dim)
+        self.head.build(shape)
+
+    def call(self, inputs, training=None):
+        window = inputs  # (batch, lookback, n_features)
+        extra = self.embed(inputs) if self.embed else None  # (batch, dim)
+        n_values = inputs.shape[-1] - (1 if self.embed else 0)
+        steps = []
+        for _ in range(self.horizon):
+            h = window[:, :, :n_values]
+            if self.relative_inputs:
+                h = h - h[:, -1:, :]
+            for layer in self.stack:
+                h = layer(h, training=training) if isinstance(layer, layers.Dropout) else layer(h)
+            if extra is not None:
+                h = ops.concatenate([h, ops.cast(extra, h.dtype)], axis=-1)
+            step = self.head(h)  # (batch, 1), float32
+            if self.seasonal_residual:
+                step = step + window[:, -self.season_length, :1]
+            steps.append(step)
+            # Shift the window: the prediction becomes feature 0 of the newest step.
+            new = ops.concatenate([ops.cast(step, window.dtype), window[:, -1, 1:]], axis=-1)
+            window = ops.concatenate([window[:, 1:, :], new[:, None, :]], axis=1)
+        return ops.concatenate(steps, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.horizon)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "lookback": self.lookback, "horizon": self.horizon, "cell": self.cell,
+            "units": list(self.units), "dropout": self.dropout,
+            "bidirectional": self.bidirectional, "attention": self.attention,
+            "seasonal_residual": self.seasonal_residual, "season_length": self.season_length,
+            "relative_inputs": self.relative_inputs, "n_series": self.n_series,
+            "embedding_dim": self.embedding_dim,
+        }  # fmt: skip
+
+
 def build_model(
     lookback: int,
     horizon: int,
@@ -78,48 +264,89 @@ def build_model(
     seasonal_residual: bool = True,
     season_length: int = 12,
     relative_inputs: bool = False,
+    attention: bool = False,
+    mode: str = "direct",
+    n_series: int = 0,
+    embedding_dim: int = 0,
+    precision: str = "float32",
     name: str = "forecaster",
 ) -> keras.Model:
-    """Stacked LSTM/GRU -> Dense(horizon): all horizon steps at once (no recursive feedback)."""
+    """Stacked LSTM/GRU -> forecasts of all horizon steps.
+
+    mode "direct": Dense(horizon) predicts every step at once (no feedback). mode "recursive":
+    a one-step head fed back horizon times (`RecursiveForecast`). `attention` adds dot-product
+    attention over the last recurrent layer's outputs. `embedding_dim` > 0 adds a learnt vector
+    per series, read from an extra last input channel holding the series index (so the input
+    has n_features + 1 channels). `precision` "mixed_float16"/"mixed_bfloat16" computes the
+    recurrent layers in half precision with float32 variables; the head, the seasonal base and
+    the output stay float32.
+    """
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; one of {sorted(CELLS)}")
     if not units:
         raise ValueError("units needs at least one entry")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {list(MODES)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; one of {list(PRECISIONS)}")
+    if embedding_dim and n_series < 1:
+        raise ValueError("a series embedding needs n_series >= 1")
     if seasonal_residual and lookback < season_length:
         # Fail before building anything, with the same message SeasonalBase would give.
         SeasonalBase(lookback, horizon, season_length)
 
-    inputs = keras.Input(shape=(lookback, n_features), name="input")  # (batch, lookback, n_feat)
+    channels = n_features + (1 if embedding_dim else 0)
+    inputs = keras.Input(shape=(lookback, channels), name="input")  # (batch, lookback, channels)
+    if mode == "recursive":
+        out = RecursiveForecast(
+            lookback, horizon, cell=cell, units=units, dropout=dropout,
+            bidirectional=bidirectional, attention=attention,
+            seasonal_residual=seasonal_residual, season_length=season_length,
+            relative_inputs=relative_inputs, n_series=n_series, embedding_dim=embedding_dim,
+            name="recursive", dtype=precision,
+        )(inputs)  # fmt: skip
+        return keras.Model(inputs, out, name=name)
+
     h = inputs
+    if embedding_dim:
+        # The series-index channel feeds only the embedding, never the recurrent layers.
+        h = _ValueChannels(n_features, name="value_channels")(inputs)
     if relative_inputs:
         # Each window relative to its last observation (in log space: log-ratios to it), so the
         # network sees shapes, not levels, and what it learns at 1950's level holds at 1960's.
-        h = RelativeToLast(name="relative_to_last")(inputs)  # (batch, lookback, n_feat)
-    for i, n in enumerate(units, start=1):
-        last = i == len(units)
-        extra = {"reset_after": True} if cell == "gru" else {}
-        rnn = CELLS[cell](
-            n,
-            # cuDNN eligibility: these exact settings, or the slow generic kernel.
-            activation="tanh",
-            recurrent_activation="sigmoid",
-            recurrent_dropout=0.0,
-            unroll=False,
-            use_bias=True,
-            return_sequences=not last,
-            name=f"rnn_{i}",
-            **extra,
-        )
-        if bidirectional:
-            rnn = layers.Bidirectional(rnn, name=f"bidirectional_{i}")
-        # not last: (batch, lookback, n * dirs); last: (batch, n * dirs), dirs = 2 if bidirectional
-        h = rnn(h)
-        h = layers.Dropout(dropout, name=f"dropout_{i}")(h)  # same shape as the rnn output
-    out = layers.Dense(horizon, name="head")(h)  # (batch, horizon)
+        h = RelativeToLast(name="relative_to_last")(h)  # (batch, lookback, n_feat)
+    # not last: (batch, lookback, n * dirs); last: (batch, n * dirs), dirs = 2 if bidirectional;
+    # with attention the last is (batch, 2 * n * dirs): final state + attention context.
+    for layer in _recurrent_stack(cell, tuple(units), dropout, bidirectional, attention, precision):
+        h = layer(h)
+    if embedding_dim:
+        e = SeriesEmbedding(n_series, embedding_dim, name="series_embedding", dtype=precision)(
+            inputs
+        )  # (batch, dim)
+        h = layers.Concatenate(name="with_series", dtype=precision)([h, e])
+    out = layers.Dense(horizon, name="head", dtype="float32")(h)  # (batch, horizon), float32
     if seasonal_residual:
         base = SeasonalBase(lookback, horizon, season_length, name="seasonal_base")(inputs)
-        out = layers.Add(name="forecast")([out, base])  # (batch, horizon)
+        out = layers.Add(name="forecast", dtype="float32")([out, base])  # (batch, horizon)
     return keras.Model(inputs, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="forecast")
+class _ValueChannels(layers.Layer):
+    """The first `n` channels of the input (drops the series-index channel)."""
+
+    def __init__(self, n: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n = n
+
+    def call(self, inputs):
+        return inputs[:, :, : self.n]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.n)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n": self.n}
 
 
 def average_ensemble(models: list[keras.Model]) -> keras.Model:

@@ -1,11 +1,14 @@
 """Which devices training runs on: a tf.distribute strategy.
 
 - GPUs present: MirroredStrategy over all local GPUs.
-- CPU only: MirroredStrategy over `replicas` logical CPU devices split from the one physical CPU.
-  One replica is plain "/cpu:0"; two replicas split the global batch in halves, which is
-  bit-reproducible with seeds and op determinism, but gives different weights than one replica.
-- ``TF_CONFIG`` naming more than one worker: MultiWorkerMirroredStrategy (multi-host). Only the
-  selection lives here; making ``model.fit`` work with it (keras issue 20585) is a later issue.
+- CPU only: MirroredStrategy over `replicas` logical CPU devices split from the one physical CPU;
+  two replicas split the global batch in halves, which is bit-reproducible with seeds and op
+  determinism, but gives different weights than one replica. One CPU replica gets TensorFlow's
+  default strategy (no mirroring: MirroredStrategy over "/cpu:0" alone costs ~0.2 s per epoch
+  of pure overhead, benchmarks/training.py) unless `mirrored=True` asks for it.
+- ``TF_CONFIG`` naming more than one worker: MultiWorkerMirroredStrategy (multi-host);
+  tasks/multiworker_compat.py makes ``model.fit`` work with it (keras issue 20585) and
+  flows/multiworker.py starts the workers.
 
 Splitting the CPU is only possible before the TensorFlow runtime initialises (the first op,
 tensor or device listing of *logical* devices), so call `make_strategy` before anything else
@@ -51,7 +54,20 @@ def _cpu_devices(replicas: int) -> list[str]:
     return [f"/cpu:{i}" for i in range(replicas)]
 
 
-def make_strategy(replicas: int = 1) -> tf.distribute.Strategy:
+def worker_index() -> int:
+    """This process's index in TF_CONFIG's worker list (0, the chief, when unset)."""
+    raw = os.environ.get("TF_CONFIG")
+    try:
+        return int(json.loads(raw)["task"]["index"]) if raw else 0
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def make_strategy(replicas: int = 1, mirrored: bool = False) -> tf.distribute.Strategy:
     """The strategy to build, compile and fit under (see the module docstring)."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
@@ -60,4 +76,7 @@ def make_strategy(replicas: int = 1) -> tf.distribute.Strategy:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return tf.distribute.MirroredStrategy(devices=[f"/gpu:{i}" for i in range(len(gpus))])
-    return tf.distribute.MirroredStrategy(devices=_cpu_devices(replicas))
+    devices = _cpu_devices(replicas)
+    if replicas == 1 and not mirrored:
+        return tf.distribute.get_strategy()  # the default strategy: no mirroring overhead
+    return tf.distribute.MirroredStrategy(devices=devices)

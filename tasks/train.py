@@ -1,29 +1,39 @@
 """Train: fit `training.ensemble` seeded members under a tf.distribute strategy, average them.
 
 Pure: returns the model, the per-epoch history and a summary; the caller writes stage outputs.
-Only the best-weights checkpoints go to `checkpoint_dir` (scratch, not a stage output).
-Windows are gathered batch by batch by `WindowGeometry.dataset`, never materialised at once.
+Only scratch goes to `checkpoint_dir` (not a stage output): the best-weights checkpoints, and
+with `training.resume` a backup of every epoch under `checkpoint_dir/backup/` from which a run
+killed mid-way resumes (see `EpochBackup`). Windows are gathered batch by batch by
+`WindowGeometry.epoch_dataset`, never materialised at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import pickle
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 import polars as pl
 
 from tasks.config import Config
 from tasks.model import average_ensemble, build_model
 from tasks.prepare import Prepared
-from tasks.strategy import make_strategy
+from tasks.strategy import is_multi_worker, make_strategy, worker_index
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 HISTORY_COLUMNS = ("member", "epoch", "loss", "val_loss", "learning_rate")
+BACKUP = "backup"  # under checkpoint_dir
 
 
 @dataclass
@@ -33,16 +43,156 @@ class TrainResult:
     summary: dict  # JSON-able: epochs and best val_loss per member, replicas, windows, seconds
 
 
+# ------------------------------------------------------------------------------ inputs
+def series_channel(prepared: Prepared) -> np.ndarray:
+    """(N,) float32 series index of every point: the extra input channel a series embedding
+    reads (`model.series_embedding` > 0). Exact as float32 below 2**24 series."""
+    lengths = np.diff(prepared.offsets)
+    return np.repeat(np.arange(lengths.size, dtype=np.float32), lengths)
+
+
+def model_inputs(prepared: Prepared, starts: np.ndarray, model: keras.Model) -> np.ndarray:
+    """(n, lookback, channels) inputs for `model`: the values, plus the series-index channel
+    when the model was built with a series embedding (it then has two input channels)."""
+    x = prepared.geometry.inputs(prepared.values, starts)  # (n, L, 1)
+    if model.inputs[0].shape[-1] == 2:
+        idx = prepared.geometry.inputs(series_channel(prepared), starts)
+        x = np.concatenate([x, idx], axis=-1)
+    return x.astype(np.float32)
+
+
+def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> keras.Model:
+    """The (uncompiled) model the config describes, for this prepared data."""
+    m = cfg.model
+    return build_model(
+        prepared.geometry.lookback,
+        prepared.geometry.horizon,
+        cell=m.cell,
+        units=tuple(m.units),
+        dropout=m.dropout,
+        bidirectional=m.bidirectional,
+        seasonal_residual=m.seasonal_residual,
+        relative_inputs=m.relative_inputs,
+        attention=m.attention,
+        mode=m.mode,
+        n_series=len(prepared.series_ids),
+        embedding_dim=m.series_embedding,
+        precision=cfg.training.mixed_precision,
+        season_length=prepared.season_length,
+        name=name,
+    )
+
+
+def _optimizer(cfg: Config) -> keras.optimizers.Optimizer:
+    t = cfg.training
+    opt = keras.optimizers.Adam(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
+    if t.mixed_precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+# ------------------------------------------------------------------------------ backup
+def fingerprint(prepared: Prepared, cfg: Config) -> str:
+    """What a backup belongs to: model and training params (but not `resume`), the data."""
+    h = hashlib.md5()
+    training = cfg.training.model_dump(exclude={"resume"})
+    geometry = [prepared.geometry.lookback, prepared.geometry.horizon, prepared.validation_steps]
+    doc = {"model": cfg.model.model_dump(), "training": training, "geometry": geometry,
+           "season_length": prepared.season_length}  # fmt: skip
+    h.update(json.dumps(doc, sort_keys=True, default=list).encode())
+    for arr in (prepared.values, prepared.offsets, prepared.train_end):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _write_pickle(path: Path, obj) -> None:
+    """Atomic: a SIGKILL mid-write leaves the previous file, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_pickle(path: Path):
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _values(variables) -> list[np.ndarray]:
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Everything a member's training needs to continue exactly where it stopped.
+
+    After each epoch (this callback runs after EarlyStopping, ReduceLROnPlateau and
+    ModelCheckpoint): the model's variables (weights and the dropout seed-generator states),
+    the optimizer's (step, learning rate, moments), the three callbacks' counters and best
+    values (EarlyStopping's best weights too) and the history so far, pickled atomically.
+    Keras' own BackupAndRestore keeps the first two only, so a resumed run would restart its
+    patience counters and could stop, or cut the learning rate, at a different epoch.
+    On train begin (after those callbacks reset themselves) a loaded state is put back.
+    """
+
+    def __init__(self, path: Path | None, state: dict | None, callbacks: dict[str, object]):
+        super().__init__()
+        self.path, self.state, self.callbacks = path, state, callbacks
+        self.history: list[dict] = list(state["history"]) if state else []
+
+    def on_train_begin(self, logs=None):
+        if not self.state:
+            return
+        model = self.model
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        for v, value in zip(model.variables, self.state["model"], strict=True):
+            v.assign(value)
+        for v, value in zip(model.optimizer.variables, self.state["optimizer"], strict=True):
+            v.assign(value)
+        for name, attrs in self.state["callbacks"].items():
+            for attr, value in attrs.items():
+                setattr(self.callbacks[name], attr, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.history.append({k: float(v) for k, v in logs.items()})
+        if self.path is None:
+            return
+        keep = {
+            "early_stopping": ("wait", "best", "best_weights", "best_epoch", "stopped_epoch"),
+            "reduce_lr": ("wait", "best", "cooldown_counter"),
+            "checkpoint": ("best",),
+        }
+        state = {
+            "epoch": epoch,
+            "stopped": bool(self.model.stop_training),
+            "model": _values(self.model.variables),
+            "optimizer": _values(self.model.optimizer.variables),
+            "callbacks": {
+                name: {a: getattr(self.callbacks[name], a, None) for a in attrs}
+                for name, attrs in keep.items()
+            },
+            "history": self.history,
+        }
+        _write_pickle(self.path, state)
+
+
+# ------------------------------------------------------------------------------ fitting
 def _fit_member(
     prepared: Prepared,
     cfg: Config,
     strategy: tf.distribute.Strategy,
     member: int,
     checkpoint_dir: Path,
-) -> tuple[keras.Model, dict[str, list[float]]]:
+    backup: Path | None,
+) -> tuple[keras.Model, list[dict], int]:
+    """One member; returns the model, its per-epoch logs and the epoch it (re)started at."""
     import tensorflow as tf
 
-    t, m = cfg.training, cfg.model
+    t = cfg.training
     seed = t.seed + member
     # Seeds python/numpy/backend RNGs; determinism makes op results (incl. the cross-replica
     # reduction) independent of thread scheduling, so a seed reproduces the weights bit for bit.
@@ -51,85 +201,131 @@ def _fit_member(
 
     # Variables must be created under the scope to be mirrored on every replica.
     with strategy.scope():
-        model = build_model(
-            prepared.geometry.lookback,
-            prepared.geometry.horizon,
-            cell=m.cell,
-            units=tuple(m.units),
-            dropout=m.dropout,
-            bidirectional=m.bidirectional,
-            seasonal_residual=m.seasonal_residual,
-            season_length=prepared.season_length,
-            name=f"member_{member}",
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate, clipnorm=t.clipnorm),
-            loss="mse",
-        )
+        model = build_member(prepared, cfg, name=f"member_{member}")
+        model.compile(optimizer=_optimizer(cfg), loss="mse")
+
+    done = backup / f"member_{member}.done.pkl" if backup else None
+    if done is not None and done.exists():
+        # Finished before the interruption: its final weights and history, no training.
+        saved = _read_pickle(done)
+        model.set_weights(saved["weights"])
+        return model, saved["history"], t.epochs
+
+    state_path = backup / f"member_{member}.state.pkl" if backup else None
+    state = _read_pickle(state_path) if state_path is not None and state_path.exists() else None
+    first = 0 if state is None else (t.epochs if state["stopped"] else state["epoch"] + 1)
 
     geometry, values = prepared.geometry, prepared.values
-    train_ds = geometry.dataset(
-        values, prepared.train_starts, t.batch_size, shuffle=True, seed=seed
-    )
-    val_ds = geometry.dataset(values, prepared.val_starts, t.batch_size)
-    callbacks = [
-        keras.callbacks.EarlyStopping(
+    channel = series_channel(prepared) if cfg.model.series_embedding else None
+    train_ds, steps = geometry.epoch_dataset(
+        values, prepared.train_starts, t.batch_size, seed=seed, epochs=t.epochs,
+        first_epoch=min(first, t.epochs - 1), index=channel,
+    )  # fmt: skip
+    val_ds = geometry.dataset(values, prepared.val_starts, t.batch_size, index=channel)
+    named = {
+        "early_stopping": keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.patience, restore_best_weights=True
         ),
-        keras.callbacks.ReduceLROnPlateau(
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss",
             factor=t.lr_factor,
             patience=t.lr_patience,
             min_lr=t.min_learning_rate,
         ),
-        keras.callbacks.ModelCheckpoint(
+        "checkpoint": keras.callbacks.ModelCheckpoint(
             str(checkpoint_dir / f"member_{member}.weights.h5"),
             monitor="val_loss",
             save_best_only=True,
             save_weights_only=True,
         ),
-    ]
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=t.epochs, callbacks=callbacks, verbose=0
+    }
+    recorder = EpochBackup(state_path, state, named)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=t.epochs,
+        initial_epoch=first,
+        steps_per_epoch=steps,
+        shuffle=False,  # the dataset already visits each epoch in its own seeded order
+        callbacks=[*named.values(), recorder],
+        verbose=0,
     )
-    return model, history.history
+    if done is not None:
+        _write_pickle(done, {"weights": model.get_weights(), "history": recorder.history})
+    return model, recorder.history, first
 
 
-def train(prepared: Prepared, cfg: Config, checkpoint_dir: Path) -> TrainResult:
-    """Fit cfg.training.ensemble members (seeds seed, seed+1, ...) and average their forecasts."""
+def _history_frame(member: int, logs: list[dict], learning_rate: float) -> pl.DataFrame:
+    n = len(logs)
+    return pl.DataFrame(
+        {
+            "member": [member] * n,
+            "epoch": list(range(1, n + 1)),
+            "loss": [r["loss"] for r in logs],
+            "val_loss": [r["val_loss"] for r in logs],
+            # ReduceLROnPlateau logs the rate each epoch; fall back to the constant one if absent.
+            "learning_rate": [r.get("learning_rate", learning_rate) for r in logs],
+        },
+        schema=dict.fromkeys(HISTORY_COLUMNS[:2], pl.Int64)
+        | dict.fromkeys(HISTORY_COLUMNS[2:], pl.Float64),
+    )
+
+
+def train(
+    prepared: Prepared,
+    cfg: Config,
+    checkpoint_dir: Path,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TrainResult:
+    """Fit cfg.training.ensemble members (seeds seed, seed+1, ...) and average their forecasts.
+
+    With `training.resume`, an earlier run of the same params and data that was killed resumes
+    from its backup: finished members are loaded, the interrupted one continues after its last
+    completed epoch, and the result equals an uninterrupted run's. The backup is removed once
+    every member has finished.
+    """
     # First thing: the CPU can only be split into replicas before TensorFlow initialises.
-    strategy = make_strategy(cfg.training.replicas)
+    if strategy is None:
+        strategy = make_strategy(cfg.training.replicas, mirrored=cfg.training.mirrored)
+    if is_multi_worker(strategy):
+        from tasks.multiworker_compat import patch_keras_for_multi_worker
+
+        patch_keras_for_multi_worker()
     checkpoint_dir = Path(checkpoint_dir)
+    backup_root = checkpoint_dir / BACKUP
+    if is_multi_worker(strategy):
+        # Every worker keeps its own scratch; only the chief's outputs are kept by the caller.
+        checkpoint_dir = checkpoint_dir / f"worker_{worker_index()}"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    backup = None
+    if cfg.training.resume:
+        key = fingerprint(prepared, cfg)[:16]
+        if backup_root.is_dir() and not is_multi_worker(strategy):
+            for stale in backup_root.iterdir():  # another params/data combination's backup
+                if stale.name != key:
+                    shutil.rmtree(stale, ignore_errors=True)
+        backup = backup_root / key
+        if is_multi_worker(strategy):
+            backup = backup / f"worker_{worker_index()}"
+        backup.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    members, frames, epochs, best = [], [], [], []
+    members, frames, epochs, best, resumed = [], [], [], [], []
     for i in range(cfg.training.ensemble):
-        model, hist = _fit_member(prepared, cfg, strategy, i, checkpoint_dir)
-        n = len(hist["loss"])
-        # ReduceLROnPlateau logs the rate each epoch; fall back to the constant one if absent.
-        lr = hist.get("learning_rate", [cfg.training.learning_rate] * n)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "member": [i] * n,
-                    "epoch": list(range(1, n + 1)),
-                    "loss": [float(v) for v in hist["loss"]],
-                    "val_loss": [float(v) for v in hist["val_loss"]],
-                    "learning_rate": [float(v) for v in lr],
-                },
-                schema={
-                    "member": pl.Int64,
-                    "epoch": pl.Int64,
-                    "loss": pl.Float64,
-                    "val_loss": pl.Float64,
-                    "learning_rate": pl.Float64,
-                },
-            )
-        )
+        model, logs, first = _fit_member(prepared, cfg, strategy, i, checkpoint_dir, backup)
+        frames.append(_history_frame(i, logs, cfg.training.learning_rate))
         members.append(model)
-        epochs.append(n)
-        best.append(float(min(hist["val_loss"])))
+        epochs.append(len(logs))
+        best.append(float(min(r["val_loss"] for r in logs)))
+        resumed.append(first)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+        if not is_multi_worker(strategy):
+            shutil.rmtree(backup_root, ignore_errors=True)
+        else:  # the last worker out removes the (then empty) parents
+            for parent in (backup.parent, backup_root):
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
 
     summary = {
         "members": len(members),
@@ -140,4 +336,6 @@ def train(prepared: Prepared, cfg: Config, checkpoint_dir: Path) -> TrainResult:
         "val_windows": int(prepared.val_starts.size),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if any(resumed):
+        summary["resumed_at_epoch"] = resumed
     return TrainResult(model=average_ensemble(members), history=pl.concat(frames), summary=summary)

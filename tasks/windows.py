@@ -61,6 +61,25 @@ class WindowGeometry:
         view = sliding_window_view(values, self.horizon)
         return view[starts + self.lookback]
 
+    def _gatherer(self, values: np.ndarray, index: np.ndarray | None):
+        """batch of starts -> (inputs (b, lookback, 1 or 2), targets (b, horizon))."""
+        import tensorflow as tf
+
+        series = tf.constant(np.asarray(values, dtype=np.float32))
+        extra = None if index is None else tf.constant(np.asarray(index, dtype=np.float32))
+        in_offsets = tf.range(self.lookback, dtype=tf.int64)
+        out_offsets = tf.range(self.lookback, self.width, dtype=tf.int64)
+
+        def gather(batch_starts):
+            at = batch_starts[:, None] + in_offsets
+            x = tf.gather(series, at)[..., None]
+            if extra is not None:
+                x = tf.concat([x, tf.gather(extra, at)[..., None]], axis=-1)
+            y = tf.gather(series, batch_starts[:, None] + out_offsets)
+            return x, y
+
+        return gather
+
     def dataset(
         self,
         values: np.ndarray,
@@ -68,24 +87,68 @@ class WindowGeometry:
         batch_size: int,
         shuffle: bool = False,
         seed: int = 0,
+        index: np.ndarray | None = None,
     ):
         """A tf.data pipeline of (inputs, targets) batches gathered from the contiguous array.
 
         Only the int64 starts are shuffled; each batch gathers its windows on the fly, so memory
         stays at one copy of the series plus one batch, whatever the number of windows.
+        `index` (N,) adds a second input channel gathered the same way (the series index a
+        series embedding reads).
         """
         import tensorflow as tf
 
-        series = tf.constant(np.asarray(values, dtype=np.float32))
-        in_offsets = tf.range(self.lookback, dtype=tf.int64)
-        out_offsets = tf.range(self.lookback, self.width, dtype=tf.int64)
-
-        def gather(batch_starts):
-            x = tf.gather(series, batch_starts[:, None] + in_offsets)[..., None]
-            y = tf.gather(series, batch_starts[:, None] + out_offsets)
-            return x, y
+        gather = self._gatherer(values, index)
 
         ds = tf.data.Dataset.from_tensor_slices(np.asarray(starts, dtype=np.int64))
         if shuffle:
             ds = ds.shuffle(max(len(starts), 1), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+    def epoch_dataset(
+        self,
+        values: np.ndarray,
+        starts: np.ndarray,
+        batch_size: int,
+        seed: int,
+        epochs: int,
+        first_epoch: int = 0,
+        index: np.ndarray | None = None,
+    ):
+        """Training batches for epochs first_epoch..epochs-1 as one stream, and steps per epoch.
+
+        Epoch e visits the windows in the order of a permutation drawn from (seed, e) alone
+        (stateless), so epoch 7 of a run resumed from a backup sees exactly the batches epoch 7
+        of an uninterrupted run saw. The permutation is computed in the tf.data graph from the
+        int64 starts (no shuffle buffer: at 9M windows `Dataset.shuffle` would hold every start
+        as a separate element). Pass `steps_per_epoch` to `fit` so one iterator spans the epochs.
+        """
+        import tensorflow as tf
+
+        starts = np.asarray(starts, dtype=np.int64)
+        n = int(starts.size)
+        if n == 0:
+            raise ValueError("no training windows")
+        steps = -(-n // batch_size)
+        starts_t = tf.constant(starts)
+        gather = self._gatherer(values, index)
+
+        def one_epoch(epoch):
+            key = tf.random.stateless_uniform(
+                [n],
+                seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+                dtype=tf.int64,
+                minval=None,
+                maxval=None,
+            )
+            order = tf.gather(starts_t, tf.argsort(key, stable=True))
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+        ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        options = tf.data.Options()
+        # Shard by element (batch) across workers: there are no files to shard by.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE), steps

@@ -146,3 +146,99 @@ def test_ensemble_of_one_is_the_member():
     assert average_ensemble([member]) is member
     with pytest.raises(ValueError):
         average_ensemble([])
+
+
+# ---------------------------------------------------------------- the model family
+def test_model_code_is_pure_keras():
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "tasks" / "model.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}  # fmt: skip
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module}  # fmt: skip
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert "tensorflow" not in imported and "tf" not in names
+    assert "keras" in imported
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"attention": True},
+        {"attention": True, "bidirectional": True},
+        {"mode": "recursive"},
+        {"mode": "recursive", "attention": True, "cell": "gru"},
+    ],
+)
+def test_attention_and_recursive_shapes_and_round_trip(kw: dict, tmp_path: Path):
+    model = build_model(LOOKBACK, HORIZON, units=(8, 4), relative_inputs=True, **kw)
+    x = _x()
+    pred = np.asarray(model.predict(x, verbose=0))
+    assert pred.shape == (5, HORIZON)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(x, verbose=0)), pred)
+
+
+def test_attention_reads_every_step_of_the_last_layer():
+    model = build_model(LOOKBACK, HORIZON, units=(8,), attention=True)
+    assert model.get_layer("rnn_1").return_sequences is True
+    assert model.get_layer("attention").output.shape == (None, 16)  # last state + context
+
+
+def test_recursive_zero_head_feeds_back_the_seasonal_naive_forecast():
+    model = build_model(LOOKBACK, HORIZON, units=(4,), mode="recursive")
+    head = model.get_layer("recursive").head
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    x = _x()
+    # Each step repeats the value one season back, which after `season_length` steps is itself
+    # a fed-back prediction: the last season, tiled.
+    expected = np.tile(x[:, -M:, 0], (1, 2))
+    np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), expected, atol=1e-6)
+
+
+def test_recursive_forecasts_depend_on_fed_back_steps():
+    model = build_model(LOOKBACK, 3, units=(4,), mode="recursive", seasonal_residual=False)
+    layer = model.get_layer("recursive")
+    x = _x(n=2)
+    base = np.asarray(model.predict(x, verbose=0))
+    # Change only the head's bias: step 1 shifts by the change, later steps by more than that
+    # would if the steps were independent (they read the shifted predictions).
+    w, b = layer.head.get_weights()
+    layer.head.set_weights([w, b + 1.0])
+    moved = np.asarray(model.predict(x, verbose=0)) - base
+    np.testing.assert_allclose(moved[:, 0], 1.0, atol=1e-5)
+    assert np.abs(moved[:, 1:] - 1.0).max() > 1e-4
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_variables_head_and_output_float32(precision: str):
+    model = build_model(LOOKBACK, HORIZON, units=(8,), precision=precision)
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert model.get_layer("rnn_1").compute_dtype == precision.removeprefix("mixed_")
+    assert model.get_layer("head").compute_dtype == "float32"
+    out = model.predict(_x(), verbose=0)
+    assert out.dtype == np.float32
+
+
+def test_series_embedding_reads_the_index_channel():
+    model = build_model(LOOKBACK, HORIZON, units=(4,), n_series=3, embedding_dim=2)
+    assert model.input_shape == (None, LOOKBACK, 2)
+    table = model.get_layer("series_embedding").embedding
+    table.set_weights([np.arange(6, dtype="float32").reshape(3, 2)])
+    _perturb_head(model, 0)
+    x = np.repeat(_x(n=1), 2, axis=0)
+    index = np.zeros((2, LOOKBACK, 1), "float32")
+    index[1] = 2.0  # same values, another series
+    out = np.asarray(model.predict(np.concatenate([x, index], -1), verbose=0))
+    assert np.abs(out[0] - out[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="n_series"):
+        build_model(LOOKBACK, HORIZON, embedding_dim=2)
+
+
+def test_unknown_mode_or_precision_raises():
+    with pytest.raises(ValueError, match="unknown mode"):
+        build_model(LOOKBACK, HORIZON, mode="seq2seq")
+    with pytest.raises(ValueError, match="unknown precision"):
+        build_model(LOOKBACK, HORIZON, precision="float16")

@@ -1,0 +1,55 @@
+"""Export the trained model to TFLite (LiteRT) and check it against the Keras model.
+
+    python -m flows.export [--quantize] [--model models/model.keras] [--out models/model.tflite]
+
+Converts (tasks/export.py), then forecasts the prepared data's last window of every series
+with both models and prints the largest difference in the scaled space; exits 1 if it exceeds
+--tolerance (default 1e-4 float, 2e-2 quantized: the tolerances tests/tasks/test_export.py
+checks). Not a DVC stage: an artefact for serving, made on demand from the train stage's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FLOAT_TOLERANCE = 1e-4  # scaled units: float32 TFLite kernels vs Keras (fused ops reorder sums)
+QUANTIZED_TOLERANCE = 2e-2  # dynamic-range int8 weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tasks import paths
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", type=Path, default=paths.MODEL)
+    p.add_argument("--out", type=Path, default=None, help="default: models/model[.int8].tflite")
+    p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights")
+    p.add_argument("--batch", type=int, default=1, help="fixed batch size of the flatbuffer")
+    p.add_argument("--prepared", type=Path, default=paths.PREPARED)
+    p.add_argument("--scaler", type=Path, default=paths.SCALER)
+    p.add_argument("--tolerance", type=float, default=None)
+    args = p.parse_args(argv)
+
+    from tasks.export import export_tflite, predict_tflite
+    from tasks.forecast import load_model
+    from tasks.prepare import Prepared
+    from tasks.train import model_inputs
+
+    out = args.out or args.model.with_suffix(".int8.tflite" if args.quantize else ".tflite")
+    model = load_model(args.model)
+    info = export_tflite(model, out, quantize=args.quantize, batch=args.batch)
+    prepared = Prepared.load(args.prepared, args.scaler)
+    x = model_inputs(prepared, prepared.forecast_starts, model)
+    keras_out = np.asarray(model.predict(x, verbose=0))
+    diff = float(np.abs(predict_tflite(out, x) - keras_out).max())
+    tol = args.tolerance or (QUANTIZED_TOLERANCE if args.quantize else FLOAT_TOLERANCE)
+    print(json.dumps({**info, "series": len(x), "max_abs_diff_scaled": diff, "tolerance": tol}))
+    return 0 if diff <= tol else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
