@@ -48,6 +48,21 @@ def events(api: str, name: str) -> list[dict]:
     return post(api, "/events/filter", body)["events"]
 
 
+def wait_event(api: str, name: str, resource_part: str, timeout: float = 60) -> dict:
+    """The event `name` whose resource id contains `resource_part`; the server persists events
+    asynchronously (in batches), so poll instead of asking once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            e for e in events(api, name) if resource_part in e["resource"]["prefect.resource.id"]
+        ]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {name} event for {resource_part} within {timeout} s")
+        time.sleep(1)
+
+
 def wait_terminal(api: str, run_ids: list[str], timeout: float = 300) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:

@@ -53,8 +53,7 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     assert states["evaluate"] == "COMPLETED" and states["publish"] == "FAILED", states
     metrics = api.artifacts(prefect_server, flow_run["id"])["forecast-metrics"]["data"]
     assert "Decision: NOT PUBLISHED" in metrics
-    failed_events = api.events(prefect_server, "forecast.pipeline.failed")
-    [event] = [e for e in failed_events if flow_run["id"] in e["resource"]["prefect.resource.id"]]
+    event = api.wait_event(prefect_server, "forecast.pipeline.failed", flow_run["id"])
     assert "NOT PUBLISHED" in event["payload"]["reason"]
     assert published(project) == before
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,8 +16,12 @@ pytestmark = pytest.mark.slow
 STAGES = ["ingest", "prepare", "train", "evaluate", "publish"]
 
 
-def flow_runs(api: str, flow_name: str) -> list[dict]:
+def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
+    """Runs of `flow_name`, newest first; `after` (ISO time) keeps those created since then, as
+    the session's server also holds other tests' runs."""
     body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
+    if after:
+        body["flow_runs"] = {"expected_start_time": {"after_": after}}
     resp = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
     resp.raise_for_status()
     return resp.json()
@@ -32,6 +37,7 @@ def task_runs(api: str, flow_run_id: str) -> list[dict]:
 def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
     project: Path, prefect_env: dict, prefect_server: str
 ):
+    started = datetime.now(UTC).isoformat()
     result = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
     assert all(f"{stage}: ran" in result.stdout for stage in STAGES), result.stdout
 
@@ -40,7 +46,7 @@ def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
     lock = (project / "dvc.lock").read_text()
     assert all(f"  {stage}:" in lock for stage in STAGES)
 
-    [pipeline_run] = flow_runs(prefect_server, "forecast-pipeline")
+    [pipeline_run] = flow_runs(prefect_server, "forecast-pipeline", after=started)
     assert pipeline_run["state_type"] == "COMPLETED"
     tasks = task_runs(prefect_server, pipeline_run["id"])
     assert sorted(t["name"] for t in tasks) == sorted(STAGES)
@@ -57,8 +63,9 @@ def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
 
     # `dvc repro` runs each affected stage as its own Prefect flow run.
     update_params(project, {"training": {"epochs": 3}})
+    repro_started = datetime.now(UTC).isoformat()
     run(["dvc", "repro"], project, env=prefect_env)
     for stage in ("train", "evaluate", "publish"):
-        runs = flow_runs(prefect_server, stage)
+        runs = flow_runs(prefect_server, stage, after=repro_started)
         assert runs and runs[0]["state_type"] == "COMPLETED", stage
-    assert flow_runs(prefect_server, "ingest") == []
+    assert flow_runs(prefect_server, "ingest", after=repro_started) == []
