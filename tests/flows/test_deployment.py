@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -79,18 +80,26 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
         first["start_time"],
     )
 
-    # One at a time: the second arrived while the first was running and started only after it
-    # ended (normally by way of the server's `AwaitingConcurrencySlot` state; under heavy load
-    # the runner may not even propose it before the first ends).
+    # One at a time: the second arrived while the first was running, and none of its stages
+    # touched the repository before the first's last stage ended. The server's deployment limit
+    # usually holds it in `AwaitingConcurrencySlot`; when it does not (seen under heavy load),
+    # the pipeline's lock on the repository makes it wait, with a log line saying so.
     second_states = [s["name"] for s in api.states(prefect_server, second_id)]
     assert second["created"] < first["end_time"], (second["created"], first["end_time"])
-    assert second["start_time"] >= first["end_time"], second_states
+    first_done = max(t["end_time"] for t in api.task_runs(prefect_server, first_id))
+    second_began = min(t["start_time"] for t in api.task_runs(prefect_server, second_id))
+    assert second_began >= first_done, (second_states, second_began, first_done)
 
     # The second saw unchanged inputs: every stage skipped, the model reused, in seconds.
     assert "reused model" in second["state"]["message"]
     assert "no input changed" in second["state"]["message"]
-    assert second["total_run_time"] < 15, second["total_run_time"]
     skipped = api.task_runs(prefect_server, second_id)
+    # Its five stages (after any wait for the repository) took seconds: hash checks only.
+    stage_span = (
+        datetime.fromisoformat(max(t["end_time"] for t in skipped))
+        - datetime.fromisoformat(min(t["start_time"] for t in skipped))
+    ).total_seconds()
+    assert stage_span < 15, stage_span
     assert sorted(t["name"] for t in skipped) == sorted(STAGES)
 
     # Artifacts of the first run: metrics vs baselines with the gate, forecasts, chart.
@@ -111,5 +120,5 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
     assert run(["dvc", "status", "-c", "--json"], project, env=env).stdout.strip() in ("{}", "")
     print(
         f"trigger-to-done {time.monotonic() - triggered:.1f} s; first run created/started "
-        f"{start_latency}; no-op run {second['total_run_time']:.1f} s; second run {second_states}"
+        f"{start_latency}; no-op stages {stage_span:.1f} s; second run {second_states}"
     )
