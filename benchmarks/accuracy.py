@@ -28,7 +28,6 @@ import copy
 import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,19 +103,9 @@ def load_frame(ds: Dataset, cfg: Config):
 
 def lstm_forecast(frame, cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(insample, actual, forecast, info) of the pipeline's model on the held-out tail."""
-    import keras
+    from benchmarks.tune_defaults import fit_and_forecast
 
-    from tasks.forecast import forecast_original
-    from tasks.prepare import prepare
-    from tasks.train import train
-
-    keras.backend.clear_session()
-    prepared = prepare(frame, cfg)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train(prepared, cfg, checkpoint_dir=Path(tmp))
-        seconds = time.perf_counter() - started
-    pred = forecast_original(prepared, result.model, prepared.test_starts)[0]
+    prepared, result, pred, seconds = fit_and_forecast(frame, cfg)
     end = int(prepared.train_end[0])
     info = {
         "train_seconds": round(seconds, 1),

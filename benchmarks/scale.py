@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 DEFAULT_SERIES, DEFAULT_STEPS = 10_000, 1_000
@@ -329,10 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(), "platform": platform.platform()},
         "elapsed_s": elapsed,
     }  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
+    write_json(out, doc)  # atomic, strict JSON (NaN -> null)
     print(f"wrote {out}")
     return 0
 

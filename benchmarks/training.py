@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from tasks.io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "training.json"
 
@@ -162,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(), "platform": platform.platform()},
         "elapsed_s": time.perf_counter() - started,
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(args.out, doc)  # atomic, strict JSON (NaN -> null)
     print(f"wrote {args.out}")
     return 0
 

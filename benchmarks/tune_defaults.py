@@ -75,8 +75,12 @@ def config(overrides: dict, params: Path = Path("params.yaml")) -> Config:
     return parse_config(raw)
 
 
-def run(frame: pl.DataFrame, cfg: Config) -> dict:
-    """Train on `frame` minus its last horizon; score that tail (series 0) vs seasonal naive."""
+def fit_and_forecast(frame: pl.DataFrame, cfg: Config):
+    """Prepare `frame`, train in a scratch checkpoint dir, forecast the held-out tail of series 0.
+
+    Returns (prepared, train result, forecast in original units, training seconds); shared with
+    benchmarks/accuracy.py so both score the pipeline's model the same way.
+    """
     import keras
 
     from tasks.forecast import forecast_original
@@ -88,9 +92,15 @@ def run(frame: pl.DataFrame, cfg: Config) -> dict:
         started = time.perf_counter()
         result = train(prepared, cfg, checkpoint_dir=Path(tmp))
         seconds = time.perf_counter() - started
+    pred = forecast_original(prepared, result.model, prepared.test_starts)[0]
+    return prepared, result, pred, seconds
+
+
+def run(frame: pl.DataFrame, cfg: Config) -> dict:
+    """Train on `frame` minus its last horizon; score that tail (series 0) vs seasonal naive."""
+    prepared, result, pred, seconds = fit_and_forecast(frame, cfg)
     end = int(prepared.train_end[0])
     truth, insample = prepared.raw[end:], prepared.raw[:end]
-    pred = forecast_original(prepared, result.model, prepared.test_starts)[0]
     m = prepared.season_length
     naive = seasonal_naive(insample, len(truth), m)
     out = {

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "windowing.json"
 DEFAULT_POINTS = 1_000_000
@@ -388,10 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": facts,
         "elapsed_s": elapsed,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
+    write_json(out, doc)  # atomic, strict JSON (NaN -> null)
     print(f"wrote {out}")
     return 0
 
