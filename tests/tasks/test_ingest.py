@@ -14,7 +14,7 @@ from flows import stages
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, parse_config
 from tasks.errors import DataSourceError, DataValidationError
-from tasks.ingest import read_source, summarize, validate
+from tasks.ingest import read_source, series_chunks, summarize, validate
 from tasks.schema import FILLED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,6 +395,76 @@ def test_validate_accepts_a_plain_frame():
         validate(frame, small_cfg())
     ok = validate(frame.reverse(), small_cfg())
     assert ok[VALUE].to_list() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+# ------------------------------------------------------------------------- chunked checks
+def _mixed_series(n_series: int = 12) -> list[list]:
+    """Series of different lengths, not in name order, so chunks end mid-alphabet."""
+    rows = []
+    for k in reversed(range(n_series)):
+        rows += monthly(f"s{k:02d}", n=6 + k % 4, start=2000 + k % 3, first=5.0 + k)
+    return rows
+
+
+def _failure_keys(err: DataValidationError) -> set[tuple]:
+    f = err.failures
+    return set(f.select("check", SERIES_ID, TIMESTAMP, "row", "detail").iter_rows())
+
+
+@pytest.mark.parametrize("fill", ["error", "forward"])
+def test_chunked_validation_returns_what_one_pass_returns(tmp_path, fill):
+    rows = _mixed_series()
+    if fill == "forward":
+        del rows[3], rows[20]  # gaps in two series
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    cfg = small_cfg(data={"fill_gaps": fill})
+    whole = validate(frame, cfg, chunk_rows=10_000)
+    for chunk_rows in (1, 7, 20):
+        chunked = validate(frame, cfg, chunk_rows=chunk_rows)
+        assert chunked.equals(whole), chunk_rows
+    assert whole[SERIES_ID].is_sorted()
+    assert whole[FILLED].sum() == (2 if fill == "forward" else 0)
+
+
+def test_chunks_hold_whole_series_and_share_the_data(tmp_path):
+    frame = read_source(write_csv(tmp_path / "s.csv", _mixed_series()))
+    chunks = series_chunks(frame, chunk_rows=20)
+    assert 3 <= len(chunks) < frame.height / 6
+    assert sum(c.height for c in chunks) == frame.height
+    seen = [set(c[SERIES_ID].to_list()) for c in chunks]
+    for i, a in enumerate(seen):  # no series is cut between two chunks
+        assert all(a.isdisjoint(b) for b in seen[i + 1 :])
+    assert pl.concat(chunks).equals(frame)
+
+
+def test_chunked_validation_reports_the_same_failures(tmp_path):
+    rows = _mixed_series()
+    rows = with_row(rows, 2, value="x")  # value_type, in the first series
+    rows = with_row(rows, 40, timestamp=rows[39][1])  # unique_key + order, mid-file
+    rows = with_row(rows, len(rows) - 1, value="-3")  # below min_value, in the last series
+    del rows[60]  # a gap
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    cfg = small_cfg(data={"min_value": 0.0})
+    errors = []
+    for chunk_rows in (10_000, 15):
+        with pytest.raises(DataValidationError) as info:
+            validate(frame, cfg, chunk_rows=chunk_rows)
+        errors.append(info.value)
+    whole, chunked = errors
+    assert _failure_keys(chunked) == _failure_keys(whole)
+    assert {"value_type", "unique_key", "min_value", "gap"} <= set(whole.failures["check"])
+
+
+def test_interleaved_series_are_checked_in_one_piece(tmp_path):
+    # a and b alternate row by row: no cut between whole series exists, so no chunking; a
+    # duplicate key far apart in the file is still found.
+    a, b = monthly("a", n=10), monthly("b", n=10)
+    rows = [r for pair in zip(a, b, strict=True) for r in pair] + [list(a[0])]
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    assert len(series_chunks(frame, chunk_rows=4)) == 1
+    with pytest.raises(DataValidationError) as info:
+        validate(frame, small_cfg(), chunk_rows=4)
+    assert "unique_key" in set(info.value.failures["check"])
 
 
 # ------------------------------------------------------------------------- the stage edge
