@@ -104,18 +104,32 @@ class Prepared:
         }
 
 
+def _key_order(frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(timestamps, offsets, series ids) when `frame` is in (series_id, timestamp) order, else
+    (None, ...). Checked on runs and a diff, without the copy of the frame a sort would make."""
+    runs = frame[SERIES_ID].rle().struct.unnest()  # one row per run of equal series_id
+    lengths = runs["len"].to_numpy().astype(np.int64)
+    offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)])
+    series_ids = runs["value"].to_numpy().astype(str)
+    timestamps = np.asarray(frame[TIMESTAMP].to_numpy(), dtype="datetime64[us]")
+    rising = np.diff(timestamps.view(np.int64)) > 0
+    rising[offsets[1:-1] - 1] = True  # a series boundary may step back in time
+    in_order = bool(rising.all()) and bool((series_ids[1:] > series_ids[:-1]).all())
+    return (timestamps if in_order else None), offsets, series_ids
+
+
 def prepare(frame: pl.DataFrame, cfg: Config) -> Prepared:
     """Validated long frame -> contiguous scaled series, split by time, with fitted scalers."""
-    frame = frame.sort(SERIES_ID, TIMESTAMP)
-    lengths = frame.group_by(SERIES_ID, maintain_order=True).len()
-    series_ids = lengths[SERIES_ID].to_numpy().astype(str)
-    offsets = np.concatenate([[0], np.cumsum(lengths["len"].to_numpy())]).astype(np.int64)
+    timestamps, offsets, series_ids = _key_order(frame)
+    if timestamps is None:  # ingest returns key order; sort (a copy) only a frame that isn't
+        frame = frame.sort(SERIES_ID, TIMESTAMP)
+        timestamps, offsets, series_ids = _key_order(frame)
     horizon = cfg.forecast.horizon
     train_end = offsets[1:] - horizon
     if np.any(train_end - offsets[:-1] < cfg.min_history - horizon):
         raise ValueError("a series is shorter than cfg.min_history; ingest should have stopped it")
 
-    raw = frame[VALUE].to_numpy().astype(np.float64)
+    raw = np.asarray(frame[VALUE].to_numpy(), dtype=np.float64)
     transform = SeriesTransform(cfg.prepare.transform, cfg.prepare.scaler)
     values = np.empty(raw.size, dtype=np.float32)
     # One loop over series (not samples): each gets its own scaler, fitted before its test tail.
@@ -128,7 +142,7 @@ def prepare(frame: pl.DataFrame, cfg: Config) -> Prepared:
         series_ids=series_ids,
         offsets=offsets,
         train_end=train_end.astype(np.int64),
-        timestamps=frame[TIMESTAMP].to_numpy().astype("datetime64[us]"),
+        timestamps=timestamps,
         raw=raw,
         values=values,
         geometry=WindowGeometry(cfg.prepare.lookback, horizon),

@@ -292,3 +292,35 @@ def test_save_arrays_and_load_round_trip(frame, cfg, tmp_path):
             q.to_original(s, q.values[part]), p.to_original(s, p.values[part])
         )
     assert q.summary() == p.summary()
+
+
+def test_key_order_is_checked_not_assumed(frame, cfg):
+    """A frame already in key order is used as is (no copy); one out of order anywhere, even a
+    single swapped pair of timestamps inside a series, is sorted first: same result."""
+    in_order = frame.sort(SERIES_ID, TIMESTAMP)
+    swapped = (
+        in_order.with_row_index("i")
+        .with_columns(
+            pl.when(pl.col("i") == 30)
+            .then(pl.col(TIMESTAMP).shift(-1))
+            .when(pl.col("i") == 31)
+            .then(pl.col(TIMESTAMP).shift(1))
+            .otherwise(pl.col(TIMESTAMP))
+            .alias(TIMESTAMP),
+            pl.when(pl.col("i") == 30)
+            .then(pl.col(VALUE).shift(-1))
+            .when(pl.col("i") == 31)
+            .then(pl.col(VALUE).shift(1))
+            .otherwise(pl.col(VALUE))
+            .alias(VALUE),
+        )
+        .drop("i")
+    )
+    expected = prepare(in_order, cfg)
+    assert not swapped.equals(in_order)
+    for variant in (frame, swapped):
+        got = prepare(variant, cfg)
+        np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+        np.testing.assert_array_equal(got.values, expected.values)
+        np.testing.assert_array_equal(got.offsets, expected.offsets)
+        assert list(got.series_ids) == ["a", "b", "c"]
