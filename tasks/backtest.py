@@ -100,6 +100,12 @@ def build_folds(prepared: Prepared, cfg: Config) -> list[Prepared]:
             < pl.len().over(SERIES_ID) - k * cfg.evaluate.step
         )
         folds.append(prepare(cut, single))
+    # A series embedding (model.series_embedding) finds a series by its position, and without
+    # refit one fold's model scores every fold: each fold must list the same series in the same
+    # order. prepare sorts them and every fold keeps every series; this guards that invariant.
+    for k, fold in enumerate(folds[1:], start=1):
+        if not np.array_equal(fold.series_ids, prepared.series_ids):
+            raise ValueError(f"fold {k} lists other series than fold 0, or in another order")
     return folds
 
 
@@ -182,9 +188,12 @@ class FoldResult:
         return np.stack([p.timestamps[int(e) : int(e) + p.geometry.horizon] for e in p.train_end])
 
 
-def model_forecasts(prepared: Prepared, model) -> tuple[np.ndarray, np.ndarray]:
-    """(scaled, original) forecasts of `model` for the test tail of every series of a fold."""
-    scaled = predict_scaled(prepared, model, prepared.test_starts)
+def model_forecasts(
+    prepared: Prepared, model, series_index: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scaled, original) forecasts of `model` for the test tail of every series of a fold.
+    `series_index`: see `tasks.forecast.model_inputs` (None: the fold's own series order)."""
+    scaled = predict_scaled(prepared, model, prepared.test_starts, series_index=series_index)
     original = np.stack([to_original(prepared, s, scaled[s]) for s in range(len(scaled))])
     return scaled, original
 

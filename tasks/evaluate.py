@@ -25,7 +25,7 @@ from tasks import backtest, intervals
 from tasks.backtest import MODELS, FoldModels, FoldResult
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
-from tasks.forecast import DivergedModel
+from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
 
 # Plot files written by the evaluate stage (dvc.yaml's top-level `plots` render them).
 TEST_FORECAST = "plots/test_forecast.csv"  # latest fold: actual, forecasts, intervals
@@ -54,8 +54,47 @@ class Evaluation:
 
 
 # ---------------------------------------------------------------- champion
-def _incompatible(champion: Champion, cfg: Config) -> str | None:
-    """Why the champion cannot forecast the current folds (None when it can)."""
+def _champion_series(champion: Champion) -> list[str] | None:
+    """The series the champion's embedding rows stand for, in row order (None: unknown)."""
+    meta = champion.meta or {}
+    if "series_ids" in meta:
+        return [str(sid) for sid in meta["series_ids"]]
+    if "trained_through" in meta:
+        # champion.json from before it listed series_ids: trained_through has one key per
+        # series, and prepare numbers series in sorted order, so the sorted keys are the rows.
+        return sorted(str(sid) for sid in meta["trained_through"])
+    return None
+
+
+def _series_index(champion: Champion, series_ids: np.ndarray) -> np.ndarray | None:
+    """Row of each current series in the champion's series embedding (None: it has none).
+
+    The rows were numbered by the champion's own series set, which need not be the current one:
+    a series added or removed since shifts every later position, so positions are matched by
+    series id, never reused. Raises SeriesIndexError when they cannot be matched.
+    """
+    if input_channels(champion.model) == 1:
+        return None
+    from tasks.model import series_table_size  # Keras is loaded: the champion is a Keras model
+
+    known = _champion_series(champion)
+    if known is None:
+        raise SeriesIndexError(
+            "the champion has a series embedding (model.series_embedding) but no metadata "
+            "(published/champion.json missing or not this model's) saying which series its "
+            "vectors belong to"
+        )
+    table = series_table_size(champion.model)
+    if table != len(known):
+        raise SeriesIndexError(
+            f"the champion's series embedding (model.series_embedding) has {table} rows, but "
+            f"its metadata lists {len(known)} series"
+        )
+    return series_index_for(known, series_ids)
+
+
+def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> str | None:
+    """Why the champion cannot forecast the current folds' `series_ids` (None when it can)."""
     want = {
         "lookback": cfg.prepare.lookback,
         "horizon": cfg.forecast.horizon,
@@ -82,6 +121,10 @@ def _incompatible(champion: Champion, cfg: Config) -> str | None:
             f"champion takes lookback {lookback} and forecasts {horizon} steps; the current "
             f"params need {cfg.prepare.lookback} and {cfg.forecast.horizon}"
         )
+    try:
+        _series_index(champion, series_ids)
+    except SeriesIndexError as err:
+        return f"the champion cannot forecast the current series: {err}"
     return None
 
 
@@ -111,13 +154,15 @@ def compare_champion(
     if champion.meta:
         base["published_at"] = champion.meta.get("published_at")
         base["trained_through"] = champion.meta.get("trained_through")
-    reason = _incompatible(champion, cfg)
+    series_ids = results[0].prepared.series_ids  # every fold lists the same (build_folds)
+    reason = _incompatible(champion, cfg, series_ids)
     if reason:
         return {**base, "status": "incompatible", "reason": reason}
+    index = _series_index(champion, series_ids)
     per_fold, champion_rows = {}, {}
     try:
         for r in results:
-            _, preds = backtest.model_forecasts(r.prepared, champion.model)
+            _, preds = backtest.model_forecasts(r.prepared, champion.model, index)
             rows = backtest.score_series(r.prepared, preds)
             champion_rows[r.fold] = rows
             seen = _seen(champion, r)

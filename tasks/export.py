@@ -6,7 +6,9 @@ tensorflow-cpu (no extra package), and with `quantize` applies dynamic-range qua
 (int8 weights, float activations: about 4x smaller weights). The recurrent layers become
 TFLite control flow (WHILE) on builtin ops; `predict_tflite` runs the result with the
 interpreter so callers can compare it with the Keras model (tests/tasks/test_export.py states
-the tolerances).
+the tolerances). A model with a series embedding (`model.series_embedding` > 0) exports too
+(its lookup is a builtin GATHER): the flatbuffer then reads two channels, values and series
+index, built by `tasks.forecast.model_inputs` exactly as for the Keras model.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ def predict_tflite(path: str | Path, x: np.ndarray) -> np.ndarray:
     out = interpreter.get_output_details()[0]
     batch = int(inp["shape"][0])
     x = np.asarray(x, dtype=np.float32)
+    channels = int(inp["shape"][-1])
+    if x.ndim != 3 or x.shape[-1] != channels:
+        # Most likely the values alone for a series-embedding model: say so, not only the shape.
+        what = " (values and series index: model.series_embedding > 0)" if channels == 2 else ""
+        raise ValueError(
+            f"inputs have shape {x.shape}; the model reads (n, lookback, {channels}){what}: "
+            "build them with tasks.forecast.model_inputs"
+        )
     n = len(x)
     pad = (-n) % batch
     if pad:

@@ -1,6 +1,15 @@
-"""Model forecasts in original units, one window per series (shared by evaluate and publish)."""
+"""Model inputs and forecasts, shared by train, evaluate, publish and export.
+
+`model_inputs` is the one place that turns window starts into what a model reads: the values,
+plus, for a model with a series embedding (`model.series_embedding` > 0), a second channel
+holding each window's series index. Every caller of a trained model goes through it, so the
+index a model reads after training refers to the series it referred to in training. Kept free
+of Keras imports at module level so the stages that only load this module stay light.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -12,9 +21,87 @@ class DivergedModel(PipelineError):
     """The model produced NaN or infinite forecasts."""
 
 
+class SeriesIndexError(PipelineError):
+    """A series-embedding model was asked about a series its embedding table has no row for."""
+
+
+# ---------------------------------------------------------------- inputs
+def series_channel(prepared: Prepared, series_index: np.ndarray | None = None) -> np.ndarray:
+    """(N,) float32 series index of every point: the extra input channel a series embedding
+    reads (`model.series_embedding` > 0). Series s gets `series_index[s]` (default s, the
+    order `prepare` sorts series in). Exact as float32 below 2**24 series."""
+    lengths = np.diff(prepared.offsets)
+    if series_index is None:
+        series_index = np.arange(lengths.size)
+    return np.repeat(np.asarray(series_index, dtype=np.float32), lengths)
+
+
+def input_channels(model) -> int:
+    """Input channels `model` reads: 2 with a series embedding, else 1. Objects that only have
+    `predict` (no declared inputs) read the values alone."""
+    inputs = getattr(model, "inputs", None)
+    return int(inputs[0].shape[-1]) if inputs else 1
+
+
+def series_index_for(model_series: Sequence[str], series_ids: np.ndarray) -> np.ndarray:
+    """(S,) row of each of `series_ids` in an embedding trained on `model_series` (in its
+    training order). A series it never saw has no learnt vector: SeriesIndexError, naming it."""
+    row = {str(sid): i for i, sid in enumerate(model_series)}
+    missing = [str(sid) for sid in series_ids if str(sid) not in row]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise SeriesIndexError(
+            f"the model's series embedding (model.series_embedding) has no vector for "
+            f"{len(missing)} series ({shown}): it was trained on {len(row)} other series"
+        )
+    return np.array([row[str(sid)] for sid in series_ids], dtype=np.int64)
+
+
+def model_inputs(
+    prepared: Prepared,
+    starts: np.ndarray,
+    model,
+    series_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, lookback, channels) float32 inputs of `model` for the windows at `starts`: the values,
+    plus the series-index channel when the model has a series embedding.
+
+    `series_index` (S,) maps each series of `prepared` to its row in the model's embedding
+    table; the default, series s -> row s, holds for a model trained on this series set (the
+    train stage's model and every backtest fold model). An index outside the table raises
+    SeriesIndexError: `SeriesEmbedding` would clip it and forecast with another series'
+    vector, without a sign.
+    """
+    x = prepared.geometry.inputs(prepared.values, starts).astype(np.float32)  # (n, L, 1)
+    channels = input_channels(model)
+    if channels == 1:
+        return x
+    from tasks.model import series_table_size  # Keras is loaded: `model` is a Keras model
+
+    table = series_table_size(model)
+    if channels != 2 or table is None:
+        raise ValueError(
+            f"the model reads {channels} input channels; this pipeline feeds the values "
+            "(1) or the values and a series index (2, model.series_embedding > 0)"
+        )
+    n_series = len(prepared.series_ids)
+    index = np.arange(n_series) if series_index is None else np.asarray(series_index)
+    if index.shape != (n_series,):
+        raise ValueError(f"series_index has shape {index.shape}, expected ({n_series},)")
+    if index.size and (index.min() < 0 or index.max() >= table):
+        raise SeriesIndexError(
+            f"series indices {int(index.min())}..{int(index.max())} reach outside the model's "
+            f"series embedding table (rows 0..{table - 1}, model.series_embedding): it was "
+            f"trained on another series set than these {n_series}; retrain it on them"
+        )
+    idx = prepared.geometry.inputs(series_channel(prepared, index), starts)  # (n, L, 1)
+    return np.concatenate([x, idx], axis=-1)
+
+
+# ---------------------------------------------------------------- forecasts
 def forecast_original(prepared: Prepared, model, starts: np.ndarray, batch_size: int = 4096):
     """(S, horizon) forecasts in original units for the windows at `starts` (one per series)."""
-    x = prepared.geometry.inputs(prepared.values, starts).astype(np.float32)  # (S, L, 1)
+    x = model_inputs(prepared, starts, model)  # (S, L, channels)
     scaled = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     out = np.stack([prepared.to_original(s, scaled[s]) for s in range(len(starts))])
     bad = ~np.isfinite(out)

@@ -8,8 +8,9 @@ tasks/evaluate.py for which folds), on `gate.metric` (lower is better for every 
   worsening = challenger - champion <= gate.max_abs_change,
   relative worsening = worsening / champion <= gate.max_rel_change  (null disables either).
 A first run (no champion) is judged on the value thresholds alone; so is a run whose champion
-cannot be compared (params changed the horizon or transform, or it diverges), which the
-decision says in `champion.status` and `notes`.
+cannot be compared (params changed the horizon or transform, its series embedding has no
+vector for a current series, or it diverges), which the decision says in `champion.status` and
+`notes`.
 
 The decision is a JSON-able dict holding every number it rests on, so metrics/gate.json alone
 explains why a run was or was not published.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.forecast import DivergedModel
+from tasks.forecast import DivergedModel, model_inputs
 from tasks.prepare import Prepared
 
 # Widths calibrated by evaluate on the backtest, applied by publish to the future forecasts.
@@ -35,12 +35,21 @@ INTERVALS = Path("models/intervals.json")
 
 
 # ---------------------------------------------------------------- forecasts in the model space
-def predict_scaled(prepared: Prepared, model, starts: np.ndarray, batch_size: int = 4096):
+def predict_scaled(
+    prepared: Prepared,
+    model,
+    starts: np.ndarray,
+    batch_size: int = 4096,
+    series_index: np.ndarray | None = None,
+):
     """(S, horizon) forecasts in the scaled space for the windows at `starts` (one per series).
 
-    Non-finite forecasts (a diverged model) raise DivergedModel before anything uses them.
+    `series_index`: each series' row in the model's series embedding, when it differs from
+    the series order of `prepared` (a champion trained on another series set; see
+    `model_inputs`). Non-finite forecasts (a diverged model) raise DivergedModel before
+    anything uses them.
     """
-    x = prepared.geometry.inputs(prepared.values, starts).astype(np.float32)  # (S, L, 1)
+    x = model_inputs(prepared, starts, model, series_index)  # (S, L, channels)
     scaled = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     expected = (len(starts), prepared.geometry.horizon)
     if scaled.shape != expected:

@@ -79,6 +79,10 @@ class SeriesEmbedding(layers.Layer):
     """
 
     def __init__(self, n_series: int, dim: int, **kwargs):
+        # Read the index in float32: autocast to a half-precision policy's compute dtype would
+        # round it (bfloat16 is exact only up to 256, float16 up to 2048), so a series past
+        # that would silently get a neighbour's vector.
+        kwargs["autocast"] = False
         super().__init__(**kwargs)
         self.n_series = n_series
         self.dim = dim
@@ -347,6 +351,28 @@ class _ValueChannels(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "n": self.n}
+
+
+def series_table_size(model) -> int | None:
+    """Rows of the series-embedding table of `model` (None: it has no series embedding).
+
+    Looks inside recursive layers and ensemble members, so callers can check that a series
+    index is inside the table before `SeriesEmbedding` would silently clip it.
+    """
+    sizes: set[int] = set()
+
+    def visit(layer) -> None:
+        if isinstance(layer, SeriesEmbedding):
+            sizes.add(layer.n_series)
+        elif isinstance(layer, RecursiveForecast) and layer.embed is not None:
+            sizes.add(layer.embed.n_series)
+        elif isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                visit(inner)
+
+    visit(model)
+    # Ensemble members are trained on the same data, so they share one table size.
+    return min(sizes) if sizes else None
 
 
 def average_ensemble(models: list[keras.Model]) -> keras.Model:

@@ -71,5 +71,8 @@ def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at
         "transform": prepared.transform.transform_name,
         "scaler": prepared.transform.scaler_name,
         "season_length": prepared.season_length,
+        # In the model's order: row s of a series embedding (model.series_embedding) is
+        # series_ids[s], which the next evaluate needs to rescore the champion on its series.
+        "series_ids": [str(sid) for sid in prepared.series_ids],
         "trained_through": through,
     }

@@ -25,6 +25,11 @@ import numpy as np
 import polars as pl
 
 from tasks.config import Config
+
+# model_inputs is re-exported: callers of a trained model have used it from here. Both live in
+# tasks.forecast so evaluate and publish build the same inputs without importing training code.
+from tasks.forecast import model_inputs as model_inputs
+from tasks.forecast import series_channel
 from tasks.model import average_ensemble, build_model
 from tasks.prepare import Prepared
 from tasks.strategy import is_multi_worker, make_strategy, worker_index
@@ -44,23 +49,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------ inputs
-def series_channel(prepared: Prepared) -> np.ndarray:
-    """(N,) float32 series index of every point: the extra input channel a series embedding
-    reads (`model.series_embedding` > 0). Exact as float32 below 2**24 series."""
-    lengths = np.diff(prepared.offsets)
-    return np.repeat(np.arange(lengths.size, dtype=np.float32), lengths)
-
-
-def model_inputs(prepared: Prepared, starts: np.ndarray, model: keras.Model) -> np.ndarray:
-    """(n, lookback, channels) inputs for `model`: the values, plus the series-index channel
-    when the model was built with a series embedding (it then has two input channels)."""
-    x = prepared.geometry.inputs(prepared.values, starts)  # (n, L, 1)
-    if model.inputs[0].shape[-1] == 2:
-        idx = prepared.geometry.inputs(series_channel(prepared), starts)
-        x = np.concatenate([x, idx], axis=-1)
-    return x.astype(np.float32)
-
-
 def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> keras.Model:
     """The (uncompiled) model the config describes, for this prepared data."""
     m = cfg.model
