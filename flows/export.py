@@ -5,7 +5,8 @@
 Converts (tasks/export.py), then forecasts the prepared data's last window of every series
 with both models and prints the largest difference in the scaled space; exits 1 if it exceeds
 --tolerance (default 1e-4 float, 2e-2 quantized: the tolerances tests/tasks/test_export.py
-checks). Not a DVC stage: an artefact for serving, made on demand from the train stage's model.
+checks). A missing model, prepared arrays or scaler exits 2 with a message and writes nothing.
+Not a DVC stage: an artefact for serving, made on demand from the train stage's model.
 """
 
 from __future__ import annotations
@@ -34,15 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=None)
     args = p.parse_args(argv)
 
+    # Checked before TensorFlow is imported, so a missing input costs no time and writes nothing.
+    missing = [f"{name} {path}" for name, path in
+               (("model", args.model), ("prepared arrays", args.prepared),
+                ("scaler", args.scaler)) if not path.is_file()]  # fmt: skip
+    if missing:
+        print(f"flows.export: nothing exported: no {', no '.join(missing)} (train a model first: "
+              "dvc repro train)", file=sys.stderr)  # fmt: skip
+        return 2
+
     from tasks.export import export_tflite, predict_tflite
-    from tasks.forecast import load_model
+    from tasks.forecast import load_model, model_inputs
     from tasks.prepare import Prepared
-    from tasks.train import model_inputs
 
     out = args.out or args.model.with_suffix(".int8.tflite" if args.quantize else ".tflite")
     model = load_model(args.model)
-    info = export_tflite(model, out, quantize=args.quantize, batch=args.batch)
+    # Every input is read before the flatbuffer is written: a bad one leaves no file behind.
     prepared = Prepared.load(args.prepared, args.scaler)
+    info = export_tflite(model, out, quantize=args.quantize, batch=args.batch)
     x = model_inputs(prepared, prepared.forecast_starts, model)
     keras_out = np.asarray(model.predict(x, verbose=0))
     diff = float(np.abs(predict_tflite(out, x) - keras_out).max())

@@ -11,8 +11,12 @@ metrics/train.json), so evaluate and publish use the result as they would a sing
 The other workers write only scratch under checkpoints/worker_<i>/. On several hosts run
 `python -m flows.multiworker --worker-index I --cluster h0:p0,h1:p1,...` on each host instead.
 
-If any worker fails, the launcher stops the others and exits non-zero; nothing is written
-unless the chief finished. With training.resume a rerun resumes from each worker's backup.
+The chief writes into a staging directory (checkpoints/.multiworker-*); the launcher moves its
+files onto the outputs, each atomically, only once every worker has exited 0. If any worker
+fails or times out, the launcher stops the others, exits non-zero with the failed worker's last
+stderr lines, and the previous outputs stay as they were. The train stage runs the same launcher
+(`run_workers`) when training.workers > 1. With training.resume a rerun resumes from each
+worker's backup.
 """
 
 from __future__ import annotations
@@ -20,14 +24,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
+from tasks import io
+from tasks.config import Config, load_config
+from tasks.errors import PipelineError
+
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TIMEOUT_S = 3600.0
+LOG_TAIL_LINES = 20  # of a failed worker's stderr, in the error: its traceback's end
+
+
+class TrainingFailed(PipelineError):
+    """A worker failed or timed out: the previous train outputs stay in place."""
 
 
 def free_ports(n: int) -> list[int]:
@@ -54,8 +72,6 @@ def worker(args: argparse.Namespace) -> int:
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy, before anything else touches TF
 
-    from tasks import io, paths
-    from tasks.config import load_config
     from tasks.prepare import Prepared
     from tasks.train import train
 
@@ -71,41 +87,17 @@ def worker(args: argparse.Namespace) -> int:
     if args.worker_index == 0:  # the chief alone writes the stage outputs
         io.write_atomic(Path(args.model), result.model.save)
         if args.outputs:
-            io.write_atomic(paths.HISTORY, result.history.write_csv)
+            io.write_atomic(Path(args.history), result.history.write_csv)
             workers = len(args.cluster.split(","))
-            io.write_json(paths.METRICS_TRAIN, {**result.summary, "workers": workers})
+            io.write_json(Path(args.metrics), {**result.summary, "workers": workers})
     print(json.dumps({"worker": args.worker_index, **result.summary}), flush=True)
     return 0
 
 
-def launch(args: argparse.Namespace) -> int:
-    """Start `workers` local processes, wait for all; stop the rest if one fails."""
-    if args.workers is None:
-        from tasks.config import load_config
-
-        args.workers = load_config(args.params).training.workers
-    if args.workers < 2:
-        print("flows.multiworker: --workers must be >= 2 (use the train stage for one process)",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(args.workers))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    env.pop("TF_CONFIG", None)
-    files = {k: Path(getattr(args, k)).resolve()
-             for k in ("params", "prepared", "scaler", "model", "checkpoints")}  # fmt: skip
-    common = [x for k, v in files.items() for x in (f"--{k}", str(v))] + ["--cluster", cluster]
-    if args.weights_out:
-        common += ["--weights-out", str(Path(args.weights_out).resolve())]
-    if not args.outputs:
-        common += ["--no-outputs"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "flows.multiworker", "--worker-index", str(i), *common],
-            cwd=ROOT, env=env,
-        )
-        for i in range(args.workers)
-    ]  # fmt: skip
-    deadline = time.monotonic() + args.timeout
+def _wait(procs: list[subprocess.Popen], timeout: float) -> dict[int, int]:
+    """Exit codes of the workers that ended, polling until all did, one failed, or the deadline;
+    then stops whatever still runs (a worker left waiting for a failed peer's collective)."""
+    deadline = time.monotonic() + timeout
     codes: dict[int, int] = {}
     try:
         while len(codes) < len(procs):
@@ -117,7 +109,7 @@ def launch(args: argparse.Namespace) -> int:
             time.sleep(0.2)
     finally:
         for p in procs:
-            if p.poll() is None:  # a worker left waiting for a failed peer's collective
+            if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
@@ -125,10 +117,125 @@ def launch(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+    return codes
+
+
+def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    text = log.read_text(errors="replace").rstrip() if log.exists() else ""
+    return "\n".join("  " + line for line in text.splitlines()[-lines:]) or "  (no output)"
+
+
+def _failure(codes: dict[int, int], workers: int, timeout: float, logs: list[Path]) -> str:
     failed = {i: c for i, c in codes.items() if c != 0}
-    if failed or len(codes) < len(procs):
-        print(f"flows.multiworker: workers failed or timed out: {failed or 'timeout'}",
+    stopped = [i for i in range(workers) if i not in codes]
+    if failed:
+        first = min(failed)
+        what = ", ".join(f"worker {i} exited with code {c}" for i, c in sorted(failed.items()))
+        detail = f"\nworker {first}'s stderr ends with:\n{_tail(logs[first])}"
+    else:
+        what, detail = f"timed out after {timeout:g} s", ""
+    if stopped:
+        what += f" (stopped worker(s) {', '.join(map(str, stopped))})"
+    return (
+        f"training with {workers} workers failed: {what}; the previous train outputs are "
+        f"unchanged{detail}"
+    )
+
+
+def run_workers(
+    cfg: Config,
+    *,
+    prepared: Path,
+    scaler: Path,
+    model: Path,
+    checkpoints: Path,
+    history: Path | None = None,
+    metrics: Path | None = None,
+    workers: int | None = None,
+    weights_out: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict:
+    """Train `cfg` with `workers` (default: training.workers) local processes; returns the
+    chief's summary (with "workers").
+
+    Writes `model`, and `history` / `metrics` when given, exactly as the single-process train
+    stage does, and only after every worker exited 0; otherwise raises TrainingFailed and
+    leaves them as they were.
+    """
+    n = cfg.training.workers if workers is None else workers
+    if n < 2:
+        raise ValueError(f"multi-worker training needs at least 2 workers, got {n}")
+    checkpoints = Path(checkpoints).resolve()
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    # Scratch beside the workers' own, so the stage's outputs change only in the final moves.
+    staging = Path(tempfile.mkdtemp(prefix=".multiworker-", dir=checkpoints))
+    try:
+        staged = {
+            "model": staging / "model.keras",
+            "history": staging / "training_curve.csv",
+            "metrics": staging / "train.json",
+        }
+        # The workers read exactly this config, even one built in memory rather than loaded.
+        params = staging / "params.yaml"
+        params.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(n))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env.pop("TF_CONFIG", None)
+        inputs = {"params": params, "prepared": Path(prepared).resolve(),
+                  "scaler": Path(scaler).resolve(), "checkpoints": checkpoints}  # fmt: skip
+        common = [x for k, v in {**inputs, **staged}.items() for x in (f"--{k}", str(v))]
+        common += ["--cluster", cluster]
+        if weights_out:
+            common += ["--weights-out", str(Path(weights_out).resolve())]
+        logs = [staging / f"worker_{i}.log" for i in range(n)]
+        procs = []
+        for i, log in enumerate(logs):
+            # stderr to a file: its tail goes into the error of a failed run.
+            with open(log, "wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "flows.multiworker", "--worker-index", str(i), *common],
+                    cwd=ROOT, env=env, stderr=err,
+                ))  # fmt: skip
+        codes = _wait(procs, timeout)
+        if len(codes) < n or any(c != 0 for c in codes.values()):
+            raise TrainingFailed(_failure(codes, n, timeout, logs))
+        if not all(p.exists() for p in staged.values()):
+            raise TrainingFailed(
+                f"training with {n} workers: every worker exited 0 but the chief (worker 0) "
+                f"left no outputs in {staging}; the previous train outputs are unchanged"
+            )
+        summary = io.read_json(staged["metrics"])
+        # Same order and atomic writes as the single-process stage (flows/stages/train.py).
+        targets = {"model": model, "history": history, "metrics": metrics}
+        for key, target in targets.items():
+            if target is not None:
+                io.write_atomic(target, lambda tmp, src=staged[key]: shutil.copyfile(src, tmp))
+        return summary
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def launch(args: argparse.Namespace) -> int:
+    """The command line's launcher: `run_workers` with the paths given; exit 1 if it failed."""
+    try:
+        cfg = load_config(args.params)
+    except PipelineError as err:
+        print(f"flows.multiworker: {err}", file=sys.stderr)
+        return 2
+    workers = cfg.training.workers if args.workers is None else args.workers
+    if workers < 2:
+        print("flows.multiworker: --workers must be >= 2 (use the train stage for one process)",
               file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        run_workers(
+            cfg, prepared=args.prepared, scaler=args.scaler, model=args.model,
+            checkpoints=args.checkpoints, history=args.history if args.outputs else None,
+            metrics=args.metrics if args.outputs else None, workers=workers,
+            weights_out=args.weights_out, timeout=args.timeout,
+        )  # fmt: skip
+    except TrainingFailed as err:
+        print(f"flows.multiworker: {err}", file=sys.stderr)
         return 1
     return 0
 
@@ -144,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scaler", type=Path, default=paths.SCALER)
     p.add_argument("--model", type=Path, default=paths.MODEL)
     p.add_argument("--checkpoints", type=Path, default=paths.CHECKPOINTS)
+    p.add_argument("--history", type=Path, default=paths.HISTORY)
+    p.add_argument("--metrics", type=Path, default=paths.METRICS_TRAIN)
     p.add_argument(
         "--weights-out",
         type=Path,
@@ -154,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-outputs",
         dest="outputs",
         action="store_false",
-        help="the chief writes only --model (no history/metrics)",
+        help="the chief writes only --model (not --history/--metrics)",
     )
-    p.add_argument("--timeout", type=float, default=3600.0)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     p.add_argument("--worker-index", type=int, default=None, help="run one worker (multi-host)")
     p.add_argument("--cluster", default=None, help="host:port,... of every worker, in order")
     args = p.parse_args(argv)

@@ -91,9 +91,11 @@ def frame_of(prepared: Prepared) -> pl.DataFrame:
 def build_folds(prepared: Prepared, cfg: Config) -> list[Prepared]:
     """Fold k = prepare() of each series cut at its fold end (N - k * step); fold 0 = `prepared`."""
     check_geometry(prepared.series_ids, np.diff(prepared.offsets), cfg)
+    folds = [prepared]
+    if cfg.evaluate.n_windows == 1:
+        return folds  # the holdout alone: no rebuilt frame (320 MB at 10M rows)
     frame = frame_of(prepared)
     single = fold_config(cfg)
-    folds = [prepared]
     for k in range(1, cfg.evaluate.n_windows):
         cut = frame.filter(
             pl.int_range(pl.len()).over(SERIES_ID)

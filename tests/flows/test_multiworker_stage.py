@@ -1,0 +1,77 @@
+"""The train stage with `training.workers: 2` trains through the multi-worker launcher and writes
+the single-process stage's outputs, which evaluate and publish consume unchanged; a worker that
+fails fails the stage with its reason and leaves the previous outputs in place."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import base_env, run, update_params
+
+pytestmark = pytest.mark.slow
+
+TRAIN_OUTPUTS = ("models/model.keras", "plots/training_curve.csv", "metrics/train.json")
+# Two workers, and as little training as still makes a model: 2 epochs, and one backtest fold
+# (evaluate then scores the train stage's own model instead of fitting another).
+TWO_WORKERS = {"training": {"workers": 2, "epochs": 2}, "evaluate": {"n_windows": 1}}
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
+    update_params(project, TWO_WORKERS)
+
+    trained = run(["dvc", "repro", "train"], project, env=base_env())
+    assert ran_stages(trained.stdout) == ["ingest", "prepare", "train"]
+    summary = json.loads((project / "metrics/train.json").read_text())
+    assert summary["workers"] == 2
+    assert summary["replicas"] == 2  # one replica per worker, all-reduced as one strategy
+    assert summary["epochs"] == [2]
+    assert all((project / rel).is_file() for rel in TRAIN_OUTPUTS)
+    # Each worker's scratch, and no staging left behind.
+    assert sorted(p.name for p in (project / "checkpoints").iterdir()) == ["worker_0", "worker_1"]
+
+    rest = run(["dvc", "repro"], project, env=base_env())
+    assert ran_stages(rest.stdout) == ["evaluate", "publish"]
+    assert json.loads((project / "metrics/gate.json").read_text())["passed"] is True
+    forecasts = pl.read_parquet(project / "published/forecasts.parquet")
+    assert forecasts.height == 24  # the horizon after the last observation (1961-1962)
+    values = forecasts["forecast"].to_numpy()
+    assert np.isfinite(values).all()
+    # AirPassengers ran 104-622 thousand a month through 1960; a seasonal-residual model, even
+    # barely trained, stays in its order of magnitude.
+    assert values.min() > 100 and values.max() < 2000
+    assert run(["dvc", "status", "--json"], project, env=base_env()).stdout.strip() == "{}"
+
+
+def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: Path):
+    update_params(project, TWO_WORKERS)
+    previous = {}
+    for rel in TRAIN_OUTPUTS:  # stand-ins for an earlier run's outputs
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(f"previous {rel}\n")
+        previous[rel] = (project / rel).read_bytes()
+    # Inputs every worker fails to read (a half-written file, say), after TensorFlow started.
+    (project / "data/prepared").mkdir(parents=True)
+    (project / "data/prepared/arrays.npz").write_bytes(b"not an npz archive")
+    (project / "models/scaler.pkl").write_bytes(b"")
+
+    failed = run([sys.executable, "-m", "flows.stages", "train"], project, env=base_env(),
+                 check=False)  # fmt: skip
+    assert failed.returncode == 2, failed.stderr
+    assert "train failed: training with 2 workers failed: worker" in failed.stderr
+    assert "exited with code 1" in failed.stderr
+    assert "previous train outputs are unchanged" in failed.stderr
+    # The failed worker's own reason, from its stderr, is in the message.
+    assert "ValueError:" in failed.stderr, failed.stderr
+    assert {rel: (project / rel).read_bytes() for rel in TRAIN_OUTPUTS} == previous
+    assert not list((project / "checkpoints").glob(".multiworker-*"))
