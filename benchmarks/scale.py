@@ -1,8 +1,9 @@
 """Scale benchmark: the real stage functions over 10,000 series x 1,000 steps (10M rows).
 
 Generates realistic daily series (level x trend x weekly and yearly seasons x AR(1) noise, one
-global model over all of them), writes them to Parquet, then runs in one worker process, as
-`flows.pipeline` does:
+global model over all of them) and writes them to Parquet in this process, then runs in a fresh
+worker process (with the allocator setting of every pipeline entry point, see flows/__init__.py),
+as `flows.pipeline` does:
 
   ingest    tasks.ingest.read_source + tasks.ingest.validate
   prepare   tasks.prepare.prepare
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flows import JEMALLOC_CONF, JEMALLOC_ENV
 from tasks.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +113,28 @@ def generate(series: int, steps: int, seed: int):
     return frame
 
 
+def generate_source(args: argparse.Namespace, work: Path) -> dict:
+    """Write the generated series to work/series.parquet and describe them in work/source.json.
+
+    Runs in the parent process, so that nothing the generator allocated is resident in the
+    worker whose memory is measured: the worker starts from imports and TensorFlow alone.
+    """
+    t0 = time.perf_counter()
+    frame = generate(args.series, args.steps, args.seed)
+    source = work / "series.parquet"
+    frame.write_parquet(source)
+    info = {
+        "series": args.series, "steps": args.steps, "rows": frame.height,
+        "generate_s": time.perf_counter() - t0,
+        "raw_data_mib": frame.select("series_id", "timestamp", "value").estimated_size() / MIB,
+        "source_parquet_mib": source.stat().st_size / MIB,
+    }  # fmt: skip
+    (work / "source.json").write_text(json.dumps(info))
+    print(f"generated {info['rows']:,} rows ({info['raw_data_mib']:.0f} MiB in memory) in "
+          f"{info['generate_s']:.1f} s", flush=True)  # fmt: skip
+    return info
+
+
 def make_config(args: argparse.Namespace):
     from tasks.config import parse_config
 
@@ -129,15 +153,9 @@ def make_config(args: argparse.Namespace):
 
 
 def run_evaluate(evaluate, prepared, model, cfg) -> dict:
-    """The evaluate stage's pure core with the train stage's model; returns the scores.
+    """The evaluate stage's pure core with the train stage's model; returns the scores."""
+    from tasks import backtest
 
-    tasks/evaluate.py is being rewritten (rolling-origin backtest): call whichever signature
-    it has, (folds, FoldModels, cfg) or the earlier (prepared, model, cfg).
-    """
-    try:
-        from tasks import backtest
-    except ImportError:
-        return evaluate(prepared, model, cfg)[0]
     folds = backtest.build_folds(prepared, cfg)  # evaluate.n_windows = 1: [prepared]
     models = backtest.FoldModels([model] * len(folds), model, [], "scale benchmark")
     return evaluate(folds, models, cfg).scores
@@ -159,23 +177,13 @@ def worker(args: argparse.Namespace) -> dict:
 
     work = Path(args.workdir)
     cfg = make_config(args)
-    t0 = time.perf_counter()
-    frame = generate(args.series, args.steps, args.seed)
-    raw_mib = frame.select("series_id", "timestamp", "value").estimated_size() / MIB
-    source = work / "series.parquet"
-    frame.write_parquet(source)
-    rows = frame.height
-    del frame
+    source = work / "series.parquet"  # written by the parent process: see generate_source
+    out: dict = json.loads((work / "source.json").read_text())
+    rows = out["rows"]
     gc.collect()
-    out: dict = {
-        "series": args.series, "steps": args.steps, "rows": rows,
-        "generate_s": time.perf_counter() - t0, "raw_data_mib": raw_mib,
-        "source_parquet_mib": source.stat().st_size / MIB,
-    }  # fmt: skip
     baseline = rss_mib()
     out["rss_baseline_mib"] = baseline
-    print(f"generated {rows:,} rows ({raw_mib:.0f} MiB in memory) in {out['generate_s']:.1f} s; "
-          f"RSS before the stages {baseline:.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
+    print(f"RSS before the stages {baseline:.0f} MiB", file=sys.stderr, flush=True)
     sampler = PeakSampler()
     stages: dict[str, dict] = {}
 
@@ -246,7 +254,7 @@ def worker(args: argparse.Namespace) -> dict:
         rss_peak_mib=peak,
         rss_rise_mib=peak - baseline,
         ru_maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        budget_mib=3 * raw_mib + model_mib,
+        budget_mib=3 * out["raw_data_mib"] + model_mib,
         tensorflow=tf.__version__,
         polars=pl.__version__,
     )
@@ -286,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
                "--series", str(args.series), "--steps", str(args.steps),
                "--lookback", str(args.lookback), "--horizon", str(args.horizon),
                "--batch-size", str(args.batch_size), "--seed", str(args.seed)]  # fmt: skip
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
+        generate_source(args, Path(work))
+        # The worker runs with the allocator setting every pipeline entry point uses (flows/).
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0",
+                   **{JEMALLOC_ENV: os.environ.get(JEMALLOC_ENV, JEMALLOC_CONF)})  # fmt: skip
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             print(f"worker failed with exit code {proc.returncode}", file=sys.stderr)
