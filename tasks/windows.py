@@ -61,14 +61,21 @@ class WindowGeometry:
         view = sliding_window_view(values, self.horizon)
         return view[starts + self.lookback]
 
+    @staticmethod
+    def index_dtype(n_values: int) -> np.dtype:
+        """int32 window starts where they fit: half the memory of the per-epoch permutation
+        (9M windows: 36 MB instead of 72 MB, for every copy tf.data makes)."""
+        return np.dtype(np.int32) if n_values < 2**31 else np.dtype(np.int64)
+
     def _gatherer(self, values: np.ndarray, index: np.ndarray | None):
         """batch of starts -> (inputs (b, lookback, 1 or 2), targets (b, horizon))."""
         import tensorflow as tf
 
         series = tf.constant(np.asarray(values, dtype=np.float32))
         extra = None if index is None else tf.constant(np.asarray(index, dtype=np.float32))
-        in_offsets = tf.range(self.lookback, dtype=tf.int64)
-        out_offsets = tf.range(self.lookback, self.width, dtype=tf.int64)
+        dtype = tf.as_dtype(self.index_dtype(len(values)))
+        in_offsets = tf.range(self.lookback, dtype=dtype)
+        out_offsets = tf.range(self.lookback, self.width, dtype=dtype)
 
         def gather(batch_starts):
             at = batch_starts[:, None] + in_offsets
@@ -100,7 +107,9 @@ class WindowGeometry:
 
         gather = self._gatherer(values, index)
 
-        ds = tf.data.Dataset.from_tensor_slices(np.asarray(starts, dtype=np.int64))
+        ds = tf.data.Dataset.from_tensor_slices(
+            np.asarray(starts, dtype=self.index_dtype(len(values)))
+        )
         if shuffle:
             ds = ds.shuffle(max(len(starts), 1), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
@@ -120,12 +129,12 @@ class WindowGeometry:
         Epoch e visits the windows in the order of a permutation drawn from (seed, e) alone
         (stateless), so epoch 7 of a run resumed from a backup sees exactly the batches epoch 7
         of an uninterrupted run saw. The permutation is computed in the tf.data graph from the
-        int64 starts (no shuffle buffer: at 9M windows `Dataset.shuffle` would hold every start
+        starts (no shuffle buffer: at 9M windows `Dataset.shuffle` would hold every start
         as a separate element). Pass `steps_per_epoch` to `fit` so one iterator spans the epochs.
         """
         import tensorflow as tf
 
-        starts = np.asarray(starts, dtype=np.int64)
+        starts = np.asarray(starts, dtype=self.index_dtype(len(values)))
         n = int(starts.size)
         if n == 0:
             raise ValueError("no training windows")
@@ -134,14 +143,11 @@ class WindowGeometry:
         gather = self._gatherer(values, index)
 
         def one_epoch(epoch):
-            key = tf.random.stateless_uniform(
-                [n],
-                seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
-                dtype=tf.int64,
-                minval=None,
-                maxval=None,
-            )
-            order = tf.gather(starts_t, tf.argsort(key, stable=True))
+            # A stateless shuffle of the starts themselves: one permuted copy, where sorting
+            # random keys held the keys, their argsort and the gathered order at once (at 9M
+            # windows a 445 MB peak against 106 MB).
+            seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.random.experimental.stateless_shuffle(starts_t, seed=seed_pair)
             return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
         ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
