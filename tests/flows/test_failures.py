@@ -3,8 +3,11 @@ published; a source that is briefly unreadable is retried with back-off, bad row
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -102,3 +105,60 @@ def test_unreadable_source_is_retried_with_backoff(
         t for t in api.task_runs(prefect_server, record["flow_run_id"]) if t["name"] == "ingest"
     ]
     assert ingest["state_type"] == "COMPLETED" and ingest["run_count"] >= 2, ingest
+
+
+def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
+    project_after_run: Path, prefect_env: dict, prefect_server: str, tmp_path: Path
+):
+    """SIGKILL the flow-run process of a served deployment in the middle of train: the runner
+    marks the run Crashed, the on_crashed hook logs it and emits the failure event, the lock on
+    the repository is released with the process, and the published files stay byte-identical."""
+    from tests.flows.test_deployment import _wait_deployment
+
+    project = project_after_run
+    before = published(project)
+    lock = project / ".dvc/tmp/forecast-pipeline.lock"
+    env = {**prefect_env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.deploy"], cwd=project, env=env,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deployment = _wait_deployment(prefect_server, proc, log)
+        # force: rerun every stage although nothing changed, so there is a train to kill
+        run_id = api.post(
+            prefect_server,
+            f"/deployments/{deployment['id']}/create_flow_run",
+            {"parameters": {"force": True}},
+        )["id"]
+        deadline = time.monotonic() + 180
+        while not any(
+            t["name"] == "train" and t["state_type"] == "RUNNING"
+            for t in api.task_runs(prefect_server, run_id)
+        ):
+            assert time.monotonic() < deadline, f"train never ran:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        holder = lock.read_text().split()  # "pid N", written by the run holding the repository
+        pid = int(holder[1])
+        assert pid != proc.pid  # the runner executes each flow run in a process of its own
+        os.kill(pid, signal.SIGKILL)
+        [crashed] = api.wait_terminal(prefect_server, [run_id], timeout=120).values()
+        record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
+        deadline = time.monotonic() + 60
+        while not (project / RUN_LOG).exists() or run_id not in (project / RUN_LOG).read_text():
+            assert time.monotonic() < deadline, "no run-log line for the crashed run"
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert crashed["state_type"] == "CRASHED", crashed["state"]
+    assert record["payload"]["state"] == "Crashed"
+    logged = [json.loads(line) for line in (project / RUN_LOG).read_text().splitlines()]
+    [line] = [r for r in logged if r["flow_run_id"] == run_id]
+    assert line["failed"] is True and line["state"] == "Crashed"
+    assert published(project) == before
+    # The killed process took its flock with it: the next run gets the repository at once.
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
