@@ -145,7 +145,10 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
         assert pid != proc.pid  # the runner executes each flow run in a process of its own
         os.kill(pid, signal.SIGKILL)
         [crashed] = api.wait_terminal(prefect_server, [run_id], timeout=120).values()
-        record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
+        try:
+            record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{log.read_text()[-4000:]}") from None
         deadline = time.monotonic() + 60
         while not (project / RUN_LOG).exists() or run_id not in (project / RUN_LOG).read_text():
             assert time.monotonic() < deadline, "no run-log line for the crashed run"
