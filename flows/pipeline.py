@@ -162,7 +162,8 @@ def _run_log(parameters: dict | None) -> Path:
 def record_outcome(flow, flow_run, state) -> None:
     """on_completion / on_failure / on_crashed hook: a Prefect event (an automation can notify
     on `forecast.pipeline.failed`) and one JSON line in the run log. The parameter names are
-    part of the contract: the runner calls on_crashed hooks by keyword (flow=, flow_run=, state=)."""
+    part of the contract: the runner calls on_crashed hooks by keyword
+    (flow=, flow_run=, state=)."""
     from prefect.events import emit_event
 
     failed = not state.is_completed()
