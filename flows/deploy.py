@@ -49,8 +49,11 @@ def build_deployment(cfg: Config, params: str, cron: str | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.deploy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.deploy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     parser.add_argument("--cron", help="override orchestration.cron (e.g. for a trial)")
     args = parser.parse_args(argv)

@@ -286,7 +286,10 @@ def _version(cfg: Config, summary: dict) -> dict:
     )
     get_run_logger().info(
         "versioned: commit %s, tag %s, %s file(s) pushed to DVC remote %r",
-        info["commit"], info["tag"], info["pushed_files"], info["remote"],
+        info["commit"],
+        info["tag"],
+        info["pushed_files"],
+        info["remote"],
     )
     return info
 

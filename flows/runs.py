@@ -39,8 +39,11 @@ def _list(root: Path, prefix: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.runs", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="versioned runs, newest first")

@@ -146,8 +146,9 @@ def commit_run(
     return {"commit": commit, "tag": tag}
 
 
-def version_run(root: Path, *, remote: str, tag_prefix: str, data_path: str, title: str,
-                summary: dict) -> dict:
+def version_run(
+    root: Path, *, remote: str, tag_prefix: str, data_path: str, title: str, summary: dict
+) -> dict:
     """Push the run's DVC outputs, then commit and tag it (see the module docstring)."""
     pushed = dvc_push(root, remote)
     info = commit_run(
@@ -160,8 +161,13 @@ def version_run(root: Path, *, remote: str, tag_prefix: str, data_path: str, tit
 def list_runs(root: Path, tag_prefix: str) -> list[dict]:
     """Versioned runs, newest first: tag, commit, time and the summary recorded in the tag."""
     fmt = "%00".join(
-        ("%(refname:short)", "%(objectname)", "%(*objectname)", "%(creatordate:iso-strict)",
-         "%(contents)")
+        (
+            "%(refname:short)",
+            "%(objectname)",
+            "%(*objectname)",
+            "%(creatordate:iso-strict)",
+            "%(contents)",
+        )
     )
     out = git(
         ["for-each-ref", "--sort=-creatordate", f"--format={fmt}%01", f"refs/tags/{tag_prefix}/"],

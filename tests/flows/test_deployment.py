@@ -40,8 +40,11 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.deploy"], cwd=project, env=env,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "flows.deploy"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deployment = _wait_deployment(prefect_server, proc, log)

@@ -87,8 +87,11 @@ def test_unreadable_source_is_retried_with_backoff(
     log = tmp_path / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.pipeline"], cwd=project, env=prefect_env,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "flows.pipeline"],
+            cwd=project,
+            env=prefect_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120
     # The export lands only after the first attempt failed and a retry was scheduled.

@@ -63,9 +63,7 @@ def _text_appears(driver, text: str, timeout: float = 30) -> None:
 def _click_tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
 
-    [tab] = [
-        t for t in driver.find_elements(By.CSS_SELECTOR, "li.p-tab") if t.text.strip() == name
-    ]
+    [tab] = [t for t in driver.find_elements(By.CSS_SELECTOR, "li.p-tab") if t.text.strip() == name]
     tab.click()
 
 
@@ -103,7 +101,8 @@ def test_ui_shows_the_run_its_stages_and_artifacts(
     browser.get(f"{ui}/artifacts/artifact/{chart['id']}")
     _text_appears(browser, "History and forecast")
     images = [
-        img for img in browser.find_elements(By.TAG_NAME, "img")
+        img
+        for img in browser.find_elements(By.TAG_NAME, "img")
         if (img.get_attribute("src") or "").startswith("data:image/svg+xml")
     ]
     assert images, "no chart image on the artifact page"
