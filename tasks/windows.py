@@ -2,7 +2,7 @@
 
 All series live back to back in one contiguous float32 array; series `s` is
 `values[offsets[s]:offsets[s + 1]]`. A window is named by the absolute index of its first input
-step, so a set of windows is just an int64 array of starts. Inputs and targets are strided views
+step, so a set of windows is just an integer array of starts (int32 while the values fit). Inputs and targets are strided views
 (`sliding_window_view`, zero-copy) indexed by those starts, one batch at a time: the full set of
 windows is never materialised, and no window crosses from one series into the next because the
 starts are generated per series within its bounds.
@@ -98,7 +98,7 @@ class WindowGeometry:
     ):
         """A tf.data pipeline of (inputs, targets) batches gathered from the contiguous array.
 
-        Only the int64 starts are shuffled; each batch gathers its windows on the fly, so memory
+        Only the starts are shuffled; each batch gathers its windows on the fly, so memory
         stays at one copy of the series plus one batch, whatever the number of windows.
         `index` (N,) adds a second input channel gathered the same way (the series index a
         series embedding reads).
