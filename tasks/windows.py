@@ -4,8 +4,8 @@ All series live back to back in one contiguous float32 array; series `s` is
 `values[offsets[s]:offsets[s + 1]]`. A window is named by the absolute index of its first input
 step, so a set of windows is just an integer array of starts (int32 while the values fit).
 Inputs and targets are strided views (`sliding_window_view`, zero-copy) indexed by those starts,
-one batch at a time: the full set of windows is never materialised, and no window crosses from one series into the next because the
-starts are generated per series within its bounds.
+one batch at a time: the full set of windows is never materialised, and no window crosses from
+one series into the next because the starts are generated per series within its bounds.
 """
 
 from __future__ import annotations
