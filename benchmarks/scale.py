@@ -55,6 +55,7 @@ class PeakSampler:
 
     def __init__(self, interval: float = 0.01):
         self.interval, self.peak = interval, rss_mib()
+        self.start = self.peak  # RSS when the current stage began: what earlier stages left
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -65,7 +66,7 @@ class PeakSampler:
             time.sleep(self.interval)
 
     def stage(self) -> None:
-        self.peak = rss_mib()
+        self.peak = self.start = rss_mib()
 
     def stop(self) -> None:
         self._stop.set()
@@ -189,10 +190,12 @@ def worker(args: argparse.Namespace) -> dict:
 
     def record(name: str, started: float, **figures) -> None:
         seconds = time.perf_counter() - started
-        stages[name] = {"seconds": seconds, "rss_peak_mib": sampler.peak,
-                        "rss_rise_mib": sampler.peak - baseline, **figures}  # fmt: skip
+        stages[name] = {"seconds": seconds, "rss_start_mib": sampler.start,
+                        "rss_peak_mib": sampler.peak, "rss_rise_mib": sampler.peak - baseline,
+                        **figures}  # fmt: skip
         rates = ", ".join(f"{k} {v:,.0f}" for k, v in figures.items() if k.endswith("_per_s"))
-        print(f"  {name:<9} {seconds:8.1f} s  {rates}  RSS peak {sampler.peak:,.0f} MiB",
+        print(f"  {name:<9} {seconds:8.1f} s  {rates}  RSS start {sampler.start:,.0f} MiB, "
+              f"peak {sampler.peak:,.0f} MiB",
               file=sys.stderr, flush=True)  # fmt: skip
         sampler.stage()
 
