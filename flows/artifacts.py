@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks import io, paths
+from tasks import io
 from tasks.store import INTERVAL_COLUMNS
 
 METRICS_KEY = "forecast-metrics"
@@ -73,13 +73,11 @@ def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def metrics_artifact(header: str) -> str | None:
-    """Markdown artifact of metrics/evaluate.json and metrics/gate.json (None when absent)."""
-    if not (paths.METRICS_EVALUATE.exists() and paths.METRICS_GATE.exists()):
+def metrics_artifact(scores: Path, gate: Path, header: str) -> str | None:
+    """Markdown artifact of the evaluate stage's scores and gate decision (None when absent)."""
+    if not (scores.exists() and gate.exists()):
         return None
-    text = metrics_markdown(
-        io.read_json(paths.METRICS_EVALUATE), io.read_json(paths.METRICS_GATE), header
-    )
+    text = metrics_markdown(io.read_json(scores), io.read_json(gate), header)
     create_markdown_artifact(markdown=text, key=METRICS_KEY, description="metrics and gate")
     return text
 

@@ -23,15 +23,15 @@ QUANTIZED_TOLERANCE = 2e-2  # dynamic-range int8 weights
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tasks import paths
+    from tasks import catalog
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", type=Path, default=paths.MODEL)
+    p.add_argument("--model", type=Path, default=catalog.path("model"))
     p.add_argument("--out", type=Path, default=None, help="default: models/model[.int8].tflite")
     p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights")
     p.add_argument("--batch", type=int, default=1, help="fixed batch size of the flatbuffer")
-    p.add_argument("--prepared", type=Path, default=paths.PREPARED)
-    p.add_argument("--scaler", type=Path, default=paths.SCALER)
+    p.add_argument("--prepared", type=Path, default=catalog.path("prepared"))
+    p.add_argument("--scaler", type=Path, default=catalog.path("scaler"))
     p.add_argument("--tolerance", type=float, default=None)
     args = p.parse_args(argv)
 

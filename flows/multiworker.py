@@ -241,18 +241,18 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tasks import paths
+    from tasks import catalog
     from tasks.config import DEFAULT_PARAMS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--workers", type=int, default=None, help="default: training.workers")
     p.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    p.add_argument("--prepared", type=Path, default=paths.PREPARED)
-    p.add_argument("--scaler", type=Path, default=paths.SCALER)
-    p.add_argument("--model", type=Path, default=paths.MODEL)
-    p.add_argument("--checkpoints", type=Path, default=paths.CHECKPOINTS)
-    p.add_argument("--history", type=Path, default=paths.HISTORY)
-    p.add_argument("--metrics", type=Path, default=paths.METRICS_TRAIN)
+    p.add_argument("--prepared", type=Path, default=catalog.path("prepared"))
+    p.add_argument("--scaler", type=Path, default=catalog.path("scaler"))
+    p.add_argument("--model", type=Path, default=catalog.path("model"))
+    p.add_argument("--checkpoints", type=Path, default=catalog.path("checkpoints"))
+    p.add_argument("--history", type=Path, default=catalog.path("history"))
+    p.add_argument("--metrics", type=Path, default=catalog.path("metrics_train"))
     p.add_argument(
         "--weights-out",
         type=Path,

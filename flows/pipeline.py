@@ -1,8 +1,10 @@
-"""The forecasting pipeline as one Prefect flow: ingest -> prepare -> train -> evaluate -> publish.
+"""The forecasting pipeline as one Prefect flow over the declared stages (flows/registry.py).
 
-Each stage is a Prefect task that calls the same runner `dvc repro` calls
-(`flows.stages.<stage>.run`), in this one process: Prefect and TensorFlow are imported once
-instead of five times. DVC stays the source of truth for what is up to date:
+Each stage is a Prefect task that calls the stage's declared runner (the same one `dvc repro`
+runs through `python -m flows.stages STAGE`), in this one process: Prefect and TensorFlow are
+imported once instead of once per stage. This module names no stage: what runs, in which order,
+with which Prefect options and UI artifacts, comes from the declarations (flows/stage.py).
+DVC stays the source of truth for what is up to date:
 
 - before a stage, `dvc status STAGE` decides: a stage whose code, params and input hashes match
   dvc.lock (and whose outputs are present) is skipped, so an unchanged run only re-checks hashes
@@ -10,10 +12,11 @@ instead of five times. DVC stays the source of truth for what is up to date:
 - after a stage, `dvc commit -f STAGE` records the new hashes in dvc.lock, exactly as if
   `dvc repro` had run it, so `dvc status` is clean after a Prefect run.
 
-Around the stages (production concerns, see README "Run it in production"):
-- one run at a time per repository: an flock on .dvc/tmp (the deployment adds a server-side
-  concurrency limit of 1, flows/deploy.py);
-- ingest retries transient source failures with exponential back-off;
+Around the stages (production concerns, see README "Operations"):
+- one run at a time per repository: an flock (the deployment adds a server-side concurrency
+  limit of 1, flows/deploy.py);
+- per-stage Prefect options from the declarations (the source read retries transient failures
+  with exponential back-off);
 - artifacts for the UI (flows/artifacts.py); run names carry the data md5;
 - with version=True (the deployment), a run that changed anything is pushed to the DVC remote
   and committed + tagged in git (tasks/versioning.py);
@@ -38,76 +41,41 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed
 
-from flows.stages import STAGES, stage_module
-from tasks import paths
+from flows.dvc import record_stage, stage_changed
+from flows.registry import stages
+from flows.stage import Stage, StageContext
+from tasks import catalog
 from tasks.config import DEFAULT_PARAMS, Config, load_config
-from tasks.errors import DataSourceError, PipelineError
+from tasks.errors import PipelineError
 
 FAILED_EVENT = "forecast.pipeline.failed"
 COMPLETED_EVENT = "forecast.pipeline.completed"
-LOCK_FILE = Path(".dvc/tmp/forecast-pipeline.lock")
 
 
-def _repo(root: Path):
-    from dvc.repo import Repo
-
-    return Repo(str(root))
-
-
-def stage_changed(stage: str, root: Path = Path(".")) -> bool:
-    """True when DVC sees a change in the stage's deps, params, outputs or command."""
-    with _repo(root) as repo:
-        return bool(repo.status(targets=[stage]))
-
-
-def record_stage(stage: str, root: Path = Path(".")) -> None:
-    """Write the stage's current dep/out hashes to dvc.lock and its outputs to the DVC cache."""
-    with _repo(root) as repo:
-        repo.commit(stage, force=True)
-
-
-def transient_source_error(task, task_run, state) -> bool:
-    """Retry ingest only when the source could not be read (missing, unreadable: a mount or an
-    upstream export that is not there yet); bad rows or bad params fail at once."""
-    try:
-        state.result()
-    except (DataSourceError, OSError, TimeoutError):
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="stage", task_run_name="{stage}")
-def run_stage(stage: str, params: str, force: bool = False) -> dict:
+@task(name="stage", task_run_name="{name}")
+def run_stage(name: str, params: str, force: bool = False) -> dict:
     logger = get_run_logger()
-    if not force and not stage_changed(stage):
-        logger.info("%s: unchanged since the last run (DVC hashes match dvc.lock): skipped", stage)
-        return {"stage": stage, "skipped": True}
+    if not force and not stage_changed(name):
+        logger.info("%s: unchanged since the last run (DVC hashes match dvc.lock): skipped", name)
+        return {"stage": name, "skipped": True}
+    from prefect.runtime import flow_run
+
+    stage = _stage(name)
     cfg = load_config(params)
     started = time.perf_counter()
-    module = stage_module(stage)
-    if stage == "publish":
-        from prefect.runtime import flow_run
-
-        result = module.run(cfg, flow_run_id=flow_run.get_id())
-    else:
-        result = module.run(cfg)
-    record_stage(stage)
+    result = stage.run(cfg, StageContext(flow_run_id=flow_run.get_id()))
+    record_stage(name)
     seconds = round(time.perf_counter() - started, 2)
-    logger.info("%s: done in %.2f s", stage, seconds)
-    return {"stage": stage, "skipped": False, "seconds": seconds, "result": result}
+    logger.info("%s: done in %.2f s", name, seconds)
+    return {"stage": name, "skipped": False, "seconds": seconds, "result": result}
 
 
-def stage_task(stage: str, cfg: Config):
-    if stage != "ingest":
-        return run_stage
-    o = cfg.orchestration
-    return run_stage.with_options(
-        retries=o.source_retries,
-        retry_delay_seconds=[o.source_retry_delay_s * 2**i for i in range(o.source_retries)],
-        retry_condition_fn=transient_source_error,
-    )
+def _stage(name: str) -> Stage:
+    return next(s for s in stages() if s.name == name)
+
+
+def stage_task(stage: Stage, cfg: Config):
+    return run_stage.with_options(**stage.task_options(cfg)) if stage.task_options else run_stage
 
 
 # ---------------------------------------------------------------- run name, lock, hooks
@@ -118,7 +86,7 @@ def _params_path(parameters: dict | None) -> str:
 def data_version(cfg: Config) -> str:
     from tasks.versioning import data_md5
 
-    return data_md5(cfg.data.path)
+    return data_md5(catalog.path("raw", cfg))
 
 
 def run_name() -> str:
@@ -133,9 +101,10 @@ def run_name() -> str:
 
 
 @contextlib.contextmanager
-def repository_lock(logger, path: Path = LOCK_FILE) -> Iterator[None]:
+def repository_lock(logger, path: Path | None = None) -> Iterator[None]:
     """One pipeline run per repository at a time (DVC has one repository lock; two runs would
     interleave stages). A second run waits here and says so."""
+    path = path or catalog.path("pipeline_lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         try:
@@ -154,9 +123,9 @@ def repository_lock(logger, path: Path = LOCK_FILE) -> Iterator[None]:
 
 def _run_log(parameters: dict | None) -> Path:
     try:
-        return Path(load_config(_params_path(parameters)).orchestration.run_log)
-    except Exception:
-        return Path("logs/pipeline-runs.jsonl")
+        return catalog.path("run_log", load_config(_params_path(parameters)))
+    except Exception:  # a bad params file: the default place, so the failure is still logged
+        return Path(catalog.entry("run_log").path)
 
 
 def record_outcome(flow, flow_run, state) -> None:
@@ -200,18 +169,8 @@ def record_outcome(flow, flow_run, state) -> None:
 def _model_version() -> str | None:
     from tasks.io import md5_file
 
-    return md5_file(paths.MODEL)[:12] if paths.MODEL.exists() else None
-
-
-def _artifacts(stage: str, cfg: Config, header: str) -> None:
-    from flows import artifacts
-
-    if stage == "evaluate":
-        artifacts.metrics_artifact(header)
-    elif stage == "publish":
-        export = Path(cfg.publish.export)
-        artifacts.published_artifact(export)
-        artifacts.chart_artifact(paths.VALIDATED, export, f"Forecast {header}")
+    model = catalog.path("model")
+    return md5_file(model)[:12] if model.exists() else None
 
 
 @flow(
@@ -222,23 +181,24 @@ def _artifacts(stage: str, cfg: Config, header: str) -> None:
     on_crashed=[record_outcome],
 )
 def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
-    """Run the five stages in order; a failing stage stops the run and nothing after it runs."""
+    """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
     logger = get_run_logger()
     cfg = load_config(params)  # bad params stop the run before any stage does work
     md5 = data_version(cfg)
     results = []
     with repository_lock(logger):
-        for stage in STAGES:
-            results.append(stage_task(stage, cfg)(stage, params, force))
-            header = f"data {md5[:8]}, model {_model_version()}"
-            _artifacts(stage, cfg, header)
+        for stage in stages():
+            results.append(stage_task(stage, cfg)(stage.name, params, force))
+            if stage.ui_artifacts:
+                stage.ui_artifacts(cfg, f"data {md5[:8]}, model {_model_version()}")
         ran = [r["stage"] for r in results if not r["skipped"]]
+        wrote = {key for name in ran for key in _stage(name).writes}
         summary = {
             "data_md5": md5,
             "model_version": _model_version(),
             "ran": ran,
             "skipped": [r["stage"] for r in results if r["skipped"]],
-            "reused_model": "train" not in ran,
+            "reused_model": "model" not in wrote,
             "stages": results,
             "version": None,
         }
@@ -266,7 +226,7 @@ def _version(cfg: Config, summary: dict) -> dict:
 
     from tasks.versioning import version_run
 
-    gate = paths.METRICS_GATE
+    gate = catalog.path("metrics_gate")
     record = {
         "flow_run_id": str(flow_run.get_id()),
         "flow_run_name": flow_run.get_name(),
@@ -280,7 +240,7 @@ def _version(cfg: Config, summary: dict) -> dict:
         Path("."),
         remote=cfg.orchestration.remote,
         tag_prefix=cfg.orchestration.tag_prefix,
-        data_path=cfg.data.path,
+        data_path=str(catalog.path("raw", cfg)),
         title=title,
         summary=record,
     )

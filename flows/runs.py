@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
             result = rollback(root, tag, cfg.publish.store, cfg.publish.export, Path(scratch))
-        from flows.pipeline import record_stage
+        from flows.dvc import record_stage
 
         record_stage("publish")  # dvc.lock now names the rolled-back store
         print(

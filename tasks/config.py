@@ -143,8 +143,26 @@ class EvaluateConfig(_Section):
 
 
 class PublishConfig(_Section):
+    # Where published forecasts go, in order (tasks/targets/: one module each); the first is
+    # the system of record, the others export its current view.
+    targets: tuple[str, ...] = Field(default=("sqlite", "parquet"), min_length=1)
     store: str = "published/forecasts.sqlite"
     export: str = "published/forecasts.parquet"
+
+    @model_validator(mode="after")
+    def _targets(self) -> PublishConfig:
+        from tasks import plugins
+
+        known = plugins.names("tasks.targets")
+        unknown = [t for t in self.targets if t not in known]
+        if unknown:
+            raise ValueError(
+                f"publish.targets: unknown target(s) {', '.join(unknown)}; "
+                f"one of {', '.join(known)}"
+            )
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"publish.targets holds duplicates: {list(self.targets)}")
+        return self
 
 
 class OrchestrationConfig(_Section):

@@ -27,11 +27,11 @@ from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
 
-# Plot files written by the evaluate stage (dvc.yaml's top-level `plots` render them).
-TEST_FORECAST = "plots/test_forecast.csv"  # latest fold: actual, forecasts, intervals
-BACKTEST_FORECAST = "plots/backtest_forecast.csv"  # every fold, long format
-FOLD_ERRORS = "plots/fold_errors.csv"  # RMSE per fold and model
-HORIZON_ERRORS = "plots/horizon_errors.csv"  # MASE per horizon step and model
+# Catalog keys of the plot frames evaluate returns (dvc.yaml's top-level `plots` render them).
+TEST_FORECAST = "plot_test_forecast"  # latest fold: actual, forecasts, intervals
+BACKTEST_FORECAST = "plot_backtest_forecast"  # every fold, long format
+FOLD_ERRORS = "plot_fold_errors"  # RMSE per fold and model
+HORIZON_ERRORS = "plot_horizon_errors"  # MASE per horizon step and model
 
 
 @dataclass
@@ -40,8 +40,8 @@ class Champion:
 
     model: object
     md5: str
-    meta: dict | None  # published/champion.json: geometry, transform, trained_through, ...
-    path: str = "published/champion.keras"
+    meta: dict | None  # champion metadata: geometry, transform, trained_through, ...
+    path: str = ""  # where it was read from (reported in the comparison)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Evaluation:
     folds: dict  # metrics/folds.json
     calibration: intervals.Calibration  # models/intervals.json
     comparison: dict | None  # champion vs challenger (None: no champion, a first run)
-    plots: dict[str, pl.DataFrame] = field(default_factory=dict)
+    plots: dict[str, pl.DataFrame] = field(default_factory=dict)  # by catalog key
 
 
 # ---------------------------------------------------------------- champion

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from tasks.config import GateConfig
@@ -31,8 +30,6 @@ REFERENCE = "seasonal_naive"
 # The champion: the model published last, kept beside the store by publish (persist outs).
 # Evaluate reads it as state, not as a DVC dependency: publish depends on evaluate's gate.json,
 # so evaluate depending on publish's output would be a cycle.
-CHAMPION_MODEL = Path("published/champion.keras")
-CHAMPION_META = Path("published/champion.json")
 # +1: higher is worse (errors). A metric where higher is better would be -1.
 DIRECTION = {"mase": 1, "rmse": 1, "mae": 1, "smape": 1}
 

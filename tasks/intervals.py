@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +30,6 @@ from tasks.forecast import DivergedModel, model_inputs
 from tasks.prepare import Prepared
 
 # Widths calibrated by evaluate on the backtest, applied by publish to the future forecasts.
-INTERVALS = Path("models/intervals.json")
 
 
 # ---------------------------------------------------------------- forecasts in the model space

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.intervals import INTERVALS, Calibration, bands, predict_scaled, to_original
+from tasks.intervals import Calibration, bands, predict_scaled, to_original
 from tasks.prepare import Prepared
 
 
@@ -45,7 +45,7 @@ def future_forecasts(
     if calibration is not None:
         if any(len(w) != horizon for w in calibration.widths.values()):
             raise ValueError(
-                f"{INTERVALS} was calibrated for another horizon than {horizon}: rerun evaluate"
+                f"the interval calibration is for another horizon than {horizon}: rerun evaluate"
             )
         per_series = [bands(prepared, s, scaled[s], calibration) for s in range(n)]
         for name in per_series[0]:

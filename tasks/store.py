@@ -337,19 +337,33 @@ def publish_forecasts(
     """Add `forecasts` (series_id, timestamp, horizon_step, forecast, optionally lo_80, hi_80,
     lo_95, hi_95) with `lineage` to the store and rewrite the export with the current
     forecasts. Idempotent for the same inputs."""
-    store, export = Path(store), Path(export)
+    summary = write_store(forecasts, lineage, store)
+    write_export(read_current(store), export)
+    return {**summary, "export": str(export)}
+
+
+def write_store(forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str | Path) -> dict:
+    """Add `forecasts` with `lineage` to the store as one new run (or mark the identical run
+    already stored as the latest: idempotent). The store is replaced atomically."""
+    store = Path(store)
     key = run_key(lineage)
     rows = _rows(forecasts, lineage, key)
     with _directory_lock(store.parent):
         _remove_stale_temps(store)
-        _remove_stale_temps(export)
-        # Exit order: the store is replaced first, then the export built from that same file.
-        with atomic_path(export) as tmp_export, atomic_path(store) as tmp_store:
+        with atomic_path(store) as tmp_store:
             if store.exists():
                 shutil.copyfile(store, tmp_store)
             counts = _write_store(tmp_store, rows, key, lineage)
-            _read_view(tmp_store).write_parquet(tmp_export)
-    return {"run_key": key, **counts, "store": str(store), "export": str(export)}
+    return {"run_key": key, **counts, "store": str(store)}
+
+
+def write_export(current: pl.DataFrame, export: str | Path) -> None:
+    """Replace the Parquet export with the current forecasts, atomically."""
+    export = Path(export)
+    with _directory_lock(export.parent):
+        _remove_stale_temps(export)
+        with atomic_path(export) as tmp_export:
+            current.write_parquet(tmp_export)
 
 
 def read_current(store: str | Path) -> pl.DataFrame:

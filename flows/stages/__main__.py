@@ -1,8 +1,82 @@
+"""`python -m flows.stages STAGE [--params FILE]`: run one stage (what each dvc.yaml stage runs).
+
+The stage is found by its module name, `flows.stages.<STAGE>`, and run through its declaration:
+as a Prefect flow when a Prefect API is configured, else its plain runner. Without an API Prefect
+would start a throw-away server in every stage process (14-22 s each, shared/README.md) whose
+runs nobody can see; the plain runner does the same work. FORECAST_PREFECT=always|never
+overrides the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
 import logging
+import os
+import pkgutil
 import sys
+from pathlib import Path
 
-from flows.stages import main
+from flows.stage import Stage, StageContext
+from tasks.config import DEFAULT_PARAMS, load_config
+from tasks.errors import PipelineError
 
-# Logging is configured here, for the command line only: main() is also called in-process.
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-sys.exit(main())
+log = logging.getLogger("forecast")
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]))
+
+
+def find_stage(name: str) -> Stage:
+    known = [n for n in available() if not n.startswith("_")]
+    if name not in known:
+        raise SystemExit(f"unknown stage {name!r}; one of {', '.join(known)}")
+    stage = getattr(importlib.import_module(f"flows.stages.{name}"), "STAGE", None)
+    if not isinstance(stage, Stage):
+        raise SystemExit(f"flows/stages/{name}.py declares no `STAGE = Stage(...)`")
+    return stage
+
+
+def use_prefect() -> bool:
+    mode = os.environ.get("FORECAST_PREFECT", "auto")
+    if mode in ("always", "never"):
+        return mode == "always"
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def as_flow(stage: Stage):
+    """The stage as a Prefect flow named after it (one flow run per `dvc repro` stage)."""
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    @flow(name=stage.name)
+    def stage_flow(params: str = str(DEFAULT_PARAMS)) -> dict:
+        return stage.run(load_config(params), StageContext(flow_run_id=str(flow_run.get_id())))
+
+    return stage_flow
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.stages", description=__doc__)
+    parser.add_argument("stage")
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    args = parser.parse_args(argv)
+    stage = find_stage(args.stage)
+    try:
+        cfg = load_config(args.params)  # bad params stop here, before any work
+        if use_prefect():
+            result = as_flow(stage)(params=args.params)
+        else:
+            result = stage.run(cfg, StageContext())
+    except PipelineError as err:
+        print(f"{stage.name} failed: {err}", file=sys.stderr)
+        return 2
+    log.info("%s done: %s", stage.name, result)
+    return 0
+
+
+if __name__ == "__main__":
+    # Logging is configured here, for the command line only: main() is also called in-process.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    sys.exit(main())

@@ -1,77 +1,104 @@
 """evaluate: rolling-origin backtest of the LSTM and the baselines, conformal intervals, the
 champion rescored on the same folds, and the gate's decision.
 
-The champion (published/champion.keras + champion.json, written by publish) is read as state,
-not declared as a DVC dependency: publish depends on this stage's gate.json, so a dependency on
-publish's output would be a cycle. Its md5 goes into metrics/gate.json, so the decision still
-says exactly which champion it was judged against.
+The champion (written by publish) is read as state, not declared as a DVC dependency: publish
+depends on this stage's gate decision, so a dependency on publish's output would be a cycle. Its
+md5 goes into metrics/gate.json, so the decision still says exactly which champion it was judged
+against.
 """
 
 from __future__ import annotations
 
-from prefect import flow as prefect_flow
-
-from tasks import io, paths
-from tasks.config import DEFAULT_PARAMS, Config, load_config
+from flows.stage import NO_RUN, Stage, StageContext
+from tasks import io
+from tasks.config import Config
 from tasks.errors import PipelineError
-from tasks.gate import CHAMPION_META, CHAMPION_MODEL, decide
-from tasks.intervals import INTERVALS
-from tasks.prepare import Prepared
-
-METRICS_FOLDS = "metrics/folds.json"
 
 
 class ChampionUnreadable(PipelineError):
-    """published/champion.keras exists but cannot be loaded."""
+    """The champion model exists but cannot be loaded."""
 
 
 def load_champion(load_model):
     """The champion, or None before the first publish."""
     from tasks.evaluate import Champion
 
-    if not CHAMPION_MODEL.exists():
+    model_path, meta_path = STAGE.path("champion_model"), STAGE.path("champion_meta")
+    if not model_path.exists():
         return None
-    md5 = io.md5_file(CHAMPION_MODEL)
-    meta = io.read_json(CHAMPION_META) if CHAMPION_META.exists() else None
+    md5 = io.md5_file(model_path)
+    meta = io.read_json(meta_path) if meta_path.exists() else None
     if meta is not None and meta.get("model_md5") != md5:
         # A publish interrupted between the two files: the model is the truth, its metadata
         # (training period) unknown; the comparison says so.
         meta = None
     try:
-        model = load_model(CHAMPION_MODEL)
+        model = load_model(model_path)
     except Exception as err:
         raise ChampionUnreadable(
-            f"cannot load the champion {CHAMPION_MODEL} ({err}); restore it from the DVC cache "
-            "(`dvc checkout publish`) or remove published/champion.* to judge this run on the "
-            "value thresholds alone"
+            f"cannot load the champion {model_path} ({err}); restore it from the DVC cache "
+            f"(`dvc checkout publish`) or remove {model_path} and {meta_path} to judge this run "
+            "on the value thresholds alone"
         ) from None
-    return Champion(model=model, md5=md5, meta=meta, path=str(CHAMPION_MODEL))
+    return Champion(model=model, md5=md5, meta=meta, path=str(model_path))
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.backtest import build_folds, fold_models
     from tasks.evaluate import evaluate
     from tasks.forecast import load_model
+    from tasks.gate import decide
+    from tasks.prepare import Prepared
 
-    prepared = Prepared.load(paths.PREPARED, paths.SCALER)
+    p = STAGE.path
+    prepared = Prepared.load(p("prepared"), p("scaler"))
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
-    models = fold_models(
-        folds, cfg, lambda: load_model(paths.MODEL), paths.CHECKPOINTS / "backtest"
-    )
+    models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
     result = evaluate(folds, models, cfg, load_champion(load_model))
     decision = decide(result.scores, cfg.gate, result.comparison)
     # The model this decision is about: publish refuses to ship any other.
-    decision["model_md5"] = io.md5_file(paths.MODEL)
+    decision["model_md5"] = io.md5_file(p("model"))
     # Written only after everything above succeeded: a failure leaves the last outputs as they were.
-    io.write_json(paths.METRICS_EVALUATE, result.scores)
-    io.write_json(METRICS_FOLDS, result.folds)
-    io.write_json(INTERVALS, result.calibration.to_json())
-    for path, frame in result.plots.items():
-        io.write_atomic(path, frame.write_csv)
-    io.write_json(paths.METRICS_GATE, decision)
+    io.write_json(p("metrics_evaluate"), result.scores)
+    io.write_json(p("metrics_folds"), result.folds)
+    io.write_json(p("intervals"), result.calibration.to_json())
+    for key, frame in result.plots.items():
+        io.write_atomic(p(key), frame.write_csv)
+    io.write_json(p("metrics_gate"), decision)
     return {"evaluate": result.scores, "gate": decision}
 
 
-@prefect_flow(name="evaluate")
-def flow(params: str = str(DEFAULT_PARAMS)) -> dict:
-    return run(load_config(params))
+def ui_artifacts(cfg: Config, header: str) -> None:
+    from flows import artifacts
+
+    artifacts.metrics_artifact(STAGE.path("metrics_evaluate"), STAGE.path("metrics_gate"), header)
+
+
+STAGE = Stage(
+    name="evaluate",
+    run=run,
+    reads=("prepared", "scaler", "model"),
+    writes=(
+        "intervals",
+        "plot_test_forecast",
+        "plot_backtest_forecast",
+        "plot_fold_errors",
+        "plot_horizon_errors",
+        "metrics_evaluate",
+        "metrics_folds",
+        "metrics_gate",
+    ),
+    state=("champion_model", "champion_meta"),
+    scratch=("checkpoints",),
+    params=(
+        "data.season_length",
+        "forecast.horizon",
+        "prepare",
+        "model",
+        "training",
+        "evaluate",
+        "gate",
+    ),
+    ui_artifacts=ui_artifacts,
+    description="backtest against naive baselines and the champion; the publish gate",
+)

@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
-from prefect import flow as prefect_flow
+from flows.stage import NO_RUN, Stage, StageContext
+from tasks import io
+from tasks.config import Config
+from tasks.errors import DataSourceError
 
-from tasks import io, paths
-from tasks.config import DEFAULT_PARAMS, Config, load_config
-from tasks.ingest import read_source, summarize, validate
 
+def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    from tasks.ingest import read_source, summarize, validate
 
-def run(cfg: Config) -> dict:
-    frame = validate(read_source(cfg.data.path), cfg)
+    frame = validate(read_source(STAGE.path("raw", cfg)), cfg)
     summary = summarize(frame)
     # Written only after validation passed: bad data leaves every earlier output as it was.
-    io.write_atomic(paths.VALIDATED, frame.write_parquet)
-    io.write_json(paths.METRICS_INGEST, summary)
+    io.write_atomic(STAGE.path("validated"), frame.write_parquet)
+    io.write_json(STAGE.path("metrics_ingest"), summary)
     return summary
 
 
-@prefect_flow(name="ingest")
-def flow(params: str = str(DEFAULT_PARAMS)) -> dict:
-    return run(load_config(params))
+def transient_source_error(task, task_run, state) -> bool:
+    """Retry only when the source could not be read (missing, unreadable: a mount or an
+    upstream export that is not there yet); bad rows or bad params fail at once."""
+    try:
+        state.result()
+    except (DataSourceError, OSError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def task_options(cfg: Config) -> dict:
+    o = cfg.orchestration
+    return {
+        "retries": o.source_retries,
+        "retry_delay_seconds": [o.source_retry_delay_s * 2**i for i in range(o.source_retries)],
+        "retry_condition_fn": transient_source_error,
+    }
+
+
+STAGE = Stage(
+    name="ingest",
+    run=run,
+    reads=("raw",),
+    writes=("validated", "metrics_ingest"),
+    # The window geometry and the transform decide how much history a series needs.
+    params=(
+        "data",
+        "forecast.horizon",
+        "prepare.lookback",
+        "prepare.validation_steps",
+        "prepare.transform",
+        "evaluate.n_windows",
+        "evaluate.step",
+    ),
+    task_options=task_options,
+    description="read the raw source with polars, validate it with pandera",
+)

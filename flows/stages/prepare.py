@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-import polars as pl
-from prefect import flow as prefect_flow
-
-from tasks import io, paths
-from tasks.config import DEFAULT_PARAMS, Config, load_config
-from tasks.prepare import prepare
+from flows.stage import NO_RUN, Stage, StageContext
+from tasks import io
+from tasks.config import Config
 
 
-def run(cfg: Config) -> dict:
-    prepared = prepare(pl.read_parquet(paths.VALIDATED), cfg)
-    io.write_atomic(paths.PREPARED, prepared.save_arrays)
-    io.write_atomic(paths.SCALER, prepared.transform.save)
+def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    import polars as pl
+
+    from tasks.prepare import prepare
+
+    prepared = prepare(pl.read_parquet(STAGE.path("validated")), cfg)
+    io.write_atomic(STAGE.path("prepared"), prepared.save_arrays)
+    io.write_atomic(STAGE.path("scaler"), prepared.transform.save)
     return prepared.summary()
 
 
-@prefect_flow(name="prepare")
-def flow(params: str = str(DEFAULT_PARAMS)) -> dict:
-    return run(load_config(params))
+STAGE = Stage(
+    name="prepare",
+    run=run,
+    reads=("validated",),
+    writes=("prepared", "scaler"),
+    params=(
+        "data.season_length",
+        "forecast.horizon",
+        "prepare",
+        "evaluate.n_windows",
+        "evaluate.step",
+    ),
+    description="time-ordered split, scalers fitted on the training part",
+)

@@ -1,37 +1,31 @@
-"""publish: if the gate passed, forecast the next horizon with its prediction intervals, store it
-with its lineage, and keep the published model as the champion for the next gate."""
+"""publish: if the gate passed, forecast the next horizon with its prediction intervals, write it
+with its lineage to the publish targets, and keep the published model as the champion for the
+next gate."""
 
 from __future__ import annotations
 
 import shutil
 
-from prefect import flow as prefect_flow
-from prefect.runtime import flow_run
-
-from tasks import io, paths
-from tasks.config import DEFAULT_PARAMS, Config, load_config
+from flows.stage import NO_RUN, Stage, StageContext
+from tasks import catalog, io
+from tasks.config import Config
 from tasks.errors import GateFailed
-from tasks.gate import CHAMPION_META, CHAMPION_MODEL
-from tasks.intervals import INTERVALS
-from tasks.lineage import collect_lineage
-from tasks.prepare import Prepared
-from tasks.publish import champion_meta
-from tasks.store import publish_forecasts
 
 
 def check_gate() -> dict:
-    decision = io.read_json(paths.METRICS_GATE)
+    gate, model = STAGE.path("metrics_gate"), STAGE.path("model")
+    decision = io.read_json(gate)
     if not decision.get("passed"):
-        reasons = "; ".join(decision.get("reasons", [])) or f"see {paths.METRICS_GATE}"
+        reasons = "; ".join(decision.get("reasons", [])) or f"see {gate}"
         raise GateFailed(
             f"NOT PUBLISHED: the evaluation gate failed ({reasons}); "
             "the last published forecasts and the champion are unchanged"
         )
-    judged, model_md5 = decision.get("model_md5"), io.md5_file(paths.MODEL)
+    judged, model_md5 = decision.get("model_md5"), io.md5_file(model)
     if judged is not None and judged != model_md5:
         raise GateFailed(
-            f"NOT PUBLISHED: {paths.METRICS_GATE} judged model {judged[:12]}, but "
-            f"{paths.MODEL} is {model_md5[:12]}: rerun evaluate (dvc repro)"
+            f"NOT PUBLISHED: {gate} judged model {judged[:12]}, but "
+            f"{model} is {model_md5[:12]}: rerun evaluate (dvc repro)"
         )
     return decision
 
@@ -39,33 +33,64 @@ def check_gate() -> dict:
 def save_champion(meta: dict) -> None:
     """Copy the published model beside the store, then its metadata (each atomically; evaluate
     ignores metadata whose md5 does not match the model, should a crash fall between them)."""
-    io.write_atomic(CHAMPION_MODEL, lambda tmp: shutil.copyfile(paths.MODEL, tmp))
-    io.write_json(CHAMPION_META, meta)
+    model = STAGE.path("model")
+    io.write_atomic(STAGE.path("champion_model"), lambda tmp: shutil.copyfile(model, tmp))
+    io.write_json(STAGE.path("champion_meta"), meta)
 
 
-def run(cfg: Config, flow_run_id: str | None = None) -> dict:
+def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    from tasks import targets
     from tasks.forecast import load_model
     from tasks.intervals import Calibration
-    from tasks.publish import future_forecasts
+    from tasks.lineage import collect_lineage
+    from tasks.prepare import Prepared
+    from tasks.publish import champion_meta, future_forecasts
 
+    p = STAGE.path
     check_gate()
-    prepared = Prepared.load(paths.PREPARED, paths.SCALER)
-    calibration = Calibration.from_json(io.read_json(INTERVALS))
-    model = load_model(paths.MODEL)
+    prepared = Prepared.load(p("prepared"), p("scaler"))
+    calibration = Calibration.from_json(io.read_json(p("intervals")))
+    model = load_model(p("model"))
     forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
     lineage = collect_lineage(
-        data=paths.VALIDATED, params=cfg.source, model=paths.MODEL, flow_run_id=flow_run_id
+        data=p("validated"), params=cfg.source, model=p("model"), flow_run_id=ctx.flow_run_id
     )
-    summary = publish_forecasts(forecasts, lineage, cfg.publish.store, cfg.publish.export)
-    # After the store: the champion is always a model whose forecasts were published.
+    written = targets.publish(forecasts, lineage, cfg)
+    record = written[cfg.publish.targets[0]]
+    # After the targets: the champion is always a model whose forecasts were published.
     save_champion(
-        champion_meta(prepared, lineage["model_md5"], summary["run_key"], lineage["published_at"])
+        champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
     )
-    summary["champion"] = lineage["model_md5"]
-    io.write_json(paths.METRICS_PUBLISH, summary)
+    summary = {**record, "targets": written, "champion": lineage["model_md5"]}
+    io.write_json(p("metrics_publish"), summary)
     return summary
 
 
-@prefect_flow(name="publish")
-def flow(params: str = str(DEFAULT_PARAMS)) -> dict:
-    return run(load_config(params), flow_run_id=flow_run.get_id())
+def target_outputs(cfg: Config) -> tuple[str, ...]:
+    """The catalog keys the chosen publish targets write (their DVC outs)."""
+    from tasks import targets
+
+    return tuple(e.key for name in cfg.publish.targets for e in targets.load(name).outputs)
+
+
+def ui_artifacts(cfg: Config, header: str) -> None:
+    from flows import artifacts
+
+    export = catalog.path("export", cfg)
+    if "parquet" in cfg.publish.targets:
+        artifacts.published_artifact(export)
+        artifacts.chart_artifact(STAGE.path("validated"), export, f"Forecast {header}")
+
+
+STAGE = Stage(
+    name="publish",
+    run=run,
+    reads=("validated", "prepared", "scaler", "model", "intervals", "metrics_gate"),
+    writes=("champion_model", "champion_meta", "metrics_publish"),
+    writes_for=target_outputs,
+    plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
+    params=("data.frequency", "publish"),
+    needs_flow_run=True,
+    ui_artifacts=ui_artifacts,
+    description="forecasts in original units with lineage, to the publish targets",
+)

@@ -6,14 +6,13 @@ MultiWorkerMirroredStrategy (flows/multiworker.py), and metrics/train.json says 
 
 from __future__ import annotations
 
-from prefect import flow as prefect_flow
-
-from tasks import io, paths
-from tasks.config import DEFAULT_PARAMS, Config, load_config
-from tasks.prepare import Prepared
+from flows.stage import NO_RUN, Stage, StageContext
+from tasks import io
+from tasks.config import Config
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    p = STAGE.path
     if cfg.training.workers > 1:
         # Separate processes, not this one: each needs its TF_CONFIG before TensorFlow starts,
         # and the in-process Prefect pipeline may have started TensorFlow already.
@@ -21,25 +20,32 @@ def run(cfg: Config) -> dict:
 
         return run_workers(
             cfg,
-            prepared=paths.PREPARED,
-            scaler=paths.SCALER,
-            model=paths.MODEL,
-            checkpoints=paths.CHECKPOINTS,
-            history=paths.HISTORY,
-            metrics=paths.METRICS_TRAIN,
+            prepared=p("prepared"),
+            scaler=p("scaler"),
+            model=p("model"),
+            checkpoints=p("checkpoints"),
+            history=p("history"),
+            metrics=p("metrics_train"),
         )
 
+    from tasks.prepare import Prepared
     from tasks.train import train  # imports TensorFlow: only when this stage runs
 
-    prepared = Prepared.load(paths.PREPARED, paths.SCALER)
-    result = train(prepared, cfg, checkpoint_dir=paths.CHECKPOINTS)
-    io.write_atomic(paths.MODEL, result.model.save)
-    io.write_atomic(paths.HISTORY, result.history.write_csv)
+    prepared = Prepared.load(p("prepared"), p("scaler"))
+    result = train(prepared, cfg, checkpoint_dir=p("checkpoints"))
+    io.write_atomic(p("model"), result.model.save)
+    io.write_atomic(p("history"), result.history.write_csv)
     summary = {**result.summary, "workers": 1}  # same fields as a multi-worker run
-    io.write_json(paths.METRICS_TRAIN, summary)
+    io.write_json(p("metrics_train"), summary)
     return summary
 
 
-@prefect_flow(name="train")
-def flow(params: str = str(DEFAULT_PARAMS)) -> dict:
-    return run(load_config(params))
+STAGE = Stage(
+    name="train",
+    run=run,
+    reads=("prepared", "scaler"),
+    writes=("model", "history", "metrics_train"),
+    scratch=("checkpoints",),
+    params=("data.season_length", "model", "training"),
+    description="stacked LSTM/GRU under MirroredStrategy, early stopping, checkpoints",
+)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows import stages
+from flows.stages import __main__ as stages
 from tasks.config import Config, load_config, parse_config
 from tasks.errors import ConfigError
 

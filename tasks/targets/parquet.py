@@ -1,0 +1,19 @@
+"""The current forecasts as one Parquet file (for readers without SQLite: dashboards, Spark)."""
+
+from __future__ import annotations
+
+from tasks import catalog, store
+from tasks.targets import Publication, PublishTarget
+
+
+class ParquetExport(PublishTarget):
+    name = "parquet"
+    outputs = (catalog.entry("export"),)
+
+    def publish(self, pub: Publication, cfg) -> dict:
+        path = catalog.path("export", cfg)
+        store.write_export(pub.current, path)
+        return {"export": str(path), "rows": pub.current.height}
+
+
+TARGET = ParquetExport()
