@@ -102,6 +102,46 @@ def render(cfg: Config) -> str:
     return HEADER + body
 
 
+def _keys(items: list) -> set[str]:
+    return {next(iter(i)) if isinstance(i, dict) else i for i in items or []}
+
+
+def disagreements(doc: dict, cfg: Config) -> list[str]:
+    """Where a dvc.yaml mapping disagrees with the declarations: a stage missing or extra, a
+    code file or input it reads that is not a dep, an output not declared (or declared and not
+    an out), params that differ. Empty when they agree (order and comments do not matter)."""
+    have = doc.get("stages") or {}
+    problems = []
+    declared = {s.name: s for s in stages()}
+    for name in sorted(set(have) - set(declared)):
+        problems.append(
+            f"dvc.yaml has stage {name!r}, which no declaration in flows/registry.py has"
+        )
+    for name, stage in declared.items():
+        if name not in have:
+            problems.append(f"stage {name!r} is declared but missing from dvc.yaml")
+            continue
+        want, got = stage_entry(stage, cfg), have[name]
+        for dep in sorted(set(want["deps"]) - set(got.get("deps") or [])):
+            problems.append(f"{name}: reads {dep} but dvc.yaml does not list it as a dep")
+        for dep in sorted(set(got.get("deps") or []) - set(want["deps"])):
+            problems.append(f"{name}: dvc.yaml lists dep {dep}, which the stage does not read")
+        for section in ("outs", "metrics"):
+            w, g = _keys(want.get(section)), _keys(got.get(section))
+            for out in sorted(w - g):
+                problems.append(f"{name}: writes {out} but dvc.yaml does not list it in {section}")
+            for out in sorted(g - w):
+                problems.append(f"{name}: dvc.yaml lists {out} in {section}, not declared")
+        if sorted(want["params"]) != sorted(got.get("params") or []):
+            problems.append(
+                f"{name}: params in dvc.yaml {sorted(got.get('params') or [])} differ from the "
+                f"declared {sorted(want['params'])}"
+            )
+        if got.get("cmd") != want["cmd"]:
+            problems.append(f"{name}: cmd {got.get('cmd')!r}, expected {want['cmd']!r}")
+    return problems
+
+
 def stale(path: Path = DVC_YAML, params: Path = DEFAULT_PARAMS) -> str:
     """A unified diff from dvc.yaml to what the declarations generate; empty when up to date."""
     want = render(load_config(params))
@@ -124,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     args = parser.parse_args(argv)
     if args.check:
+        cfg = load_config(args.params)
+        doc = yaml.safe_load(DVC_YAML.read_text()) if DVC_YAML.exists() else {}
+        for problem in disagreements(doc, cfg):
+            print(problem, file=sys.stderr)
         diff = stale(DVC_YAML, args.params)
         if diff:
             sys.stdout.write(diff)

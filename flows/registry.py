@@ -30,8 +30,6 @@ def load_stage(module: str) -> Stage:
     stage = getattr(importlib.import_module(module), "STAGE", None)
     if not isinstance(stage, Stage):
         raise RegistryError(f"{module} declares no `STAGE = Stage(...)`")
-    for entry in stage.declares:
-        catalog.register(entry)
     return stage
 
 

@@ -68,6 +68,11 @@ class Stage:
     # Scratch files (catalog kind "scratch") the stage uses; neither deps nor outs.
     scratch: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # Declared entries join the catalog as soon as the stage is defined (imported).
+        for entry in self.declares:
+            catalog.register(entry)
+
     def outputs(self, cfg: Config) -> tuple[str, ...]:
         extra = self.writes_for(cfg) if self.writes_for else ()
         return (*self.writes, *(k for k in extra if k not in self.writes))
