@@ -29,7 +29,7 @@ from tasks import baselines, metrics
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import PipelineError
-from tasks.intervals import predict_scaled, to_original
+from tasks.forecast import predict_scaled, to_original
 from tasks.prepare import Prepared, prepare
 
 MODELS = ("lstm", "naive", "seasonal_naive", "drift")

@@ -10,7 +10,8 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.intervals import INTERVALS, Calibration, bands, predict_scaled, to_original
+from tasks.forecast import predict_scaled, to_original
+from tasks.intervals import INTERVALS, Calibration, bands
 from tasks.prepare import Prepared
 
 

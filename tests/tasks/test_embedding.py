@@ -15,8 +15,13 @@ import pytest
 from tasks import backtest
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluate import Champion, evaluate
-from tasks.forecast import SeriesIndexError, load_model, model_inputs, series_channel
-from tasks.intervals import predict_scaled
+from tasks.forecast import (
+    SeriesIndexError,
+    load_model,
+    model_inputs,
+    predict_scaled,
+    series_channel,
+)
 from tasks.model import ModelSpec, build_model, series_table_size
 from tasks.prepare import prepare
 from tasks.publish import champion_meta, future_forecasts
