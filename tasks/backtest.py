@@ -32,6 +32,7 @@ from tasks.config import Config
 from tasks.errors import PipelineError
 from tasks.forecast import predict_scaled, to_original
 from tasks.prepare import Prepared, prepare
+from tasks.timefmt import iso
 
 
 class FoldGeometryError(PipelineError):
@@ -181,11 +182,6 @@ class FoldResult:
         """(S, H) LSTM residuals in the scaled space (actual - forecast)."""
         return self.actual_scaled - self.lstm_scaled
 
-    @property
-    def test_timestamps(self) -> np.ndarray:
-        p = self.prepared
-        return np.stack([p.timestamps[int(e) : int(e) + p.geometry.horizon] for e in p.train_end])
-
 
 def model_forecasts(
     prepared: Prepared, model, series_index: np.ndarray | None = None
@@ -276,18 +272,6 @@ def per_horizon_mase(results: list[FoldResult]) -> dict[str, list[float | None]]
     return out
 
 
-def _iso(ts) -> str:
-    return str(np.datetime_as_string(np.datetime64(ts, "us"), unit="s"))
-
-
-def trained_through(prepared: Prepared) -> dict[str, str]:
-    """Per series, the last timestamp a model trained on `prepared` has seen."""
-    return {
-        str(sid): _iso(prepared.timestamps[int(prepared.train_end[s]) - 1])
-        for s, sid in enumerate(prepared.series_ids)
-    }
-
-
 def fold_origin_timestamps(result: FoldResult) -> dict[str, str]:
     p = result.prepared
-    return {str(sid): _iso(p.timestamps[int(p.train_end[s])]) for s, sid in enumerate(p.series_ids)}
+    return {str(sid): iso(p.timestamps[int(p.train_end[s])]) for s, sid in enumerate(p.series_ids)}

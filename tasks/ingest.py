@@ -13,7 +13,6 @@ boolean column, `filled` (tasks.schema.FILLED): True for rows created by gap fil
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import DataSourceError, DataValidationError
 from tasks.schema import FILLED, TIMESTAMP_DTYPE, build_schema, covariate_columns
+from tasks.timefmt import iso
 
 ROW = "_row"  # 1-based data row in its file (header not counted) or position in a given frame
 SOURCE = "_source"  # the file the row came from
@@ -619,18 +619,14 @@ def _fill_gaps(frame: pl.DataFrame, grid: pl.DataFrame, method: str) -> pl.DataF
     return full.with_columns(fill).select(*REQUIRED, *covariates, FILLED)
 
 
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat() if ts is not None else None
-
-
 def summarize(df: pl.DataFrame) -> dict:
     """JSON-able description of a validated frame (written to metrics/ingest.json)."""
     lengths = df.group_by(SERIES_ID).len()["len"]
     return {
         "rows": df.height,
         "series": lengths.len(),
-        "first_timestamp": _iso(df[TIMESTAMP].min()),
-        "last_timestamp": _iso(df[TIMESTAMP].max()),
+        "first_timestamp": iso(df[TIMESTAMP].min()),
+        "last_timestamp": iso(df[TIMESTAMP].max()),
         "min_series_length": int(lengths.min()) if lengths.len() else 0,
         "max_series_length": int(lengths.max()) if lengths.len() else 0,
         "filled_gaps": int(df[FILLED].sum()) if FILLED in df.columns else 0,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import time
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 import polars as pl
 
+from tasks import io
 from tasks.config import Config
 
 # model_inputs is re-exported: callers of a trained model have used it from here. Both live in
@@ -85,13 +85,13 @@ def fingerprint(prepared: Prepared, cfg: Config) -> str:
 
 
 def _write_pickle(path: Path, obj) -> None:
-    """Atomic: a SIGKILL mid-write leaves the previous file, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomic (io.write_atomic): a SIGKILL mid-write leaves the previous file, never a torn one."""
+
+    def dump(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    io.write_atomic(path, dump)
 
 
 def _read_pickle(path: Path):
