@@ -116,7 +116,7 @@ def _params_path(parameters: dict | None) -> str:
 
 
 def data_version(cfg: Config) -> str:
-    from tasks.versioning import data_md5
+    from tasks.lineage import data_md5
 
     return data_md5(cfg.data.path)
 
@@ -264,7 +264,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
 def _version(cfg: Config, summary: dict) -> dict:
     from prefect.runtime import flow_run
 
-    from tasks.versioning import version_run
+    from flows.versioning import version_run
 
     gate = paths.METRICS_GATE
     record = {

@@ -180,7 +180,7 @@ class PublishConfig(_Section):
 
 class OrchestrationConfig(_Section):
     """How production runs are scheduled, serialised, retried and versioned (flows/deploy.py,
-    flows/pipeline.py, tasks/versioning.py). No stage reads it: changing it reruns nothing."""
+    flows/pipeline.py, flows/versioning.py). No stage reads it: changing it reruns nothing."""
 
     deployment: str = Field(default="scheduled", pattern=r"^[A-Za-z0-9_.-]+$")
     cron: str = Field(default="0 6 * * *", min_length=9)

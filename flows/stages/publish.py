@@ -8,6 +8,7 @@ import shutil
 from prefect import flow as prefect_flow
 from prefect.runtime import flow_run
 
+from flows.git import head_commit
 from tasks import io, paths
 from tasks.config import DEFAULT_PARAMS, Config, load_config
 from tasks.errors import GateFailed
@@ -54,7 +55,11 @@ def run(cfg: Config, flow_run_id: str | None = None) -> dict:
     model = load_model(paths.MODEL)
     forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
     lineage = collect_lineage(
-        data=paths.VALIDATED, params=cfg.source, model=paths.MODEL, flow_run_id=flow_run_id
+        data=paths.VALIDATED,
+        params=cfg.source,
+        model=paths.MODEL,
+        flow_run_id=flow_run_id,
+        commit=head_commit(),
     )
     summary = publish_forecasts(forecasts, lineage, cfg.publish.store, cfg.publish.export)
     # After the store: the champion is always a model whose forecasts were published.
