@@ -104,7 +104,7 @@ class SeriesEmbedding(layers.Layer):
         return {**super().get_config(), "n_series": self.n_series, "dim": self.dim}
 
 
-def _recurrent_stack(spec: ModelSpec, dtype, prefix: str = "") -> list[layers.Layer]:
+def _recurrent_stack(spec: ModelSpec, dtype) -> list[layers.Layer]:
     """rnn_1, dropout_1, ..., rnn_k, dropout_k [, attention]: all cuDNN-eligible settings."""
     units, dropout, attention = spec.units, spec.dropout, spec.attention
     stack = []
@@ -121,16 +121,16 @@ def _recurrent_stack(spec: ModelSpec, dtype, prefix: str = "") -> list[layers.La
             use_bias=True,
             # Attention reads every step of the last layer's output.
             return_sequences=not last or attention,
-            name=f"{prefix}rnn_{i}",
+            name=f"rnn_{i}",
             dtype=dtype,
             **extra,
         )
         if spec.bidirectional:
-            rnn = layers.Bidirectional(rnn, name=f"{prefix}bidirectional_{i}", dtype=dtype)
+            rnn = layers.Bidirectional(rnn, name=f"bidirectional_{i}", dtype=dtype)
         stack.append(rnn)
-        stack.append(layers.Dropout(dropout, name=f"{prefix}dropout_{i}", dtype=dtype))
+        stack.append(layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype))
     if attention:
-        stack.append(LastStepAttention(name=f"{prefix}attention", dtype=dtype))
+        stack.append(LastStepAttention(name="attention", dtype=dtype))
     return stack
 
 
