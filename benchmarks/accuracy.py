@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tasks import baselines
+from tasks import metrics
+from tasks.baselines import BASELINES
 from tasks.config import Config, parse_config
-from tasks.metrics import mase, rmse
 
 RESULTS = Path("benchmarks/results/accuracy.json")
 
@@ -136,18 +136,11 @@ def score_dataset(name: str, ds: Dataset, overrides: dict) -> dict:
     frame = load_frame(ds, cfg)
     m, h = ds.season_length, ds.horizon
     insample, actual, lstm, info = lstm_forecast(frame, cfg)
-    preds = {
-        "lstm": lstm,
-        "seasonal_naive": baselines.seasonal_naive(insample, h, m),
-        "naive": baselines.naive(insample, h),
-    }
+    preds = {"lstm": lstm, **{name: b(insample, h, m) for name, b in BASELINES.items()}}
     started = time.perf_counter()
     preds.update(stat_forecasts(insample, h, m))
     stat_seconds = time.perf_counter() - started
-    scores = {
-        model: {"rmse": rmse(actual, p), "mase": mase(actual, p, insample, m)}
-        for model, p in preds.items()
-    }
+    scores = {model: metrics.score(actual, p, insample, m) for model, p in preds.items()}
     ref = scores["seasonal_naive"]["rmse"]
     for s in scores.values():
         s["rmse_ratio_to_seasonal_naive"] = s["rmse"] / ref if ref > 0 else float("nan")
@@ -186,7 +179,7 @@ def summarize(results: dict) -> dict:
 
 
 def print_table(results: dict) -> None:
-    models = ["lstm", "seasonal_naive", "naive", *STAT_MODELS]
+    models = ["lstm", *BASELINES, *STAT_MODELS]
     print(f"{'RMSE (MASE)':14s}" + "".join(f"{m:>18s}" for m in models))
     for name, r in results.items():
         cells = []

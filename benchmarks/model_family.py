@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from tasks.baselines import BASELINES
 from tasks.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def worker(name: str, ensemble: int) -> dict:
     import numpy as np
     import yaml
 
-    from tasks import baselines, metrics
+    from tasks import metrics
     from tasks.config import parse_config
     from tasks.ingest import read_source, validate
     from tasks.prepare import prepare
@@ -65,14 +66,9 @@ def worker(name: str, ensemble: int) -> dict:
     m, h = cfg.data.season_length, cfg.forecast.horizon
     preds = {
         "model": prepared.to_original(0, scaled[0]),
-        "naive": baselines.naive(insample, h),
-        "seasonal_naive": baselines.seasonal_naive(insample, h, m),
+        **{name: baseline(insample, h, m) for name, baseline in BASELINES.items()},
     }
-    scores = {
-        k: {"rmse": metrics.rmse(actual, p), "mae": metrics.mae(actual, p),
-            "mase": metrics.mase(actual, p, insample, m)}
-        for k, p in preds.items()
-    }  # fmt: skip
+    scores = {k: metrics.score(actual, p, insample, m) for k, p in preds.items()}
     return {
         "variant": name, "change": VARIANTS[name], "ensemble": ensemble,
         "params": result.model.count_params(), "epochs": result.summary["epochs"],
@@ -109,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{s['rmse']:>8.1f}{s['mae']:>8.1f}{s['mase']:>7.2f}{r['params']:>8,}"
               f"{sum(r['epochs']):>8}{r['train_seconds']:>9.1f}", flush=True)  # fmt: skip
     base = rows[0]["scores"]
-    for k in ("naive", "seasonal_naive"):
+    for k in BASELINES:
         print(f"{k:<28}{base[k]['rmse']:>8.1f}{base[k]['mae']:>8.1f}{base[k]['mase']:>7.2f}")
     doc = {
         "benchmark": "model_family",

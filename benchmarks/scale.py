@@ -168,6 +168,7 @@ def worker(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     tf.constant(0.0)  # TensorFlow's runtime start-up belongs to the baseline, not to a stage
+    from tasks.baselines import MODELS
     from tasks.config import Config  # noqa: F401
     from tasks.evaluate import evaluate
     from tasks.ingest import read_source, validate
@@ -232,7 +233,7 @@ def worker(args: argparse.Namespace) -> dict:
     secs = time.perf_counter() - started
     record("evaluate", started, rows_per_s=rows / secs, series_per_s=args.series / secs,
            scores={k: v for k, v in scores.items()
-                   if k in ("lstm", "naive", "seasonal_naive", "drift")})  # fmt: skip
+                   if k in MODELS})  # fmt: skip
     # publish
     started = time.perf_counter()
     forecasts = future_forecasts(prepared, model, cfg.data.frequency)

@@ -20,13 +20,13 @@ import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import io
+from tasks.baselines import MODELS
+from tasks.metrics import METRICS
 from tasks.store import INTERVAL_COLUMNS
 
 METRICS_KEY = "forecast-metrics"
 PUBLISHED_KEY = "forecast-published"
 CHART_KEY = "forecast-chart"
-MODELS = ("lstm", "naive", "seasonal_naive", "drift")
-METRIC_NAMES = ("rmse", "mae", "smape", "mase")
 MAX_TABLE_ROWS = 500
 MAX_CHART_SERIES = 3
 
@@ -39,11 +39,11 @@ def _fmt(value) -> str:
 
 def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     lines = [f"# Evaluation: {header}", ""]
-    lines.append("| model | " + " | ".join(METRIC_NAMES) + " |")
-    lines.append("|---" * (len(METRIC_NAMES) + 1) + "|")
+    lines.append("| model | " + " | ".join(METRICS) + " |")
+    lines.append("|---" * (len(METRICS) + 1) + "|")
     for model in MODELS:
         if model in scores:
-            row = " | ".join(_fmt(scores[model].get(m)) for m in METRIC_NAMES)
+            row = " | ".join(_fmt(scores[model].get(m)) for m in METRICS)
             lines.append(f"| {model} | {row} |")
     coverage = {
         k[len("coverage_") :]: v

@@ -11,7 +11,7 @@ that arrives while one is running waits in `AwaitingConcurrencySlot` (`orchestra
 enqueue`) or is cancelled with that reason (`cancel`). Inside the flow an flock on the repository
 backs this up for runs started outside the deployment (`python -m flows.pipeline`).
 
-Runs of the deployment version themselves (parameter version=True): see tasks/versioning.py.
+Runs of the deployment version themselves (parameter version=True): see flows/versioning.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Around the stages (production concerns, see README "Operations"):
   with exponential back-off);
 - artifacts for the UI (flows/artifacts.py); run names carry the data md5;
 - with version=True (the deployment), a run that changed anything is pushed to the DVC remote
-  and committed + tagged in git (tasks/versioning.py);
+  and committed + tagged in git (flows/versioning.py);
 - failure/crash hooks emit a Prefect event and append to the run log.
 
 Run it: `python -m flows.pipeline` (add `--force` to rerun every stage, `--version` to version).
@@ -84,7 +84,7 @@ def _params_path(parameters: dict | None) -> str:
 
 
 def data_version(cfg: Config) -> str:
-    from tasks.versioning import data_md5
+    from tasks.lineage import data_md5
 
     return data_md5(catalog.path("raw", cfg))
 
@@ -224,7 +224,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
 def _version(cfg: Config, summary: dict) -> dict:
     from prefect.runtime import flow_run
 
-    from tasks.versioning import version_run
+    from flows.versioning import version_run
 
     gate = catalog.path("metrics_gate")
     record = {

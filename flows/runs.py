@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from flows.versioning import list_runs, resolve_run, restore, rollback, version_run
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.errors import PipelineError
-from tasks.versioning import list_runs, resolve_run, restore, rollback, version_run
 
 
 def _list(root: Path, prefix: str) -> int:

@@ -25,15 +25,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks import baselines, metrics
+from tasks import metrics
+from tasks.baselines import BASELINES, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import PipelineError
-from tasks.intervals import predict_scaled, to_original
+from tasks.forecast import predict_scaled, to_original
 from tasks.prepare import Prepared, prepare
-
-MODELS = ("lstm", "naive", "seasonal_naive", "drift")
-BASELINES = ("naive", "seasonal_naive", "drift")
+from tasks.timefmt import iso
 
 
 class FoldGeometryError(PipelineError):
@@ -157,14 +156,13 @@ def fold_models(
 
 # ---------------------------------------------------------------- scoring
 def _score(actual: np.ndarray, pred: np.ndarray, insample: np.ndarray, m: int) -> dict:
-    """metrics.score, except that MASE is None (not an error) for a series whose training part
-    has a zero seasonal-naive scale (constant): it is left out of the MASE means."""
+    """metrics.score, except that MASE (every metric in metrics.SCALED) is None, not an error,
+    for a series whose training part has a zero seasonal-naive scale (constant): it is left
+    out of the MASE means."""
     scale = metrics.seasonal_naive_scale(insample, m)
     return {
-        "rmse": metrics.rmse(actual, pred),
-        "mae": metrics.mae(actual, pred),
-        "smape": metrics.smape(actual, pred),
-        "mase": metrics.mae(actual, pred) / scale if scale > 0 else None,
+        name: None if name in metrics.SCALED and not scale > 0 else metric(actual, pred, scale)
+        for name, metric in metrics.METRICS.items()
     }
 
 
@@ -183,11 +181,6 @@ class FoldResult:
     def residuals(self) -> np.ndarray:
         """(S, H) LSTM residuals in the scaled space (actual - forecast)."""
         return self.actual_scaled - self.lstm_scaled
-
-    @property
-    def test_timestamps(self) -> np.ndarray:
-        p = self.prepared
-        return np.stack([p.timestamps[int(e) : int(e) + p.geometry.horizon] for e in p.train_end])
 
 
 def model_forecasts(
@@ -222,9 +215,8 @@ def score_fold(fold: int, prepared: Prepared, model) -> FoldResult:
         actual_scaled.append(prepared.transform.transform(str(sid), y))
         scales.append(metrics.seasonal_naive_scale(insample, m))
         preds["lstm"].append(lstm[s])
-        preds["naive"].append(baselines.naive(insample, h))
-        preds["seasonal_naive"].append(baselines.seasonal_naive(insample, h, m))
-        preds["drift"].append(baselines.drift(insample, h))
+        for name, baseline in BASELINES.items():
+            preds[name].append(baseline(insample, h, m))
     stacked = {name: np.stack(v) for name, v in preds.items()}
     return FoldResult(
         fold=fold,
@@ -280,18 +272,6 @@ def per_horizon_mase(results: list[FoldResult]) -> dict[str, list[float | None]]
     return out
 
 
-def _iso(ts) -> str:
-    return str(np.datetime_as_string(np.datetime64(ts, "us"), unit="s"))
-
-
-def trained_through(prepared: Prepared) -> dict[str, str]:
-    """Per series, the last timestamp a model trained on `prepared` has seen."""
-    return {
-        str(sid): _iso(prepared.timestamps[int(prepared.train_end[s]) - 1])
-        for s, sid in enumerate(prepared.series_ids)
-    }
-
-
 def fold_origin_timestamps(result: FoldResult) -> dict[str, str]:
     p = result.prepared
-    return {str(sid): _iso(p.timestamps[int(p.train_end[s])]) for s, sid in enumerate(p.series_ids)}
+    return {str(sid): iso(p.timestamps[int(p.train_end[s])]) for s, sid in enumerate(p.series_ids)}

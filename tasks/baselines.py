@@ -1,9 +1,19 @@
-"""Reference forecasts the LSTM must beat: naive, seasonal naive and drift. Pure numpy."""
+"""Reference forecasts the LSTM must beat: naive, seasonal naive and drift. Pure numpy.
+
+`BASELINES` is the one list of them (name -> forecast function, in report order) and `MODELS`
+the one list of everything scored: the backtest, evaluate's plots, the gate, the UI artifacts
+and the benchmarks all read these, so a new baseline is one function and one entry here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+# (history, horizon, season_length) -> (horizon,) forecast
+Baseline = Callable[[ArrayLike, int, int], NDArray[np.float64]]
 
 
 def _history(history: ArrayLike, horizon: int) -> NDArray[np.float64]:
@@ -44,3 +54,12 @@ def drift(history: ArrayLike, horizon: int) -> NDArray[np.float64]:
     # One value has no slope: drift then degrades to naive.
     slope = (h[-1] - h[0]) / (h.size - 1) if h.size > 1 else 0.0
     return h[-1] + slope * np.arange(1, horizon + 1, dtype=np.float64)
+
+
+BASELINES: dict[str, Baseline] = {
+    "naive": lambda history, horizon, season_length: naive(history, horizon),
+    "seasonal_naive": seasonal_naive,
+    "drift": lambda history, horizon, season_length: drift(history, horizon),
+}
+# Every forecaster the backtest scores: the network first, then the baselines.
+MODELS = ("lstm", *BASELINES)

@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.errors import ConfigError
+from tasks.model_spec import CELLS, MODES, PRECISIONS, one_of
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -59,7 +68,8 @@ class PrepareConfig(_Section):
 
 
 class ModelConfig(_Section):
-    cell: Literal["lstm", "gru"] = "lstm"
+    # A key of tasks.model_spec.CELLS (the one registry of cells).
+    cell: str = "lstm"
     units: tuple[int, ...] = Field(default=(32, 16), min_length=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     bidirectional: bool = False
@@ -70,9 +80,19 @@ class ModelConfig(_Section):
     # Dot-product attention over the last recurrent layer's outputs, queried by its last step.
     attention: bool = False
     # direct: one head predicts all horizon steps; recursive: a one-step head fed back.
-    mode: Literal["direct", "recursive"] = "direct"
+    mode: str = "direct"
     # > 0: a learnt vector of this size per series (one global model over many series).
     series_embedding: int = Field(default=0, ge=0, le=512)
+
+    @field_validator("cell")
+    @classmethod
+    def _cell(cls, value: str) -> str:
+        return one_of(value, CELLS)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        return one_of(value, MODES)
 
     @model_validator(mode="after")
     def _units(self) -> ModelConfig:
@@ -96,7 +116,7 @@ class TrainingConfig(_Section):
     # Models trained with seeds seed, seed+1, ...; their forecasts are averaged.
     ensemble: int = Field(default=3, ge=1, le=32)
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
-    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    mixed_precision: str = "float32"
     # Processes training together (MultiWorkerMirroredStrategy): `python -m flows.multiworker`.
     workers: int = Field(default=1, ge=1, le=16)
     # Back up each epoch to checkpoints/backup/ and resume from it after a crash.
@@ -104,6 +124,11 @@ class TrainingConfig(_Section):
     # One CPU device still under MirroredStrategy (the product's contract); false uses TF's
     # default strategy, ~0.3 s less per epoch on tiny data (benchmarks/training.py).
     mirrored: bool = True
+
+    @field_validator("mixed_precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        return one_of(value, PRECISIONS)
 
 
 class GateConfig(_Section):
@@ -114,6 +139,8 @@ class GateConfig(_Section):
     # Change thresholds against the champion (the model published last, rescored on the current
     # folds): how much worse than the champion the challenger's `metric` may be (lower is better).
     # null disables a threshold; with no champion yet only the value thresholds above apply.
+    # The names of tasks.metrics.METRICS (not imported: every stage reads this module; a test
+    # keeps the two equal).
     metric: Literal["mase", "rmse", "mae", "smape"] = "mase"
     max_abs_change: float | None = Field(default=None, ge=0.0)
     max_rel_change: float | None = Field(default=0.1, ge=0.0)
@@ -167,7 +194,7 @@ class PublishConfig(_Section):
 
 class OrchestrationConfig(_Section):
     """How production runs are scheduled, serialised, retried and versioned (flows/deploy.py,
-    flows/pipeline.py, tasks/versioning.py). No stage reads it: changing it reruns nothing."""
+    flows/pipeline.py, flows/versioning.py). No stage reads it: changing it reruns nothing."""
 
     deployment: str = Field(default="scheduled", pattern=r"^[A-Za-z0-9_.-]+$")
     cron: str = Field(default="0 6 * * *", min_length=9)

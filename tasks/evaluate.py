@@ -22,7 +22,8 @@ import numpy as np
 import polars as pl
 
 from tasks import backtest, intervals
-from tasks.backtest import MODELS, FoldModels, FoldResult
+from tasks.backtest import FoldModels, FoldResult
+from tasks.baselines import BASELINES, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
@@ -216,7 +217,7 @@ def _forecast_frame(r: FoldResult, cal: intervals.Calibration) -> pl.DataFrame:
                     "actual": r.actual[s],
                     "lstm": r.preds["lstm"][s],
                     **b,
-                    **{name: r.preds[name][s] for name in backtest.BASELINES},
+                    **{name: r.preds[name][s] for name in BASELINES},
                 }
             )
         )

@@ -26,52 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.forecast import DivergedModel, model_inputs
+from tasks.forecast import to_original
 from tasks.prepare import Prepared
 
 # Widths calibrated by evaluate on the backtest, applied by publish to the future forecasts.
-
-
-# ---------------------------------------------------------------- forecasts in the model space
-def predict_scaled(
-    prepared: Prepared,
-    model,
-    starts: np.ndarray,
-    batch_size: int = 4096,
-    series_index: np.ndarray | None = None,
-):
-    """(S, horizon) forecasts in the scaled space for the windows at `starts` (one per series).
-
-    `series_index`: each series' row in the model's series embedding, when it differs from
-    the series order of `prepared` (a champion trained on another series set; see
-    `model_inputs`). Non-finite forecasts (a diverged model) raise DivergedModel before
-    anything uses them.
-    """
-    x = model_inputs(prepared, starts, model, series_index)  # (S, L, channels)
-    scaled = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
-    expected = (len(starts), prepared.geometry.horizon)
-    if scaled.shape != expected:
-        raise ValueError(f"model output has shape {scaled.shape}, expected {expected}")
-    bad = ~np.isfinite(scaled)
-    if bad.any():
-        raise DivergedModel(
-            f"the model produced {int(bad.sum())} non-finite forecasts of {scaled.size} "
-            "(training diverged?): lower training.learning_rate or training.clipnorm and rerun; "
-            "nothing was evaluated or published"
-        )
-    return scaled
-
-
-def to_original(prepared: Prepared, s: int, scaled: np.ndarray) -> np.ndarray:
-    """Scaled values of series s back in original units; non-finite results (exp overflow of a
-    wild forecast) raise DivergedModel."""
-    out = prepared.to_original(s, scaled)
-    if not np.isfinite(out).all():
-        raise DivergedModel(
-            f"forecasts of series {prepared.series_ids[s]!r} overflow in original units "
-            "(training diverged?): nothing was evaluated or published"
-        )
-    return out
 
 
 # ---------------------------------------------------------------- conformal quantile

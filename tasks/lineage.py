@@ -1,8 +1,10 @@
-"""Where a published forecast came from: code commit, input hashes, model version, flow run."""
+"""Where a published forecast came from: code commit, input hashes, model version, flow run.
+
+Pure: the commit is looked up by the caller (flows.git.head_commit) and passed in."""
 
 from __future__ import annotations
 
-import subprocess
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,28 +21,18 @@ LINEAGE_FIELDS = (
 )
 
 
-def _git(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess[str] | None:
-    """Run git; None when git is not installed."""
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-
-
-def git_commit(cwd: Path | None = None) -> str:
-    """HEAD's hash, with "-dirty" when tracked files differ from it; "unknown" outside git."""
-    head = _git(["rev-parse", "HEAD"], cwd)
-    if head is None or head.returncode != 0:
-        return "unknown"
-    commit = head.stdout.strip()
-    # dvc.lock is rewritten by every `dvc repro` itself: changes there say nothing about the code.
-    diff = _git(["diff", "--quiet", "HEAD", "--", ".", ":!dvc.lock"], cwd)
-    # Exit 1 means differences; other failures (exit 128) we cannot judge, so no suffix.
-    if diff is not None and diff.returncode == 1:
-        commit += "-dirty"
-    return commit
+def data_md5(path: str | Path) -> str:
+    """md5 of the raw source: a file's bytes (DVC's md5 of it), or of a directory's file list
+    with each file's md5; "missing" when it is not there (yet)."""
+    path = Path(path)
+    if path.is_file():
+        return md5_file(path)
+    if path.is_dir():
+        h = hashlib.md5()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path)}:{md5_file(f)}\n".encode())
+        return h.hexdigest()
+    return "missing"
 
 
 def utc_now() -> str:
@@ -48,13 +40,14 @@ def utc_now() -> str:
 
 
 def collect_lineage(
-    data: Path, params: Path, model: Path, flow_run_id: str | None, cwd: Path | None = None
+    data: Path, params: Path, model: Path, flow_run_id: str | None, *, commit: str
 ) -> dict[str, str]:
-    """Lineage of one publish. The md5s equal the ones DVC records in dvc.lock for these files."""
+    """Lineage of one publish. The md5s equal the ones DVC records in dvc.lock for these files;
+    `commit`: the code's git commit (flows.git.head_commit)."""
     model_md5 = md5_file(model)
     return {
         "model_version": model_md5[:12],
-        "git_commit": git_commit(cwd),
+        "git_commit": commit,
         "data_md5": md5_file(data),
         "params_md5": md5_file(params),
         "model_md5": model_md5,

@@ -2,14 +2,19 @@
 
 Every metric checks its inputs first: a shape mismatch or a NaN/inf forecast raises ValueError
 instead of quietly producing a NaN score that would then slip through the evaluation gate.
+`METRICS` (below) is the one list of them that the backtest, the gate, the UI artifacts and the
+benchmarks read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-METRICS = ("rmse", "mae", "smape", "mase")
+# (y_true, y_pred, scale) -> score; scale: the in-sample seasonal-naive MAE (MASE's denominator)
+Metric = Callable[[ArrayLike, ArrayLike, float], float]
 
 
 def _as_1d(values: ArrayLike, name: str) -> NDArray[np.float64]:
@@ -76,8 +81,7 @@ def seasonal_naive_scale(insample: ArrayLike, season_length: int) -> float:
     return float(np.mean(np.abs(x[season_length:] - x[:-season_length])))
 
 
-def mase(y_true: ArrayLike, y_pred: ArrayLike, insample: ArrayLike, season_length: int) -> float:
-    """MAE scaled by the in-sample seasonal-naive MAE: < 1 beats seasonal naive in-sample."""
+def _nonzero_scale(insample: ArrayLike, season_length: int) -> float:
     scale = seasonal_naive_scale(insample, season_length)
     if scale == 0.0:
         raise ValueError(
@@ -85,16 +89,34 @@ def mase(y_true: ArrayLike, y_pred: ArrayLike, insample: ArrayLike, season_lengt
             f"(every value equals the one season_length={season_length} steps earlier), "
             "so the seasonal-naive scale is 0"
         )
+    return scale
+
+
+def mase(y_true: ArrayLike, y_pred: ArrayLike, insample: ArrayLike, season_length: int) -> float:
+    """MAE scaled by the in-sample seasonal-naive MAE: < 1 beats seasonal naive in-sample."""
+    return scaled_mae(y_true, y_pred, _nonzero_scale(insample, season_length))
+
+
+def scaled_mae(y_true: ArrayLike, y_pred: ArrayLike, scale: float) -> float:
+    """MAE / scale: MASE when scale = seasonal_naive_scale(insample, season_length) > 0."""
     return mae(y_true, y_pred) / scale
+
+
+# Every metric, in report order.
+METRICS: dict[str, Metric] = {
+    "rmse": lambda y_true, y_pred, scale: rmse(y_true, y_pred),
+    "mae": lambda y_true, y_pred, scale: mae(y_true, y_pred),
+    "smape": lambda y_true, y_pred, scale: smape(y_true, y_pred),
+    "mase": scaled_mae,
+}
+# The metrics divided by the scale: undefined for a series whose scale is 0 (constant).
+SCALED = frozenset({"mase"})
 
 
 def score(
     y_true: ArrayLike, y_pred: ArrayLike, insample: ArrayLike, season_length: int
 ) -> dict[str, float]:
-    """All metrics for one series: {"rmse", "mae", "smape", "mase"}."""
-    return {
-        "rmse": rmse(y_true, y_pred),
-        "mae": mae(y_true, y_pred),
-        "smape": smape(y_true, y_pred),
-        "mase": mase(y_true, y_pred, insample, season_length),
-    }
+    """Every metric for one series: {"rmse", "mae", "smape", "mase"}."""
+    _check(y_true, y_pred)
+    scale = _nonzero_scale(insample, season_length)
+    return {name: metric(y_true, y_pred, scale) for name, metric in METRICS.items()}

@@ -14,7 +14,12 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-CELLS = {"lstm": layers.LSTM, "gru": layers.GRU}
+from tasks.model_spec import CELLS, ModelSpec
+
+
+def cell_layer(cell: str) -> type[layers.Layer]:
+    """The Keras layer class of a cell registered in `tasks.model_spec.CELLS`."""
+    return getattr(layers, CELLS[cell].layer)
 
 
 @keras.saving.register_keras_serializable(package="forecast")
@@ -66,10 +71,6 @@ class RelativeToLast(layers.Layer):
         return inputs - inputs[:, -1:, :]
 
 
-MODES = ("direct", "recursive")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
 @keras.saving.register_keras_serializable(package="forecast")
 class SeriesEmbedding(layers.Layer):
     """A learnt vector per series, looked up from the series-index channel (the last feature).
@@ -103,21 +104,14 @@ class SeriesEmbedding(layers.Layer):
         return {**super().get_config(), "n_series": self.n_series, "dim": self.dim}
 
 
-def _recurrent_stack(
-    cell: str,
-    units: tuple[int, ...],
-    dropout: float,
-    bidirectional: bool,
-    attention: bool,
-    dtype,
-    prefix: str = "",
-) -> list[layers.Layer]:
+def _recurrent_stack(spec: ModelSpec, dtype) -> list[layers.Layer]:
     """rnn_1, dropout_1, ..., rnn_k, dropout_k [, attention]: all cuDNN-eligible settings."""
+    units, dropout, attention = spec.units, spec.dropout, spec.attention
     stack = []
     for i, n in enumerate(units, start=1):
         last = i == len(units)
-        extra = {"reset_after": True} if cell == "gru" else {}
-        rnn = CELLS[cell](
+        extra = dict(CELLS[spec.cell].options)
+        rnn = cell_layer(spec.cell)(
             n,
             # cuDNN eligibility: these exact settings, or the slow generic kernel.
             activation="tanh",
@@ -127,16 +121,16 @@ def _recurrent_stack(
             use_bias=True,
             # Attention reads every step of the last layer's output.
             return_sequences=not last or attention,
-            name=f"{prefix}rnn_{i}",
+            name=f"rnn_{i}",
             dtype=dtype,
             **extra,
         )
-        if bidirectional:
-            rnn = layers.Bidirectional(rnn, name=f"{prefix}bidirectional_{i}", dtype=dtype)
+        if spec.bidirectional:
+            rnn = layers.Bidirectional(rnn, name=f"bidirectional_{i}", dtype=dtype)
         stack.append(rnn)
-        stack.append(layers.Dropout(dropout, name=f"{prefix}dropout_{i}", dtype=dtype))
+        stack.append(layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype))
     if attention:
-        stack.append(LastStepAttention(name=f"{prefix}attention", dtype=dtype))
+        stack.append(LastStepAttention(name="attention", dtype=dtype))
     return stack
 
 
@@ -176,36 +170,18 @@ class RecursiveForecast(layers.Layer):
     end to end on all horizon steps (backpropagation through the feedback).
     """
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        *,
-        cell: str = "lstm",
-        units: tuple[int, ...] = (32, 16),
-        dropout: float = 0.1,
-        bidirectional: bool = False,
-        attention: bool = False,
-        seasonal_residual: bool = True,
-        season_length: int = 12,
-        relative_inputs: bool = False,
-        n_series: int = 0,
-        embedding_dim: int = 0,
-        **kwargs,
-    ):
+    def __init__(self, spec: ModelSpec, **kwargs):
         # The fed-back window stays float32; the sub-layers cast to their own compute dtype.
         kwargs["autocast"] = False
         super().__init__(**kwargs)
-        self.lookback, self.horizon = lookback, horizon
-        self.cell, self.units, self.dropout = cell, tuple(units), dropout
-        self.bidirectional, self.attention = bidirectional, attention
-        self.seasonal_residual, self.season_length = seasonal_residual, season_length
-        self.relative_inputs = relative_inputs
-        self.n_series, self.embedding_dim = n_series, embedding_dim
+        self.spec = spec
+        self.lookback, self.horizon = spec.lookback, spec.horizon
+        self.seasonal_residual, self.season_length = spec.seasonal_residual, spec.season_length
+        self.relative_inputs, self.embedding_dim = spec.relative_inputs, spec.embedding_dim
         dtype = self.dtype_policy
-        self.stack = _recurrent_stack(cell, self.units, dropout, bidirectional, attention, dtype)
-        self.embed = SeriesEmbedding(n_series, embedding_dim, name="series_embedding",
-                                     dtype=dtype) if embedding_dim else None  # fmt: skip
+        self.stack = _recurrent_stack(spec, dtype)
+        self.embed = SeriesEmbedding(spec.n_series, spec.embedding_dim, name="series_embedding",
+                                     dtype=dtype) if spec.embedding_dim else None  # fmt: skip
         self.head = layers.Dense(1, name="head", dtype="float32")
 
     def build(self, input_shape):
@@ -245,37 +221,27 @@ class RecursiveForecast(layers.Layer):
         return (input_shape[0], self.horizon)
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "lookback": self.lookback, "horizon": self.horizon, "cell": self.cell,
-            "units": list(self.units), "dropout": self.dropout,
-            "bidirectional": self.bidirectional, "attention": self.attention,
-            "seasonal_residual": self.seasonal_residual, "season_length": self.season_length,
-            "relative_inputs": self.relative_inputs, "n_series": self.n_series,
-            "embedding_dim": self.embedding_dim,
-        }  # fmt: skip
+        # Flat, as saved models have always stored it: the spec fields this layer reads.
+        spec = {k: getattr(self.spec, k) for k in _RECURSIVE_FIELDS}
+        return {**super().get_config(), **spec, "units": list(self.spec.units)}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        spec = {k: config.pop(k) for k in _RECURSIVE_FIELDS if k in config}
+        return super().from_config({**config, "spec": ModelSpec(mode="recursive", **spec)})
 
 
-def build_model(
-    lookback: int,
-    horizon: int,
-    *,
-    n_features: int = 1,
-    cell: str = "lstm",
-    units: tuple[int, ...] = (32, 16),
-    dropout: float = 0.1,
-    bidirectional: bool = False,
-    seasonal_residual: bool = True,
-    season_length: int = 12,
-    relative_inputs: bool = False,
-    attention: bool = False,
-    mode: str = "direct",
-    n_series: int = 0,
-    embedding_dim: int = 0,
-    precision: str = "float32",
-    name: str = "forecaster",
-) -> keras.Model:
-    """Stacked LSTM/GRU -> forecasts of all horizon steps.
+# What a RecursiveForecast's saved config holds of its spec, in the order saved models have it
+# (n_features, mode and precision are the model's input shape, the layer itself and its dtype).
+_RECURSIVE_FIELDS = (
+    "lookback", "horizon", "cell", "units", "dropout", "bidirectional", "attention",
+    "seasonal_residual", "season_length", "relative_inputs", "n_series", "embedding_dim",
+)  # fmt: skip
+
+
+def build_model(spec: ModelSpec, name: str = "forecaster") -> keras.Model:
+    """Stacked LSTM/GRU -> forecasts of all horizon steps, as `spec` describes.
 
     mode "direct": Dense(horizon) predicts every step at once (no feedback). mode "recursive":
     a one-step head fed back horizon times (`RecursiveForecast`). `attention` adds dot-product
@@ -283,54 +249,35 @@ def build_model(
     per series, read from an extra last input channel holding the series index (so the input
     has n_features + 1 channels). `precision` "mixed_float16"/"mixed_bfloat16" computes the
     recurrent layers in half precision with float32 variables; the head, the seasonal base and
-    the output stay float32.
+    the output stay float32. The spec validated itself when it was made.
     """
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; one of {sorted(CELLS)}")
-    if not units:
-        raise ValueError("units needs at least one entry")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; one of {list(MODES)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; one of {list(PRECISIONS)}")
-    if embedding_dim and n_series < 1:
-        raise ValueError("a series embedding needs n_series >= 1")
-    if seasonal_residual and lookback < season_length:
-        # Fail before building anything, with the same message SeasonalBase would give.
-        SeasonalBase(lookback, horizon, season_length)
-
-    channels = n_features + (1 if embedding_dim else 0)
-    inputs = keras.Input(shape=(lookback, channels), name="input")  # (batch, lookback, channels)
-    if mode == "recursive":
-        out = RecursiveForecast(
-            lookback, horizon, cell=cell, units=units, dropout=dropout,
-            bidirectional=bidirectional, attention=attention,
-            seasonal_residual=seasonal_residual, season_length=season_length,
-            relative_inputs=relative_inputs, n_series=n_series, embedding_dim=embedding_dim,
-            name="recursive", dtype=precision,
-        )(inputs)  # fmt: skip
+    lookback, horizon, precision = spec.lookback, spec.horizon, spec.precision
+    inputs = keras.Input(shape=(lookback, spec.channels), name="input")  # (batch, L, channels)
+    if spec.mode == "recursive":
+        out = RecursiveForecast(spec, name="recursive", dtype=precision)(inputs)
         return keras.Model(inputs, out, name=name)
 
     h = inputs
-    if embedding_dim:
+    if spec.embedding_dim:
         # The series-index channel feeds only the embedding, never the recurrent layers.
-        h = _ValueChannels(n_features, name="value_channels")(inputs)
-    if relative_inputs:
+        h = _ValueChannels(spec.n_features, name="value_channels")(inputs)
+    if spec.relative_inputs:
         # Each window relative to its last observation (in log space: log-ratios to it), so the
         # network sees shapes, not levels, and what it learns at 1950's level holds at 1960's.
         h = RelativeToLast(name="relative_to_last")(h)  # (batch, lookback, n_feat)
     # not last: (batch, lookback, n * dirs); last: (batch, n * dirs), dirs = 2 if bidirectional;
     # with attention the last is (batch, 2 * n * dirs): final state + attention context.
-    for layer in _recurrent_stack(cell, tuple(units), dropout, bidirectional, attention, precision):
+    for layer in _recurrent_stack(spec, precision):
         h = layer(h)
-    if embedding_dim:
-        e = SeriesEmbedding(n_series, embedding_dim, name="series_embedding", dtype=precision)(
-            inputs
-        )  # (batch, dim)
+    if spec.embedding_dim:
+        embed = SeriesEmbedding(
+            spec.n_series, spec.embedding_dim, name="series_embedding", dtype=precision
+        )
+        e = embed(inputs)  # (batch, dim)
         h = layers.Concatenate(name="with_series", dtype=precision)([h, e])
     out = layers.Dense(horizon, name="head", dtype="float32")(h)  # (batch, horizon), float32
-    if seasonal_residual:
-        base = SeasonalBase(lookback, horizon, season_length, name="seasonal_base")(inputs)
+    if spec.seasonal_residual:
+        base = SeasonalBase(lookback, horizon, spec.season_length, name="seasonal_base")(inputs)
         out = layers.Add(name="forecast", dtype="float32")([out, base])  # (batch, horizon)
     return keras.Model(inputs, out, name=name)
 

@@ -10,8 +10,10 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.intervals import Calibration, bands, predict_scaled, to_original
+from tasks.forecast import predict_scaled, to_original
+from tasks.intervals import Calibration, bands
 from tasks.prepare import Prepared
+from tasks.timefmt import iso
 
 
 def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
@@ -56,12 +58,6 @@ def future_forecasts(
 def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at: str) -> dict:
     """What the next evaluate needs to judge the champion fairly: what it forecasts, in which
     space, and up to when it was trained (per series)."""
-    through = {
-        str(sid): str(
-            np.datetime_as_string(prepared.timestamps[int(prepared.train_end[s]) - 1], unit="s")
-        )
-        for s, sid in enumerate(prepared.series_ids)
-    }
     return {
         "model_md5": model_md5,
         "run_key": run_key,
@@ -74,5 +70,13 @@ def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at
         # In the model's order: row s of a series embedding (model.series_embedding) is
         # series_ids[s], which the next evaluate needs to rescore the champion on its series.
         "series_ids": [str(sid) for sid in prepared.series_ids],
-        "trained_through": through,
+        "trained_through": trained_through(prepared),
+    }
+
+
+def trained_through(prepared: Prepared) -> dict[str, str]:
+    """Per series, the last timestamp a model trained on `prepared` has seen."""
+    return {
+        str(sid): iso(prepared.timestamps[int(prepared.train_end[s]) - 1])
+        for s, sid in enumerate(prepared.series_ids)
     }

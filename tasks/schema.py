@@ -2,9 +2,9 @@
 
 One row per (series_id, timestamp) with a float `value`; any further columns are covariates and
 must be numeric and finite. Every check carries a stable `name` (finite, min_value, ...): pandera
-reports that name in `failure_cases["check"]`, and tasks.ingest turns it into the readable report.
+reports that name in `failure_cases["check"]`, and tasks.ingest.report words it for people.
 pandera only sees rows one at a time (plus the key uniqueness); checks that need a series' order
-or its time grid live in tasks.ingest.
+or its time grid live in tasks.ingest.checks.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import time
@@ -24,13 +23,14 @@ import keras
 import numpy as np
 import polars as pl
 
+from tasks import io
 from tasks.config import Config
 
 # model_inputs is re-exported: callers of a trained model have used it from here. Both live in
 # tasks.forecast so evaluate and publish build the same inputs without importing training code.
 from tasks.forecast import model_inputs as model_inputs
 from tasks.forecast import series_channel
-from tasks.model import average_ensemble, build_model
+from tasks.model import ModelSpec, average_ensemble, build_model
 from tasks.prepare import Prepared
 from tasks.strategy import is_multi_worker, make_strategy, worker_index
 
@@ -51,24 +51,14 @@ class TrainResult:
 # ------------------------------------------------------------------------------ inputs
 def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> keras.Model:
     """The (uncompiled) model the config describes, for this prepared data."""
-    m = cfg.model
-    return build_model(
-        prepared.geometry.lookback,
-        prepared.geometry.horizon,
-        cell=m.cell,
-        units=tuple(m.units),
-        dropout=m.dropout,
-        bidirectional=m.bidirectional,
-        seasonal_residual=m.seasonal_residual,
-        relative_inputs=m.relative_inputs,
-        attention=m.attention,
-        mode=m.mode,
+    spec = ModelSpec.from_config(
+        cfg,
         n_series=len(prepared.series_ids),
-        embedding_dim=m.series_embedding,
-        precision=cfg.training.mixed_precision,
+        lookback=prepared.geometry.lookback,
+        horizon=prepared.geometry.horizon,
         season_length=prepared.season_length,
-        name=name,
     )
+    return build_model(spec, name=name)
 
 
 def _optimizer(cfg: Config) -> keras.optimizers.Optimizer:
@@ -95,13 +85,13 @@ def fingerprint(prepared: Prepared, cfg: Config) -> str:
 
 
 def _write_pickle(path: Path, obj) -> None:
-    """Atomic: a SIGKILL mid-write leaves the previous file, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomic (io.write_atomic): a SIGKILL mid-write leaves the previous file, never a torn one."""
+
+    def dump(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    io.write_atomic(path, dump)
 
 
 def _read_pickle(path: Path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+from flows.git import head_commit
 from flows.stage import NO_RUN, Stage, StageContext
 from tasks import catalog, io
 from tasks.config import Config
@@ -53,7 +54,11 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     model = load_model(p("model"))
     forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
     lineage = collect_lineage(
-        data=p("validated"), params=cfg.source, model=p("model"), flow_run_id=ctx.flow_run_id
+        data=p("validated"),
+        params=cfg.source,
+        model=p("model"),
+        flow_run_id=ctx.flow_run_id,
+        commit=head_commit(),
     )
     written = targets.publish(forecasts, lineage, cfg)
     record = written[cfg.publish.targets[0]]

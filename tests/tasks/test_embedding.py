@@ -15,9 +15,14 @@ import pytest
 from tasks import backtest
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluate import Champion, evaluate
-from tasks.forecast import SeriesIndexError, load_model, model_inputs, series_channel
-from tasks.intervals import predict_scaled
-from tasks.model import build_model, series_table_size
+from tasks.forecast import (
+    SeriesIndexError,
+    load_model,
+    model_inputs,
+    predict_scaled,
+    series_channel,
+)
+from tasks.model import ModelSpec, build_model, series_table_size
 from tasks.prepare import prepare
 from tasks.publish import champion_meta, future_forecasts
 from tests.tasks.test_backtest import HORIZON, LOOKBACK, SEASON, SeasonalNaiveModel, make_cfg
@@ -77,9 +82,14 @@ def _champion(folds, model, with_meta: bool = True) -> Champion:
 def test_table_size_is_found_in_direct_recursive_and_ensemble_models(kw):
     from tasks.model import average_ensemble
 
-    plain = build_model(LOOKBACK, HORIZON, units=(4,), **kw)
+    plain = build_model(ModelSpec(lookback=LOOKBACK, horizon=HORIZON, units=(4,), **kw))
     members = [
-        build_model(LOOKBACK, HORIZON, units=(4,), n_series=5, embedding_dim=2, name=f"m{i}", **kw)
+        build_model(
+            ModelSpec(
+                lookback=LOOKBACK, horizon=HORIZON, units=(4,), n_series=5, embedding_dim=2, **kw
+            ),
+            name=f"m{i}",
+        )
         for i in range(2)
     ]
     assert series_table_size(plain) is None
@@ -91,8 +101,16 @@ def test_table_size_is_found_in_direct_recursive_and_ensemble_models(kw):
 def test_half_precision_reads_large_series_indices_exactly(precision: str):
     # float16 holds integers exactly only up to 2048 (bfloat16 up to 256): an index autocast to
     # the compute dtype turned 2049 into 2048, another series' vector.
-    model = build_model(LOOKBACK, HORIZON, units=(4,), n_series=2100, embedding_dim=2,
-                        precision=precision)  # fmt: skip
+    model = build_model(
+        ModelSpec(
+            lookback=LOOKBACK,
+            horizon=HORIZON,
+            units=(4,),
+            n_series=2100,
+            embedding_dim=2,
+            precision=precision,
+        )
+    )
     layer = model.get_layer("series_embedding")
     table = np.zeros((2100, 2), "float32")
     table[2048], table[2049] = -1.0, 1.0

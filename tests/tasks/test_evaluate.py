@@ -17,6 +17,7 @@ from tasks.evaluate import (
 )
 from tasks.gate import decide
 from tasks.prepare import prepare
+from tasks.publish import trained_through
 from tests.tasks.test_backtest import (
     HORIZON,
     LOOKBACK,
@@ -46,7 +47,7 @@ def _meta(folds, **overrides) -> dict:
         "transform": "log",
         "scaler": "standard",
         "season_length": 12,
-        "trained_through": backtest.trained_through(p),  # same data as the challenger
+        "trained_through": trained_through(p),  # same data as the challenger
         "published_at": "2024-01-01T00:00:00Z",
     }
     return {**meta, **overrides}

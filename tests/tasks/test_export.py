@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from flows.export import FLOAT_TOLERANCE, QUANTIZED_TOLERANCE
-from tasks.model import build_model
+from tasks.model import ModelSpec, build_model
 
 
 def _model(**kw):
-    model = build_model(36, 24, units=(32, 16), relative_inputs=True, **kw)
+    model = build_model(
+        ModelSpec(lookback=36, horizon=24, units=(32, 16), relative_inputs=True, **kw)
+    )
     rng = np.random.default_rng(0)  # a non-trivial head, so more than the seasonal base is tested
     head = model.get_layer("head") if "mode" not in kw else None
     if head is not None:

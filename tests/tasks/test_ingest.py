@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import yaml
 
-from flows import stages
+from flows.stages import __main__ as stages
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, parse_config
 from tasks.errors import DataSourceError, DataValidationError

@@ -1,27 +1,13 @@
-"""Lineage: git commit (with -dirty), md5s equal to hashlib's, flow run id, UTC timestamp."""
+"""Lineage: md5s equal to hashlib's, the commit as given, flow run id, UTC timestamp; the raw
+source's md5 (run names, versioned runs). The commit lookup: tests/flows/test_git.py."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from pathlib import Path
 
-import pytest
-
-from tasks.lineage import collect_lineage
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
-
-def _git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
-    return out.stdout.strip()
+from tasks.lineage import collect_lineage, data_md5
 
 
 def _inputs(root: Path) -> tuple[Path, Path, Path]:
@@ -32,63 +18,44 @@ def _inputs(root: Path) -> tuple[Path, Path, Path]:
     return data, params, model
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    for k, v in GIT_ENV.items():
-        monkeypatch.setenv(k, v)
-    _inputs(tmp_path)
-    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-q", "-m", "init")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _collect(root: Path, flow_run_id: str | None = None) -> dict:
+def _collect(root: Path, flow_run_id: str | None = None, commit: str = "c0ffee") -> dict:
     return collect_lineage(
         data=root / "data.parquet",
         params=root / "params.yaml",
         model=root / "model.keras",
         flow_run_id=flow_run_id,
+        commit=commit,
     )
 
 
-def test_lineage_in_a_clean_repo(repo):
-    lineage = _collect(repo)
-    assert lineage["git_commit"] == _git(repo, "rev-parse", "HEAD")
-    model_md5 = hashlib.md5((repo / "model.keras").read_bytes()).hexdigest()
+def test_lineage_hashes_the_inputs_and_keeps_the_commit(tmp_path):
+    _inputs(tmp_path)
+    lineage = _collect(tmp_path, commit="0123abc-dirty")
+    assert lineage["git_commit"] == "0123abc-dirty"
+    model_md5 = hashlib.md5((tmp_path / "model.keras").read_bytes()).hexdigest()
     assert lineage["model_md5"] == model_md5
     assert lineage["model_version"] == model_md5[:12]
     assert lineage["data_md5"] == hashlib.md5(b"data bytes").hexdigest()
-    assert lineage["params_md5"] == hashlib.md5((repo / "params.yaml").read_bytes()).hexdigest()
+    params = (tmp_path / "params.yaml").read_bytes()
+    assert lineage["params_md5"] == hashlib.md5(params).hexdigest()
     assert lineage["flow_run_id"] == "none"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", lineage["published_at"])
 
 
-def test_flow_run_id_is_kept(repo):
-    assert _collect(repo, "0b5c7e1e-run")["flow_run_id"] == "0b5c7e1e-run"
-
-
-def test_changed_tracked_file_marks_dirty(repo):
-    (repo / "params.yaml").write_text("gate:\n  max_mase: 2.0\n")
-    assert _collect(repo)["git_commit"] == _git(repo, "rev-parse", "HEAD") + "-dirty"
-
-
-def test_changes_to_dvc_lock_or_untracked_files_are_not_dirty(repo):
-    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
-    (repo / "untracked.txt").write_text("scratch")
-    assert _collect(repo)["git_commit"] == _git(repo, "rev-parse", "HEAD")
-
-
-def test_outside_git_the_commit_is_unknown(tmp_path, monkeypatch):
-    # Stop git from finding a repository in any parent of tmp_path.
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+def test_flow_run_id_is_kept(tmp_path):
     _inputs(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    assert _collect(tmp_path)["git_commit"] == "unknown"
+    assert _collect(tmp_path, "0b5c7e1e-run")["flow_run_id"] == "0b5c7e1e-run"
 
 
-def test_without_git_installed_the_commit_is_unknown(repo, monkeypatch):
-    monkeypatch.setenv("PATH", str(repo / "no-bin-here"))
-    assert _collect(repo)["git_commit"] == "unknown"
+def test_data_md5_of_a_file_a_directory_and_nothing(tmp_path):
+    data, _, _ = _inputs(tmp_path)
+    assert data_md5(data) == hashlib.md5(b"data bytes").hexdigest()
+    d = tmp_path / "dir"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.csv").write_bytes(b"a")
+    (d / "sub" / "b.csv").write_bytes(b"b")
+    before = data_md5(d)
+    assert len(before) == 32
+    (d / "sub" / "b.csv").write_bytes(b"changed")
+    assert data_md5(d) != before
+    assert data_md5(tmp_path / "absent.csv") == "missing"

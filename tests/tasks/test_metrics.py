@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import numpy as np
 import pytest
 
-from tasks.baselines import drift, naive, seasonal_naive
-from tasks.metrics import mae, mase, rmse, score, smape
+from tasks.baselines import BASELINES, MODELS, drift, naive, seasonal_naive
+from tasks.config import GateConfig
+from tasks.gate import DIRECTION
+from tasks.metrics import METRICS, mae, mase, rmse, score, smape
 
 Y = [1.0, 2.0, 3.0, 4.0]
 P = [2.0, 2.0, 2.0, 2.0]  # errors y - p: -1, 0, 1, 2
@@ -117,3 +120,29 @@ def test_baselines_reject_bad_input(fn):
         fn([], 1)
     with pytest.raises(ValueError, match="horizon"):
         fn([1.0], 0)
+
+
+# ---------------------------------------------------------------- the registries
+def test_registries_list_every_metric_and_baseline_in_report_order():
+    assert list(METRICS) == ["rmse", "mae", "smape", "mase"]
+    assert MODELS == ("lstm", "naive", "seasonal_naive", "drift")
+    history = np.array([1.0, 3.0, 2.0, 4.0, 5.0, 7.0])
+    np.testing.assert_array_equal(BASELINES["naive"](history, 3, 2), naive(history, 3))
+    np.testing.assert_array_equal(BASELINES["drift"](history, 3, 2), drift(history, 3))
+    np.testing.assert_array_equal(
+        BASELINES["seasonal_naive"](history, 3, 2), seasonal_naive(history, 3, 2)
+    )
+
+
+def test_score_is_every_registered_metric():
+    y, p, insample = np.array([3.0, 5.0]), np.array([2.0, 6.0]), np.array([1.0, 2.0, 4.0, 3.0])
+    s = score(y, p, insample, 2)
+    assert list(s) == list(METRICS)
+    assert s["mase"] == mase(y, p, insample, 2)
+    assert s["rmse"] == rmse(y, p) and s["mae"] == mae(y, p) and s["smape"] == smape(y, p)
+
+
+def test_the_gate_metric_choices_and_directions_are_the_registry():
+    # config.py does not import tasks.metrics (every stage reads the config): kept equal here.
+    assert set(get_args(GateConfig.model_fields["metric"].annotation)) == set(METRICS)
+    assert set(DIRECTION) == set(METRICS)

@@ -28,7 +28,7 @@ ONE_STEP = textwrap.dedent(
     mirrored = make_strategy(2)  # before anything else touches TensorFlow
     import keras
     import tensorflow as tf
-    from tasks.model import build_model
+    from tasks.model import ModelSpec, build_model
 
     default = make_strategy(1)  # one replica: the default strategy on /cpu:0
     tf.config.experimental.enable_op_determinism()
@@ -44,7 +44,8 @@ ONE_STEP = textwrap.dedent(
     def one_step(strategy, weights):
         keras.utils.set_random_seed(1)
         with strategy.scope():
-            m = build_model(24, 12, units=(8,), dropout=0.0, relative_inputs=True)
+            spec = ModelSpec(lookback=24, horizon=12, units=(8,), dropout=0.0, relative_inputs=True)
+            m = build_model(spec)
             m.compile(optimizer=keras.optimizers.Adam(0.01, clipnorm=1.0), loss="mse")
         if weights is not None:
             m.set_weights(weights)

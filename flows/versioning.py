@@ -16,16 +16,15 @@ re-publishing them through the store's atomic publish, and records that in dvc.l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+from flows.git import git
 from tasks.errors import PipelineError
 from tasks.io import md5_file, write_atomic
 
@@ -33,33 +32,11 @@ GIT_IDENTITY = ("forecast-pipeline", "forecast-pipeline@localhost")
 
 
 class VersioningError(PipelineError):
-    """git or DVC refused to record or restore a run."""
+    """DVC refused to record or restore a run, or a run is not there (a refused git command
+    raises flows.git.GitError)."""
 
 
 # ---------------------------------------------------------------- small helpers
-def git(args: list[str], root: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=120
-    )
-    if check and proc.returncode != 0:
-        raise VersioningError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc
-
-
-def data_md5(path: str | Path) -> str:
-    """md5 of the raw source: a file's bytes (DVC's md5 of it), or of a directory's file list
-    with each file's md5; "missing" when it is not there (yet)."""
-    path = Path(path)
-    if path.is_file():
-        return md5_file(path)
-    if path.is_dir():
-        h = hashlib.md5()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(f"{f.relative_to(path)}:{md5_file(f)}\n".encode())
-        return h.hexdigest()
-    return "missing"
-
-
 def _lock_at(root: Path, rev: str) -> dict:
     text = git(["show", f"{rev}:dvc.lock"], root).stdout
     return yaml.safe_load(text) or {}
@@ -256,7 +233,7 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     They are re-published from that run's own store (restored through DVC) into the live store
     with the store's atomic publish: the earlier run becomes the latest published one, its rows
     keep their original lineage, and later runs stay in the store's history."""
-    from tasks.gate import CHAMPION_META, CHAMPION_MODEL
+    from tasks import catalog
     from tasks.lineage import LINEAGE_FIELDS, utc_now
     from tasks.store import FORECAST_COLUMNS, INTERVAL_COLUMNS, publish_forecasts, read_current
 
@@ -275,7 +252,10 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     columns = [*FORECAST_COLUMNS, *(c for c in INTERVAL_COLUMNS if c in old.columns)]
     result = publish_forecasts(old.select(columns), lineage, root / store, root / export)
     # The rolled-back model becomes the champion again, so the next gate compares against it.
-    champion = [str(p) for p in (CHAMPION_MODEL, CHAMPION_META) if str(p) in outs]
+    champion = [
+        str(p) for p in (catalog.path("champion_model"), catalog.path("champion_meta"))
+        if str(p) in outs
+    ]  # fmt: skip
     for path in champion:
         _restore_one(root, rev, path, restore_dir / path)
         write_atomic(root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp))

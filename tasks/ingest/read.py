@@ -1,0 +1,171 @@
+"""Reading the raw long-format source: a CSV/Parquet file, or a directory of them, into a typed
+frame that remembers, per row, the file and row it came from and the raw text of any timestamp
+or value that did not parse (the bookkeeping columns below, which never leave validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
+from tasks.errors import DataSourceError
+from tasks.schema import TIMESTAMP_DTYPE
+
+ROW = "_row"  # 1-based data row in its file (header not counted) or position in a given frame
+SOURCE = "_source"  # the file the row came from
+RAW_TIMESTAMP = "_raw_timestamp"  # text of a timestamp that did not parse, else null
+RAW_VALUE = "_raw_value"  # text of a value that is not a number, else null
+BOOKKEEPING = (ROW, SOURCE, RAW_TIMESTAMP, RAW_VALUE)
+
+SUPPORTED = (".csv", ".parquet")
+
+# ISO 8601 dates and datetimes ("T" or space, optional seconds/fraction, optional UTC offset).
+_NAIVE_FORMATS = ["%Y-%m-%d"] + [
+    f"%Y-%m-%d{sep}{time}" for sep in ("T", " ") for time in ("%H:%M:%S%.f", "%H:%M")
+]
+_OFFSET_FORMATS = [f"%Y-%m-%d{sep}%H:%M:%S%.f%#z" for sep in ("T", " ")]
+
+
+def read_source(path: str | Path) -> pl.DataFrame:
+    """Read a CSV/Parquet file, or every *.csv/*.parquet in a directory (sorted by name)."""
+    path = Path(path)
+    frames = [_read_file(f) for f in _source_files(path)]
+    try:
+        # "relaxed": covariates may differ in width between files (i32 vs i64); the required
+        # columns are already typed alike by coerce.
+        return pl.concat(frames, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as err:
+        raise DataSourceError(
+            f"{path}: the files disagree on column types and cannot be combined ({err}); "
+            "give each column the same type in every file"
+        ) from None
+
+
+def _source_files(path: Path) -> list[Path]:
+    hint = "set data.path in params.yaml to a .csv or .parquet file or a directory of them"
+    if not path.exists():
+        raise DataSourceError(f"data source {path} does not exist ({hint})")
+    if path.is_file():
+        if path.suffix.lower() not in SUPPORTED:
+            raise DataSourceError(
+                f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+                f"supported: {', '.join(SUPPORTED)} ({hint})"
+            )
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED)
+    if not files:
+        found = sorted(p.name for p in path.iterdir())[:10]
+        raise DataSourceError(
+            f"directory {path} holds no {' or '.join(SUPPORTED)} files "
+            f"(found: {', '.join(found) or 'nothing'}); {hint}"
+        )
+    return files
+
+
+def _read_file(path: Path) -> pl.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            # Required columns as text: a stray "abc" in `value` or a bad date must become a
+            # reported row, not a reader crash (polars infers types from the first rows only).
+            overrides = {SERIES_ID: pl.String, TIMESTAMP: pl.String, VALUE: pl.String}
+            frame = pl.read_csv(path, schema_overrides=overrides, infer_schema_length=10_000)
+        else:
+            frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataSourceError(
+            f"{path}: cannot read this file ({type(err).__name__}: {_first_line(err)}); "
+            "check that it is a valid, non-empty CSV (with a header row) or Parquet file"
+        ) from None
+    require_columns(frame, str(path))
+    return coerce(with_bookkeeping(frame, source=str(path)))
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
+
+
+def require_columns(frame: pl.DataFrame, where: str) -> None:
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataSourceError(
+            f"{where}: missing required column(s) {', '.join(missing)}; "
+            f"found columns: {', '.join(frame.columns) or '(none)'}. The long format needs "
+            f"{', '.join(REQUIRED)} (one row per series and timestamp)"
+        )
+
+
+def with_bookkeeping(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Add the row/source/raw-text columns unless an earlier step already did."""
+    missing = {
+        ROW: _row_numbers(frame),
+        SOURCE: pl.lit(source, dtype=pl.String),
+        RAW_TIMESTAMP: pl.lit(None, dtype=pl.String),
+        RAW_VALUE: pl.lit(None, dtype=pl.String),
+    }
+    return frame.with_columns(**{k: v for k, v in missing.items() if k not in frame.columns})
+
+
+def _row_numbers(frame: pl.DataFrame) -> pl.Series:
+    """1..height as UInt32, split into the same chunks as the data columns.
+
+    A column chunked differently from the others (as `pl.int_range` would be: one chunk beside
+    a Parquet file's row groups) makes polars rechunk, i.e. copy, the whole frame on the next
+    select: 300 MB at 10M rows.
+    """
+    numbers = pl.Series(ROW, np.arange(1, frame.height + 1, dtype=np.uint32))
+    lengths = frame.to_series(0).chunk_lengths() if frame.width and frame.height else []
+    if len(lengths) < 2:
+        return numbers
+    bounds = np.cumsum([0, *lengths]).tolist()
+    pieces = [numbers.slice(lo, hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pl.concat(pieces, rechunk=False)
+
+
+def _parse_timestamps(text: pl.Expr) -> pl.Expr:
+    text = text.str.strip_chars()
+    naive = [text.str.to_datetime(f, time_unit="us", strict=False) for f in _NAIVE_FORMATS]
+    # Offsets are converted to UTC and the zone dropped: the whole pipeline is zone-naive.
+    offset = [
+        text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False).dt.replace_time_zone(
+            None
+        )
+        for f in _OFFSET_FORMATS
+    ]
+    return pl.coalesce(naive + offset)
+
+
+def coerce(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give the required columns their types; text that doesn't parse becomes null + raw text.
+
+    Idempotent; a column already of its type is left untouched (a no-op cast in `with_columns`
+    makes polars materialise the frame's constant bookkeeping columns: 300 MB at 10M rows).
+    Types that can't be converted sensibly (e.g. a boolean value column) are left
+    alone so pandera's dtype check reports them.
+    """
+    schema = frame.collect_schema()
+    exprs: list[pl.Expr] = []
+    if schema[SERIES_ID].is_numeric() or schema[SERIES_ID] in (pl.Categorical, pl.Enum):
+        exprs.append(pl.col(SERIES_ID).cast(pl.String))
+    ts = schema[TIMESTAMP]
+    if ts == pl.String:
+        parsed = _parse_timestamps(pl.col(TIMESTAMP))
+        exprs += [parsed, _raw_if_unparsed(TIMESTAMP, parsed, RAW_TIMESTAMP)]
+    elif ts != TIMESTAMP_DTYPE and (
+        ts == pl.Date or (isinstance(ts, pl.Datetime) and ts.time_zone is None)
+    ):
+        exprs.append(pl.col(TIMESTAMP).cast(TIMESTAMP_DTYPE))
+    val = schema[VALUE]
+    if val == pl.String:
+        parsed = pl.col(VALUE).str.strip_chars().cast(pl.Float64, strict=False)
+        exprs += [parsed, _raw_if_unparsed(VALUE, parsed, RAW_VALUE)]
+    elif val.is_numeric() and val != pl.Float64:
+        exprs.append(pl.col(VALUE).cast(pl.Float64))
+    return frame.with_columns(exprs)
+
+
+def _raw_if_unparsed(column: str, parsed: pl.Expr, raw: str) -> pl.Expr:
+    text = pl.col(column).cast(pl.String)
+    failed = text.is_not_null() & (text.str.strip_chars() != "") & parsed.is_null()
+    return pl.coalesce(pl.col(raw), pl.when(failed).then(text)).alias(raw)

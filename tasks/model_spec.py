@@ -1,0 +1,126 @@
+"""What the model is: one typed spec, and the registries of its choices. Free of Keras imports.
+
+`ModelSpec` is everything `tasks.model.build_model` (and the recursive layer) needs, built from
+the typed config by `ModelSpec.from_config`. `CELLS` is the one registry of recurrent cells:
+`tasks.config` validates `model.cell` against it and `tasks.model` builds the cell it names,
+so adding a cell is one entry here (the Keras layer's class name and the options that keep it
+cuDNN-eligible). `MODES` and `PRECISIONS` are the other choices, validated the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.config import Config
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell: a `keras.layers` class and the options that keep it cuDNN-eligible
+    beyond the ones every cell gets (tanh/sigmoid, no recurrent dropout, no unroll, biases)."""
+
+    layer: str  # class name in keras.layers
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+CELLS: dict[str, Cell] = {
+    "lstm": Cell("LSTM"),
+    "gru": Cell("GRU", {"reset_after": True}),
+}
+# direct: one head predicts all horizon steps; recursive: a one-step head fed back.
+MODES = ("direct", "recursive")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def one_of(value: str, choices: Iterable[str]) -> str:
+    """`value` if it is one of `choices`, else ValueError worded like pydantic's literal error
+    ("Input should be 'lstm' or 'gru'"), so the config's message names the choices."""
+    names = list(choices)
+    if value in names:
+        return value
+    quoted = [repr(n) for n in names]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    raise ValueError(f"Input should be {listed}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model's architecture (see `tasks.model.build_model`). Defaults: the code's defaults,
+    which keep the recurrent layers cuDNN-eligible."""
+
+    lookback: int = 36
+    horizon: int = 24
+    n_features: int = 1  # value channels; a series embedding adds one index channel
+    cell: str = "lstm"  # a key of CELLS
+    units: tuple[int, ...] = (32, 16)
+    dropout: float = 0.1
+    bidirectional: bool = False
+    seasonal_residual: bool = True
+    season_length: int = 12
+    relative_inputs: bool = False
+    attention: bool = False
+    mode: str = "direct"  # one of MODES
+    n_series: int = 0  # rows of the series-embedding table
+    embedding_dim: int = 0  # > 0: a learnt vector of this size per series
+    precision: str = "float32"  # one of PRECISIONS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", tuple(int(u) for u in self.units))
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; one of {sorted(CELLS)}")
+        if not self.units:
+            raise ValueError("units needs at least one entry")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; one of {list(MODES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; one of {list(PRECISIONS)}")
+        if self.embedding_dim and self.n_series < 1:
+            raise ValueError("a series embedding needs n_series >= 1")
+        if self.seasonal_residual and self.lookback < self.season_length:
+            # The message SeasonalBase gives, before anything is built.
+            raise ValueError(
+                f"lookback ({self.lookback}) is shorter than season_length "
+                f"({self.season_length}): the seasonal residual needs a full season in the "
+                "input window"
+            )
+
+    @property
+    def channels(self) -> int:
+        """Input channels: the values, plus the series index with a series embedding."""
+        return self.n_features + (1 if self.embedding_dim else 0)
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        *,
+        n_features: int = 1,
+        n_series: int = 0,
+        lookback: int | None = None,
+        horizon: int | None = None,
+        season_length: int | None = None,
+    ) -> ModelSpec:
+        """The spec `cfg` describes. `lookback`, `horizon` and `season_length` default to the
+        config's (prepare.lookback, forecast.horizon, data.season_length); pass the prepared
+        data's own when building for it."""
+        m = cfg.model
+        return cls(
+            lookback=cfg.prepare.lookback if lookback is None else lookback,
+            horizon=cfg.forecast.horizon if horizon is None else horizon,
+            n_features=n_features,
+            cell=m.cell,
+            units=tuple(m.units),
+            dropout=m.dropout,
+            bidirectional=m.bidirectional,
+            seasonal_residual=m.seasonal_residual,
+            season_length=cfg.data.season_length if season_length is None else season_length,
+            relative_inputs=m.relative_inputs,
+            attention=m.attention,
+            mode=m.mode,
+            n_series=n_series,
+            embedding_dim=m.series_embedding,
+            precision=cfg.training.mixed_precision,
+        )
