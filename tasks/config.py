@@ -33,6 +33,8 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     path: str = "data/raw/airpassengers.csv"
+    # How to read `path` (tasks/sources/: one module each); "auto" picks by the path.
+    source: str = "auto"
     # Polars duration string of the expected spacing between timestamps ("1mo", "1d", "1h").
     frequency: str = Field(default="1mo", pattern=r"^[1-9]\d*(ns|us|ms|s|m|h|d|w|mo|q|y)$")
     season_length: int = Field(default=12, ge=1)
@@ -50,6 +52,17 @@ class DataConfig(_Section):
         ):
             raise ValueError(
                 f"data.min_value ({self.min_value}) must be below data.max_value ({self.max_value})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _source(self) -> DataConfig:
+        from tasks import plugins
+
+        known = plugins.names("tasks.sources")
+        if self.source != "auto" and self.source not in known:
+            raise ValueError(
+                f"data.source: unknown source {self.source!r}; auto or one of {', '.join(known)}"
             )
         return self
 

@@ -11,7 +11,7 @@ from tasks.errors import DataSourceError
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.ingest import read_source, summarize, validate
 
-    frame = validate(read_source(STAGE.path("raw", cfg)), cfg)
+    frame = validate(read_source(STAGE.path("raw", cfg), cfg.data.source), cfg)
     summary = summarize(frame)
     # Written only after validation passed: bad data leaves every earlier output as it was.
     io.write_atomic(STAGE.path("validated"), frame.write_parquet)
@@ -40,6 +40,14 @@ def task_options(cfg: Config) -> dict:
     }
 
 
+def source_modules(cfg: Config) -> tuple[str, ...]:
+    """The data source modules this config may read with (all of them for `auto`)."""
+    from tasks import sources
+
+    chosen = sources.names() if cfg.data.source == "auto" else (cfg.data.source,)
+    return tuple(f"tasks.sources.{name}" for name in chosen)
+
+
 STAGE = Stage(
     name="ingest",
     run=run,
@@ -56,5 +64,6 @@ STAGE = Stage(
         "evaluate.step",
     ),
     task_options=task_options,
+    plugins=source_modules,
     description="read the raw source with polars, validate it with pandera",
 )

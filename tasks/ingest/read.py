@@ -1,4 +1,4 @@
-"""Reading the raw long-format source: a CSV/Parquet file, or a directory of them, into a typed
+"""Reading the raw long-format source (through a data source, tasks/sources/) into a typed
 frame that remembers, per row, the file and row it came from and the raw text of any timestamp
 or value that did not parse (the bookkeeping columns below, which never leave validation)."""
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tasks import sources
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import DataSourceError
 from tasks.schema import TIMESTAMP_DTYPE
@@ -19,8 +20,6 @@ RAW_TIMESTAMP = "_raw_timestamp"  # text of a timestamp that did not parse, else
 RAW_VALUE = "_raw_value"  # text of a value that is not a number, else null
 BOOKKEEPING = (ROW, SOURCE, RAW_TIMESTAMP, RAW_VALUE)
 
-SUPPORTED = (".csv", ".parquet")
-
 # ISO 8601 dates and datetimes ("T" or space, optional seconds/fraction, optional UTC offset).
 _NAIVE_FORMATS = ["%Y-%m-%d"] + [
     f"%Y-%m-%d{sep}{time}" for sep in ("T", " ") for time in ("%H:%M:%S%.f", "%H:%M")
@@ -28,10 +27,14 @@ _NAIVE_FORMATS = ["%Y-%m-%d"] + [
 _OFFSET_FORMATS = [f"%Y-%m-%d{sep}%H:%M:%S%.f%#z" for sep in ("T", " ")]
 
 
-def read_source(path: str | Path) -> pl.DataFrame:
-    """Read a CSV/Parquet file, or every *.csv/*.parquet in a directory (sorted by name)."""
+def read_source(path: str | Path, source: str = "auto") -> pl.DataFrame:
+    """Read `path` with the data source `source` (tasks/sources/; "auto": chosen by the path),
+    then type and tag every part the same way."""
     path = Path(path)
-    frames = [_read_file(f) for f in _source_files(path)]
+    frames = []
+    for origin, frame in sources.choose(path, source).read(path):
+        require_columns(frame, origin)
+        frames.append(coerce(with_bookkeeping(frame, source=origin)))
     try:
         # "relaxed": covariates may differ in width between files (i32 vs i64); the required
         # columns are already typed alike by coerce.
@@ -41,49 +44,6 @@ def read_source(path: str | Path) -> pl.DataFrame:
             f"{path}: the files disagree on column types and cannot be combined ({err}); "
             "give each column the same type in every file"
         ) from None
-
-
-def _source_files(path: Path) -> list[Path]:
-    hint = "set data.path in params.yaml to a .csv or .parquet file or a directory of them"
-    if not path.exists():
-        raise DataSourceError(f"data source {path} does not exist ({hint})")
-    if path.is_file():
-        if path.suffix.lower() not in SUPPORTED:
-            raise DataSourceError(
-                f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
-                f"supported: {', '.join(SUPPORTED)} ({hint})"
-            )
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED)
-    if not files:
-        found = sorted(p.name for p in path.iterdir())[:10]
-        raise DataSourceError(
-            f"directory {path} holds no {' or '.join(SUPPORTED)} files "
-            f"(found: {', '.join(found) or 'nothing'}); {hint}"
-        )
-    return files
-
-
-def _read_file(path: Path) -> pl.DataFrame:
-    try:
-        if path.suffix.lower() == ".csv":
-            # Required columns as text: a stray "abc" in `value` or a bad date must become a
-            # reported row, not a reader crash (polars infers types from the first rows only).
-            overrides = {SERIES_ID: pl.String, TIMESTAMP: pl.String, VALUE: pl.String}
-            frame = pl.read_csv(path, schema_overrides=overrides, infer_schema_length=10_000)
-        else:
-            frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise DataSourceError(
-            f"{path}: cannot read this file ({type(err).__name__}: {_first_line(err)}); "
-            "check that it is a valid, non-empty CSV (with a header row) or Parquet file"
-        ) from None
-    require_columns(frame, str(path))
-    return coerce(with_bookkeeping(frame, source=str(path)))
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [""])[0]
 
 
 def require_columns(frame: pl.DataFrame, where: str) -> None:

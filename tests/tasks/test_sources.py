@@ -1,0 +1,110 @@
+"""Data sources (tasks/sources/): chosen by data.source or by the path, one module each."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks import sources
+from tasks.config import parse_config
+from tasks.errors import ConfigError, DataSourceError
+from tasks.ingest import read_source
+from tests.conftest import base_env, run
+
+FRAME = pl.DataFrame(
+    {
+        "series_id": ["a", "a", "b"],
+        "timestamp": [datetime(2020, 1, 1), datetime(2020, 2, 1), datetime(2020, 1, 1)],
+        "value": [1.0, 2.0, 3.0],
+    }
+)
+
+
+def test_registered_sources_are_the_modules():
+    assert sources.names() == ("csv", "directory", "parquet")
+    assert sources.file_suffixes() == (".csv", ".parquet")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_auto_picks_by_suffix_and_reads_the_same_rows(tmp_path: Path, suffix: str):
+    path = tmp_path / f"series{suffix}"
+    FRAME.write_csv(path) if suffix == ".csv" else FRAME.write_parquet(path)
+    assert sources.choose(path).name == suffix[1:]
+    frame = read_source(path)
+    assert frame.select("series_id", "timestamp", "value").equals(FRAME)
+    assert set(frame["_source"]) == {str(path)}
+
+
+def test_a_directory_reads_each_file_with_its_source(tmp_path: Path):
+    FRAME.head(2).write_csv(tmp_path / "1.csv")
+    FRAME.tail(1).write_parquet(tmp_path / "2.parquet")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert sources.choose(tmp_path).name == "directory"
+    frame = read_source(tmp_path)
+    assert frame.select("series_id", "timestamp", "value").equals(FRAME)
+    assert frame["_source"].to_list() == [str(tmp_path / "1.csv")] * 2 + [
+        str(tmp_path / "2.parquet")
+    ]
+    assert frame["_row"].to_list() == [1, 2, 1]  # row numbers per file
+
+
+def test_an_explicit_source_overrides_the_suffix(tmp_path: Path):
+    path = tmp_path / "export.dat"  # a CSV under another name
+    FRAME.write_csv(path)
+    with pytest.raises(DataSourceError, match="unsupported file type '.dat'; supported: .csv"):
+        read_source(path)
+    assert read_source(path, "csv").height == 3
+    with pytest.raises(DataSourceError, match="cannot read this file"):
+        read_source(path, "parquet")
+
+
+def test_missing_path_and_empty_directory_say_what_to_do(tmp_path: Path):
+    with pytest.raises(DataSourceError, match="does not exist .*set data.path"):
+        read_source(tmp_path / "nothing.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match="holds no .csv or .parquet files"):
+        read_source(tmp_path / "empty")
+
+
+def test_config_refuses_an_unknown_source():
+    assert parse_config({"data": {"source": "csv"}}).data.source == "csv"
+    with pytest.raises(ConfigError, match="data.source: unknown source 'excel'; auto or one of"):
+        parse_config({"data": {"source": "excel"}})
+
+
+JSON_SOURCE = '''
+"""JSON lines (a source added by a test)."""
+
+import polars as pl
+
+from tasks.sources import DataSource
+
+
+class JsonLines(DataSource):
+    name = "jsonl"
+    suffixes = (".jsonl",)
+
+    def read(self, path):
+        yield str(path), pl.read_ndjson(path)
+
+
+SOURCE = JsonLines()
+'''
+
+
+def test_a_new_source_is_one_module(project: Path):
+    (project / "tasks/sources/jsonl.py").write_text(textwrap.dedent(JSON_SOURCE))
+    data = project / "data/raw/series.jsonl"
+    FRAME.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%d")).write_ndjson(data)
+    probe = (
+        "from tasks.ingest import read_source; from tasks.config import parse_config; "
+        "parse_config({'data': {'source': 'jsonl'}}); "
+        f"f = read_source({str(data)!r}); print(f.height, f['timestamp'].dtype)"
+    )
+    out = run([sys.executable, "-c", probe], project, env=base_env()).stdout.split()
+    assert out == ["3", "Datetime(time_unit='us',", "time_zone=None)"]
