@@ -1,0 +1,199 @@
+"""A short markdown table of the benchmark results: one row per benchmarks/results/*.json.
+
+    python -m benchmarks.summary                  # print the table
+    python -m benchmarks.summary --write-readme   # also put it in README.md between the markers
+
+Each known result file gets its 2-4 headline figures; any other file gets its first top-level
+numbers. The date is the one the file records, else that of the commit that last changed it.
+The figures themselves stay in the JSON files: the README carries only this table, between
+`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from statistics import mean
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+DATE_KEYS = ("date", "run_date", "generated_at", "finished_at", "started_at", "timestamp")
+
+
+def num(x: float) -> str:
+    """Compact figure: 1.04M, 11.1k, 826, 16.7, 0.284."""
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if a >= 1e4:
+        return f"{x / 1e3:.3g}k"
+    if a >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def rate(x: float) -> str:
+    """Throughput: 1.04M, 11.1k, 472."""
+    return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k" if x >= 1e3 else f"{x:.0f}"
+
+
+def accuracy(d: dict) -> str:
+    every = d["summary"]["all"]
+    lstm = every["lstm"]
+    others = sorted((v["mean_mase"], k) for k, v in every.items() if k not in ("lstm", "naive"))
+    best = ", ".join(f"{k} {num(m)}" for m, k in others[:3])
+    return (
+        f"mean MASE, {lstm['series']} series: LSTM {num(lstm['mean_mase'])}, {best}; "
+        f"LSTM beats seasonal naive on {lstm['beats_seasonal_naive']}/{lstm['series']}"
+    )
+
+
+def final_test(d: dict) -> str:
+    start, end = d["test_period"]
+    return (
+        f"AirPassengers {start} to {end}: RMSE {num(d['rmse'])}, MASE {num(d['mase'])} "
+        f"(seasonal naive RMSE {num(d['seasonal_naive_rmse'])})"
+    )
+
+
+def model_family(d: dict) -> str:
+    rmse = [(r["scores"]["model"]["rmse"], r["variant"]) for r in d["results"]]
+    (best, best_name), (worst, worst_name) = min(rmse), max(rmse)
+    naive = d["results"][0]["scores"]["seasonal_naive"]["rmse"]
+    return (
+        f"test RMSE: params.yaml {num(rmse[0][0])}, best {best_name} {num(best)}, "
+        f"worst {worst_name} {num(worst)}; seasonal naive {num(naive)}"
+    )
+
+
+def scale(d: dict) -> str:
+    s = d["stages"]
+    return (
+        f"{d['series']:,} series x {d['steps']:,} steps: ingest {rate(s['ingest']['rows_per_s'])} "
+        f"rows/s, train {rate(s['train']['windows_per_s'])} windows/s, evaluate "
+        f"{rate(s['evaluate']['series_per_s'])} series/s; peak RSS {num(d['rss_peak_mib'])} MiB"
+    )
+
+
+def training(d: dict) -> str:
+    short = {
+        "default strategy, 1 replica": "default",
+        "MirroredStrategy, 1 CPU replica": "mirrored x1",
+        "MirroredStrategy, 2 CPU replicas": "mirrored x2",
+        "default strategy, mixed_bfloat16": "bf16",
+    }
+    rates = ", ".join(
+        f"{short.get(r['name'], r['name'])} {rate(r['windows_per_s'])}" for r in d["results"][:4]
+    )
+    return f"windows/s ({d['series']} series, batch {d['batch_size']}): {rates}"
+
+
+def tune_defaults(d: dict) -> str:
+    ratios = sorted((mean(r["ratio"] for r in c["runs"].values()), k) for k, c in d.items())
+    ranked = ", ".join(f"{k} {num(m)}" for m, k in ratios[:3])
+    return f"mean RMSE ratio to seasonal naive on the training years: {ranked}"
+
+
+def windowing(d: dict) -> str:
+    loop = next(r for r in d["results"] if r["method"] == "loop")
+    c = d["comparison"]["loop_vs_numpy_h1"]
+    return (
+        f"{num(d['n_points'])} points: strided windows {num(c['speedup_ready'])}x faster to build "
+        f"and {num(c['memory_ratio_rss_rise'])}x less memory than the loop "
+        f"({num(loop['rss_delta_mib'])} MiB)"
+    )
+
+
+HEADLINES: dict[str, Callable[[dict], str]] = {
+    "accuracy": accuracy,
+    "final_test": final_test,
+    "model_family": model_family,
+    "scale": scale,
+    "training": training,
+    "tune_defaults": tune_defaults,
+    "windowing": windowing,
+}
+
+
+def generic(d: object) -> str:
+    """First four top-level numbers of an unknown result file."""
+    if not isinstance(d, dict):
+        return f"{type(d).__name__} of {len(d) if hasattr(d, '__len__') else 1}"
+    figures = [
+        f"{k} {num(v)}"
+        for k, v in d.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return ", ".join(figures[:4]) or f"no top-level figures ({', '.join(list(d)[:4])})"
+
+
+def date_of(d: object, path: Path) -> str:
+    """The run date the file records, else the date of the commit that last changed it."""
+    if isinstance(d, dict):
+        for key in DATE_KEYS:
+            if isinstance(d.get(key), str):
+                return d[key][:10]
+    try:
+        done = subprocess.run(
+            ["git", "log", "-1", "--format=%cs", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    return done.stdout.strip() or "-"
+
+
+def row(path: Path) -> str:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"| {path.stem} | - | unreadable: {err} |"
+    try:
+        text = HEADLINES[path.stem](d) if path.stem in HEADLINES else generic(d)
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration):
+        text = generic(d)  # a known file whose layout changed
+    link = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+    return f"| [{path.stem}]({link}) | {date_of(d, path)} | {text} |"
+
+
+def table(results: Path = RESULTS) -> str:
+    rows = [row(p) for p in sorted(results.glob("*.json"))]
+    return "\n".join(["| benchmark | date | headline figures |", "|---|---|---|", *rows])
+
+
+def write_readme(text: str, readme: Path = README) -> None:
+    doc = readme.read_text()
+    start, end = doc.find(START), doc.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{readme}: no {START} ... {END} block to replace")
+    readme.write_text(f"{doc[: start + len(START)]}\n{text}\n{doc[end:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.summary",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of *.json")
+    parser.add_argument("--write-readme", action="store_true", help="update the README block")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    text = table(args.results.resolve())
+    print(text)
+    if args.write_readme:
+        write_readme(text, args.readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
