@@ -78,6 +78,29 @@ def stage_task(stage: Stage, cfg: Config):
     return run_stage.with_options(**stage.task_options(cfg)) if stage.task_options else run_stage
 
 
+class StaleDvcYaml(PipelineError):
+    """dvc.yaml no longer matches the stage declarations."""
+
+
+def check_dvc_yaml(cfg: Config, path: Path = Path("dvc.yaml")) -> None:
+    """Refuse to run on a dvc.yaml that disagrees with the declarations (a stage added, a
+    publish target chosen, a module imported since it was generated): DVC would skip or rerun
+    the wrong stages."""
+    import yaml
+
+    from flows.dvcgen import disagreements
+
+    problems = disagreements(yaml.safe_load(path.read_text()) or {}, cfg)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; ... {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise StaleDvcYaml(
+            f"{path} disagrees with the stage declarations ({shown}): run "
+            "`python -m flows.dvcgen` and commit the result"
+        )
+
+
 # ---------------------------------------------------------------- run name, lock, hooks
 def _params_path(parameters: dict | None) -> str:
     return str((parameters or {}).get("params") or DEFAULT_PARAMS)
@@ -184,6 +207,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
     logger = get_run_logger()
     cfg = load_config(params)  # bad params stop the run before any stage does work
+    check_dvc_yaml(cfg)
     md5 = data_version(cfg)
     results = []
     with repository_lock(logger):

@@ -242,3 +242,16 @@ def test_the_first_target_must_be_the_system_of_record(tmp_path):
     cfg = parse_config({"publish": {"targets": ["parquet", "sqlite"]}})
     with pytest.raises(ValueError, match="first target must be the one system of record"):
         targets.publish(None, {}, cfg)
+
+
+def test_the_pipeline_refuses_a_stale_dvc_yaml(cfg, committed, tmp_path, monkeypatch):
+    from flows.pipeline import StaleDvcYaml, check_dvc_yaml
+
+    monkeypatch.chdir(ROOT)
+    check_dvc_yaml(cfg, ROOT / "dvc.yaml")  # the committed one agrees
+    doc = copy.deepcopy(committed)
+    doc["stages"]["train"]["deps"].remove("tasks/model.py")
+    stale = tmp_path / "dvc.yaml"
+    stale.write_text(yaml.safe_dump(doc))
+    with pytest.raises(StaleDvcYaml, match=r"train: reads tasks/model.py .*flows.dvcgen"):
+        check_dvc_yaml(cfg, stale)
