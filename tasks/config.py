@@ -2,7 +2,7 @@
 
 Every knob of the pipeline lives here with its default. Unknown keys, wrong types and impossible
 values fail before any stage does work, with the dotted key in the message
-(``params.yaml: training.epochs: Input should be greater than 0``).
+(``params.yaml: training.epochs: Input should be greater than or equal to 1``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class TrainingConfig(_Section):
     # Back up each epoch to checkpoints/backup/ and resume from it after a crash.
     resume: bool = True
     # One CPU device still under MirroredStrategy (the product's contract); false uses TF's
-    # default strategy, ~0.3 s less per epoch on tiny data (benchmarks/training.py).
+    # default strategy (the saving per epoch: benchmarks/results/training.json).
     mirrored: bool = True
 
     @field_validator("mixed_precision")

@@ -3,9 +3,11 @@
 - GPUs present: MirroredStrategy over all local GPUs.
 - CPU only: MirroredStrategy over `replicas` logical CPU devices split from the one physical CPU;
   two replicas split the global batch in halves, which is bit-reproducible with seeds and op
-  determinism, but gives different weights than one replica. One CPU replica gets TensorFlow's
-  default strategy (no mirroring: MirroredStrategy over "/cpu:0" alone costs ~0.2 s per epoch
-  of pure overhead, benchmarks/training.py) unless `mirrored=True` asks for it.
+  determinism, but gives different weights than one replica. One CPU replica is still mirrored
+  (`mirrored=True`, the default and training.mirrored's: the product trains under
+  MirroredStrategy everywhere); `mirrored=False` gets TensorFlow's default strategy instead and
+  saves the fixed per-epoch cost of mirroring over "/cpu:0" alone
+  (`mirrored_1_replica_overhead_s_per_epoch` in benchmarks/results/training.json).
 - ``TF_CONFIG`` naming more than one worker: MultiWorkerMirroredStrategy (multi-host);
   tasks/multiworker_compat.py makes ``model.fit`` work with it (keras issue 20585) and
   flows/multiworker.py starts the workers.
@@ -67,7 +69,7 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def make_strategy(replicas: int = 1, mirrored: bool = False) -> tf.distribute.Strategy:
+def make_strategy(replicas: int = 1, mirrored: bool = True) -> tf.distribute.Strategy:
     """The strategy to build, compile and fit under (see the module docstring)."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
