@@ -3,6 +3,7 @@ Prefect server on 127.0.0.1 for the whole test session."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -132,11 +133,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> str:
-    """A real `prefect server start` on 127.0.0.1 for the whole session; yields its API URL."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+# The port number is picked by binding port 0 and closing, so another process may take it before
+# the server binds it: then `prefect server start` exits with "already in use" (its own check, or
+# uvicorn's bind error) and the fixture retries on another port.
+PORT_IN_USE = ("already in use", "address in use", "errno 98")
+SERVER_ATTEMPTS = 5
+# Generous: a new server is healthy after about 15 s on an idle machine (shared/README.md), and
+# these 2 cores may be busy with other test sessions.
+SERVER_START_TIMEOUT_S = 180
+
+
+def _start_prefect_server(home: Path, port: int) -> subprocess.Popen | None:
+    """The server on `port`, healthy; None when the port was taken (the caller retries)."""
     env = base_env(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -145,45 +153,57 @@ def prefect_server(tmp_path_factory) -> str:
         # The UI asks the server where its API is; the default (port 4200) is wrong here.
         PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
     )
-    log = open(home / "server.log", "w")  # noqa: SIM115  open for the server's lifetime
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = home / f"server-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start",
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while True:
+        # Healthy *and* ours: whoever took the port first answers too, so ask the server for its
+        # PREFECT_HOME (a process that lost the port exits, handled below).
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
+            with urllib.request.urlopen(f"{url}/admin/settings", timeout=2) as resp:
+                if json.load(resp).get("home") == str(home) and proc.poll() is None:
+                    return proc
+        except (OSError, ValueError):
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+        if proc.poll() is not None:
+            text = log_path.read_text()
+            if any(s in text.lower() for s in PORT_IN_USE):
+                return None
+            raise RuntimeError(f"Prefect server did not start:\n{text}")
+        if time.monotonic() > deadline:
             proc.kill()
+            proc.wait()
             raise RuntimeError(
-                f"Prefect server did not start:\n{(home / 'server.log').read_text()}"
+                f"Prefect server not healthy within {SERVER_START_TIMEOUT_S} s:\n"
+                f"{log_path.read_text()}"
             )
         time.sleep(0.5)
-    yield url
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> str:
+    """A real `prefect server start` on 127.0.0.1 for the whole session; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    for _ in range(SERVER_ATTEMPTS):
+        port = _free_port()
+        proc = _start_prefect_server(home, port)
+        if proc is not None:
+            break
+    else:
+        raise RuntimeError(f"Prefect server: every port tried was taken ({SERVER_ATTEMPTS} tries)")
+    yield f"http://127.0.0.1:{port}/api"
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+        proc.wait()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ import pytest
 
 from tests.conftest import base_env, run, update_params
 
-pytestmark = pytest.mark.slow
-
 TRAIN_OUTPUTS = ("models/model.keras", "plots/training_curve.csv", "metrics/train.json")
 # Two workers, and as little training as still makes a model: 2 epochs, and one backtest fold
 # (evaluate then scores the train stage's own model instead of fitting another).
@@ -27,6 +25,7 @@ def ran_stages(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
+@pytest.mark.slow
 def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
     update_params(project, TWO_WORKERS)
 
@@ -53,6 +52,7 @@ def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
     assert run(["dvc", "status", "--json"], project, env=base_env()).stdout.strip() == "{}"
 
 
+@pytest.mark.slow
 def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: Path):
     update_params(project, TWO_WORKERS)
     previous = {}
@@ -75,3 +75,48 @@ def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: P
     assert "ValueError:" in failed.stderr, failed.stderr
     assert {rel: (project / rel).read_bytes() for rel in TRAIN_OUTPUTS} == previous
     assert not list((project / "checkpoints").glob(".multiworker-*"))
+
+
+def test_a_cluster_whose_port_was_taken_is_started_again_on_new_ports(tmp_path, monkeypatch):
+    """The launcher picks the ports and the workers bind them later; a worker that lost its
+    port (TensorFlow's "Could not start gRPC server") makes the launcher start the cluster again,
+    any other failure does not (no real training here: the cluster run is replaced)."""
+    from flows import multiworker
+    from tasks.config import parse_config
+
+    cfg = parse_config({"training": {"workers": 2}})
+    attempts = []
+
+    def fake_cluster(n, common, env, logs, timeout):
+        attempts.append(common)
+        if len(attempts) == 1:
+            logs[1].write_text("E0000 ... UNKNOWN: Could not start gRPC server\n")
+            return {1: 1}
+        args = dict(zip(common[::2], common[1::2], strict=False))
+        Path(args["--model"]).write_text("model")
+        Path(args["--history"]).write_text("member,epoch\n")
+        Path(args["--metrics"]).write_text('{"epochs": [1]}')
+        return {0: 0, 1: 0}
+
+    monkeypatch.setattr(multiworker, "_run_cluster", fake_cluster)
+    out = {k: tmp_path / f"out.{k}" for k in ("model", "history", "metrics")}
+    summary = multiworker.run_workers(
+        cfg, prepared=tmp_path / "a.npz", scaler=tmp_path / "s.pkl",
+        checkpoints=tmp_path / "ckpt", **out,
+    )  # fmt: skip
+    assert len(attempts) == 2 and summary == {"epochs": [1]}
+    assert out["model"].read_text() == "model"
+
+    def failing_cluster(n, common, env, logs, timeout):
+        attempts.append(common)
+        logs[0].write_text("ValueError: bad input\n")
+        return {0: 1}
+
+    attempts.clear()
+    monkeypatch.setattr(multiworker, "_run_cluster", failing_cluster)
+    with pytest.raises(multiworker.TrainingFailed, match="ValueError: bad input"):
+        multiworker.run_workers(
+            cfg, prepared=tmp_path / "a.npz", scaler=tmp_path / "s.pkl",
+            checkpoints=tmp_path / "ckpt", **out,
+        )  # fmt: skip
+    assert len(attempts) == 1  # not a port problem: no retry
