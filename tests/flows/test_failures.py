@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -111,13 +110,6 @@ def test_unreadable_source_is_retried_with_backoff(
     assert ingest["state_type"] == "COMPLETED" and ingest["run_count"] >= 2, ingest
 
 
-def never_firing_cron() -> str:
-    """A yearly cron on the first of the month half a year from now: the deployment's schedule
-    cannot fire while the test runs, whatever the time of day (the default is 06:00 UTC daily)."""
-    month = (datetime.now(UTC).month + 5) % 12 + 1
-    return f"0 12 1 {month} *"
-
-
 def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     project_after_run: Path, prefect_env: dict, prefect_server: str, tmp_path: Path
 ):
@@ -125,7 +117,7 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     (tasks/faults.py): the runner marks the run Crashed, the on_crashed hook logs it and emits
     the failure event, the lock on the repository is released with the process, and the
     published files stay byte-identical."""
-    from tests.flows.test_deployment import _wait_deployment
+    from tests.flows.test_deployment import _wait_deployment, never_firing_cron
 
     project = project_after_run
     before = published(project)
@@ -141,7 +133,7 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.deploy", "--cron", never_firing_cron()], cwd=project,
+            [sys.executable, "-m", "flows.deploy", "--cron", never_firing_cron("UTC")], cwd=project,
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

@@ -21,7 +21,11 @@ def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
     the session's server also holds other tests' runs."""
     body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
     if after:
-        body["flow_runs"] = {"expected_start_time": {"after_": after}}
+        # Not a deployment's run: served deployments (other tests) leave future scheduled runs.
+        body["flow_runs"] = {
+            "expected_start_time": {"after_": after},
+            "deployment_id": {"is_null_": True},
+        }
     resp = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
     resp.raise_for_status()
     return resp.json()
