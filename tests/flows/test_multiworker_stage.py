@@ -1,6 +1,9 @@
-"""The train stage with `training.workers: 2` trains through the multi-worker launcher and writes
-the single-process stage's outputs, which evaluate and publish consume unchanged; a worker that
-fails fails the stage with its reason and leaves the previous outputs in place."""
+"""The train stage with `training.workers: 2` trains through the multi-worker launcher: two
+workers on 127.0.0.1 (MultiWorkerMirroredStrategy, TF_CONFIG) end with identical weights, the
+chief alone writes the single-process stage's outputs, which evaluate and publish consume
+unchanged; a worker that fails fails the stage with its reason and leaves the previous outputs in
+place. (One 2-worker cluster for the whole suite: the launcher-level test that trained a second
+one was merged into this one.)"""
 
 from __future__ import annotations
 
@@ -21,6 +24,20 @@ TRAIN_OUTPUTS = ("models/model.keras", "plots/training_curve.csv", "metrics/trai
 TWO_WORKERS = {"training": {"workers": 2, "epochs": 2}, "evaluate": {"n_windows": 1}}
 
 
+def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+
+    def keep(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = obj[()]
+
+    with h5py.File(path, "r") as f:
+        f.visititems(keep)
+    return arrays
+
+
 def ran_stages(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
@@ -38,6 +55,18 @@ def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
     assert all((project / rel).is_file() for rel in TRAIN_OUTPUTS)
     # Each worker's scratch, and no staging left behind.
     assert sorted(p.name for p in (project / "checkpoints").iterdir()) == ["worker_0", "worker_1"]
+    # All-reduced gradients: both workers' best weights (their own checkpoints) are identical,
+    # and they are the chief's model (EarlyStopping restores the best weights).
+    w0, w1 = (_h5_arrays(project / f"checkpoints/worker_{i}/member_0.weights.h5") for i in (0, 1))
+    assert w0 and w0.keys() == w1.keys()
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0)
+    from tasks.forecast import load_model
+
+    model = load_model(project / "models/model.keras")
+    saved = [np.asarray(w) for w in model.get_weights()]
+    model.load_weights(project / "checkpoints/worker_1/member_0.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(saved, model.get_weights(), strict=True))
+    assert not list(project.glob("checkpoints/**/*.keras"))  # only the chief's, in models/
 
     rest = run(["dvc", "repro"], project, env=base_env())
     assert ran_stages(rest.stdout) == ["evaluate", "publish"]
