@@ -209,11 +209,37 @@ def prefect_server(tmp_path_factory) -> str:
 @pytest.fixture
 def prefect_env(prefect_server: str, tmp_path: Path) -> dict:
     """Environment for a subprocess that reports to the session's Prefect server."""
-    home = tmp_path / "prefect-client"
-    home.mkdir()
+    return _client_env(prefect_server, tmp_path / "prefect-client")
+
+
+def _client_env(server: str, home: Path) -> dict:
+    home.mkdir(parents=True, exist_ok=True)
     return base_env(
-        PREFECT_API_URL=prefect_server,
+        PREFECT_API_URL=server,
         PREFECT_HOME=str(home),
         FORECAST_PREFECT="auto",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
+
+
+@pytest.fixture(scope="session")
+def versioned_prefect_run(prefect_server: str, tmp_path_factory) -> dict:
+    """One versioned pipeline run (`python -m flows.pipeline --version`: all five stages, a git
+    tag, a `dvc push` to the remote beside the project) reported to the session's server, shared
+    by the Prefect, versioning and similar tests: copy it (`versioned_project`), never change it.
+    Returns its directory (project/ and forecast-dvc-remote/), stdout and flow run id."""
+    base = tmp_path_factory.mktemp("versioned")
+    project = make_project(base / "project")
+    env = _client_env(prefect_server, tmp_path_factory.mktemp("prefect-client"))
+    result = run([sys.executable, "-m", "flows.pipeline", "--version"], project, env=env)
+    record = json.loads((project / "logs/pipeline-runs.jsonl").read_text().splitlines()[-1])
+    return {"root": base, "stdout": result.stdout, "flow_run_id": record["flow_run_id"]}
+
+
+@pytest.fixture
+def versioned_project(versioned_prefect_run: dict, tmp_path: Path) -> Path:
+    """A private copy of the shared versioned run: project (git history, tags and DVC cache
+    included) and its DVC remote, side by side as the run left them."""
+    dest = tmp_path / "versioned"
+    shutil.copytree(versioned_prefect_run["root"], dest, symlinks=True)
+    return dest / "project"

@@ -39,18 +39,23 @@ def task_runs(api: str, flow_run_id: str) -> list[dict]:
 
 
 def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
-    project: Path, prefect_env: dict, prefect_server: str
+    versioned_prefect_run: dict, versioned_project: Path, prefect_env: dict, prefect_server: str
 ):
-    started = datetime.now(UTC).isoformat()
-    result = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
-    assert all(f"{stage}: ran" in result.stdout for stage in STAGES), result.stdout
+    # The session's versioned pipeline run (tests/conftest.py), in a private copy.
+    project = versioned_project
+    first = versioned_prefect_run["stdout"]
+    assert all(f"{stage}: ran" in first for stage in STAGES), first
 
     # DVC sees exactly what the Prefect run produced.
     assert run(["dvc", "status", "--json"], project, env=prefect_env).stdout.strip() == "{}"
     lock = (project / "dvc.lock").read_text()
     assert all(f"  {stage}:" in lock for stage in STAGES)
 
-    [pipeline_run] = flow_runs(prefect_server, "forecast-pipeline", after=started)
+    pipeline_run = httpx.get(
+        f"{prefect_server}/flow_runs/{versioned_prefect_run['flow_run_id']}", timeout=10
+    ).json()
+    flow = httpx.get(f"{prefect_server}/flows/{pipeline_run['flow_id']}", timeout=10).json()
+    assert flow["name"] == "forecast-pipeline"
     assert pipeline_run["state_type"] == "COMPLETED"
     tasks = task_runs(prefect_server, pipeline_run["id"])
     assert sorted(t["name"] for t in tasks) == sorted(STAGES)
