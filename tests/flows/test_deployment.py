@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,15 +39,22 @@ def next_fire(cron: str, timezone: str = TIMEZONE) -> datetime:
     return fire if fire > now else fire + timedelta(days=1)
 
 
-def _wait_deployment(server: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> dict:
+def _wait_deployment(server: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
+    """The deployment as `proc` (just started) registered it. Another test of the session may
+    have served one of the same name before: only a registration after `proc` started counts.
+    Generous deadline: the serve process imports Prefect and the pipeline on 2 busy cores."""
+    started = datetime.now(UTC) - timedelta(seconds=1)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return api.get(server, "/deployments/name/forecast-pipeline/scheduled")
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"deployment not served:\n{log.read_text()}") from None
-            time.sleep(0.5)
+            found = api.get(server, "/deployments/name/forecast-pipeline/scheduled")
+            if datetime.fromisoformat(found["updated"]) >= started:
+                return found
+        except httpx.HTTPStatusError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"deployment not served:\n{log.read_text()}")
+        time.sleep(0.5)
 
 
 def test_served_deployment_runs_one_at_a_time_reuses_and_versions(

@@ -32,9 +32,7 @@ def snapshot(project: Path) -> dict[str, bytes]:
     return {rel: (project / rel).read_bytes() for rel in PROTECTED}
 
 
-def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(
-    reproduced_project: Path, project_after_run: Path
-):
+def test_repro_runs_all_then_nothing(reproduced_project: Path, project_after_run: Path):
     first = (reproduced_project.parent / "first_repro.log").read_text()
     assert ran_stages(first) == ["ingest", "prepare", "train", "evaluate", "publish"]
     project = project_after_run
@@ -55,10 +53,8 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(
 
     second = repro(project)
     assert ran_stages(second.stdout) == []
-
-    update_params(project, {"training": {"epochs": 1}})  # any change; 1 epoch is the cheapest
-    third = repro(project)
-    assert ran_stages(third.stdout) == ["train", "evaluate", "publish"]
+    # A params change reruns exactly the stages that read the key: asserted once, for `dvc repro`
+    # reporting to Prefect (tests/flows/test_prefect_pipeline.py), not repeated here.
 
 
 def test_bad_data_stops_repro_and_changes_nothing(project_after_run: Path):

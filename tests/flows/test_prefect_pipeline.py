@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
     # `dvc repro` runs each affected stage as its own Prefect flow run.
     update_params(project, {"training": {"epochs": 1}})  # any change; 1 epoch is the cheapest
     repro_started = datetime.now(UTC).isoformat()
-    run(["dvc", "repro"], project, env=prefect_env)
+    repro = run(["dvc", "repro"], project, env=prefect_env)
+    # Exactly the stages that read the changed key, and they report to Prefect.
+    assert re.findall(r"Running stage '(\w+)'", repro.stdout) == ["train", "evaluate", "publish"]
     for stage in ("train", "evaluate", "publish"):
         runs = flow_runs(prefect_server, stage, after=repro_started)
         assert runs and runs[0]["state_type"] == "COMPLETED", stage

@@ -28,7 +28,7 @@ RUN = textwrap.dedent(
     from tasks.train import train
     from tests.tasks.test_train import seasonal_frame, tiny_config
 
-    cfg = tiny_config(epochs=30, ensemble=2, patience=12, lr_patience=2, learning_rate=0.02)
+    cfg = tiny_config(epochs=12, ensemble=2, patience=8, lr_patience=2, learning_rate=0.02)
     prepared = prepare(seasonal_frame(), cfg)
     resumed = train(prepared, cfg, Path({ckpt!r}))
     out = {{"summary": resumed.summary, "history": resumed.history.to_dicts()}}
@@ -74,7 +74,7 @@ def test_sigkill_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     resumed_at = out["summary"]["resumed_at_epoch"]
-    assert resumed_at[0] == 30  # member 0: loaded, finished before the kill
+    assert resumed_at[0] == 12  # member 0: loaded, finished before the kill
     assert resumed_at[1] == 2  # member 1: after its last backed-up epoch, not from zero
     assert out["identical"] is True
     assert out["history"] == out["fresh_history"]
