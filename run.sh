@@ -51,7 +51,10 @@ case "${1:-}" in
     shift
     ensure_env
     ensure_browser
-    uv run --frozen pytest "$@"
+    # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
+    # start-up, so the two cores of a developer machine halve it. Each worker has its own
+    # session fixtures (Prefect server, reproduced project). PYTEST_WORKERS=0 runs it serially.
+    uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" "$@"
     ;;
   "")
     sed -n '2,5p' "$0"
