@@ -52,8 +52,8 @@ case "${1:-}" in
     ensure_env
     ensure_browser
     # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
-    # start-up, so the two cores of a developer machine halve it. Each worker has its own
-    # session fixtures (Prefect server, reproduced project). PYTEST_WORKERS=0 runs it serially.
+    # start-up, so the two cores of a developer machine share it; the costliest session fixture
+    # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
     uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" "$@"
     ;;
   "")

@@ -3,6 +3,7 @@ Prefect server on 127.0.0.1 for the whole test session."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -111,11 +112,27 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reproduced_project(tmp_path_factory) -> Path:
-    """A project copy after one full `dvc repro`, committed; copy it, never change it."""
-    dest = make_project(tmp_path_factory.mktemp("reproduced") / "project")
-    first = run(["dvc", "repro"], dest, env=base_env())
-    (dest.parent / "first_repro.log").write_text(first.stdout)
-    git_commit(dest, "first run")
+    """A project copy after one full `dvc repro`, committed; copy it, never change it.
+
+    Built once per test run: under pytest-xdist (`./run.sh test` runs two workers) the first
+    worker that needs it builds it in the workers' common temp dir, under an flock, and the
+    other reuses it (the pattern of pytest-xdist's docs). It needs no Prefect server, so it does
+    not matter which worker's server is running."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by every worker of this run
+    shared = root / "reproduced-shared"
+    dest = shared / "project"
+    with open(root / "reproduced-shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "built").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a half-built one (a crashed worker)
+            shared.mkdir()
+            make_project(dest)
+            first = run(["dvc", "repro"], dest, env=base_env())
+            (shared / "first_repro.log").write_text(first.stdout)
+            git_commit(dest, "first run")
+            (shared / "built").touch()
     return dest
 
 
