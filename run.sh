@@ -27,8 +27,14 @@ ensure_browser() {
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing chromium and chromium-driver for the UI test (apt-get)" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    # Without the registry apt-get fails halfway with its own messages (or "Unable to locate
+    # package" from stale lists): stop with one line that says what to do instead.
+    if ! apt-get update -qq ||
+      ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; then
+      echo "cannot install chromium for the UI test (tests/ui): network/registry unreachable;" \
+        "install chromium and chromium-driver by hand" >&2
+      exit 1
+    fi
   else
     echo "WARNING: chromium/chromedriver missing and not root: tests/ui will fail" >&2
   fi
@@ -45,7 +51,10 @@ case "${1:-}" in
     shift
     ensure_env
     ensure_browser
-    uv run --frozen pytest "$@"
+    # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
+    # start-up, so the two cores of a developer machine share it; the costliest session fixture
+    # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
+    uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" "$@"
     ;;
   "")
     sed -n '2,5p' "$0"

@@ -61,6 +61,43 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+# Every worker must know every worker's address before any of them starts, so the launcher picks
+# the ports (bind port 0, read the number, close) and each worker's gRPC server binds its own
+# later. Another process can take a port in between: that worker then fails to start its server
+# ("Could not start gRPC server"), and the launcher starts the whole cluster again on new ports,
+# up to BIND_ATTEMPTS times. (Letting each worker bind port 0 itself would need a rendezvous to
+# share the numbers before TF_CONFIG is read; a retry is simpler and as safe.)
+BIND_ATTEMPTS = 3
+PORT_TAKEN = ("Could not start gRPC server", "Address already in use", "Failed to add port")
+
+
+def _run_cluster(
+    n: int, common: list[str], env: dict, logs: list[Path], timeout: float
+) -> dict[int, int]:
+    """Start the n workers on fresh ports and wait for them (see `_wait`)."""
+    cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(n))
+    procs = []
+    for i, log in enumerate(logs):
+        # stderr to a file: its tail goes into the error of a failed run.
+        with open(log, "wb") as err:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "flows.multiworker", "--worker-index", str(i), *common,
+                 "--cluster", cluster],
+                cwd=ROOT, env=env, stderr=err,
+            ))  # fmt: skip
+    return _wait(procs, timeout)
+
+
+def _lost_a_port(codes: dict[int, int], logs: list[Path]) -> bool:
+    """A worker failed because its port was taken (not for a reason a retry would repeat)."""
+    failed = [i for i, c in codes.items() if c != 0]
+    return any(
+        any(s in logs[i].read_text(errors="replace") for s in PORT_TAKEN)
+        for i in failed
+        if logs[i].exists()
+    )
+
+
 def tf_config(cluster: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
 
@@ -178,25 +215,18 @@ def run_workers(
         # The workers read exactly this config, even one built in memory rather than loaded.
         params = staging / "params.yaml"
         params.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(n))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         env.pop("TF_CONFIG", None)
         inputs = {"params": params, "prepared": Path(prepared).resolve(),
                   "scaler": Path(scaler).resolve(), "checkpoints": checkpoints}  # fmt: skip
         common = [x for k, v in {**inputs, **staged}.items() for x in (f"--{k}", str(v))]
-        common += ["--cluster", cluster]
         if weights_out:
             common += ["--weights-out", str(Path(weights_out).resolve())]
         logs = [staging / f"worker_{i}.log" for i in range(n)]
-        procs = []
-        for i, log in enumerate(logs):
-            # stderr to a file: its tail goes into the error of a failed run.
-            with open(log, "wb") as err:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "flows.multiworker", "--worker-index", str(i), *common],
-                    cwd=ROOT, env=env, stderr=err,
-                ))  # fmt: skip
-        codes = _wait(procs, timeout)
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            codes = _run_cluster(n, common, env, logs, timeout)
+            if not (attempt < BIND_ATTEMPTS and _lost_a_port(codes, logs)):
+                break
         if len(codes) < n or any(c != 0 for c in codes.values()):
             raise TrainingFailed(_failure(codes, n, timeout, logs))
         if not all(p.exists() for p in staged.values()):

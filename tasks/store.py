@@ -30,6 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
+from tasks.faults import fault_point
 from tasks.io import atomic_path
 from tasks.lineage import LINEAGE_FIELDS
 
@@ -354,6 +355,7 @@ def write_store(forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str 
             if store.exists():
                 shutil.copyfile(store, tmp_store)
             counts = _write_store(tmp_store, rows, key, lineage)
+            fault_point("store.before_replace")  # tests: a SIGKILL here (tasks/faults.py)
     return {"run_key": key, **counts, "store": str(store)}
 
 

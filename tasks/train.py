@@ -25,6 +25,7 @@ import polars as pl
 
 from tasks import io
 from tasks.config import Config
+from tasks.faults import fault_point
 
 # model_inputs is re-exported: callers of a trained model have used it from here. Both live in
 # tasks.forecast so evaluate and publish build the same inputs without importing training code.
@@ -137,6 +138,7 @@ class EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.history.append({k: float(v) for k, v in logs.items()})
+        fault_point(f"train.{self.model.name}.epoch_end.{epoch + 1}")  # tests: tasks/faults.py
         if self.path is None:
             return
         keep = {

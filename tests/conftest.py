@@ -3,6 +3,8 @@ Prefect server on 127.0.0.1 for the whole test session."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import socket
@@ -110,11 +112,27 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reproduced_project(tmp_path_factory) -> Path:
-    """A project copy after one full `dvc repro`, committed; copy it, never change it."""
-    dest = make_project(tmp_path_factory.mktemp("reproduced") / "project")
-    first = run(["dvc", "repro"], dest, env=base_env())
-    (dest.parent / "first_repro.log").write_text(first.stdout)
-    git_commit(dest, "first run")
+    """A project copy after one full `dvc repro`, committed; copy it, never change it.
+
+    Built once per test run: under pytest-xdist (`./run.sh test` runs two workers) the first
+    worker that needs it builds it in the workers' common temp dir, under an flock, and the
+    other reuses it (the pattern of pytest-xdist's docs). It needs no Prefect server, so it does
+    not matter which worker's server is running."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by every worker of this run
+    shared = root / "reproduced-shared"
+    dest = shared / "project"
+    with open(root / "reproduced-shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "built").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a half-built one (a crashed worker)
+            shared.mkdir()
+            make_project(dest)
+            first = run(["dvc", "repro"], dest, env=base_env())
+            (shared / "first_repro.log").write_text(first.stdout)
+            git_commit(dest, "first run")
+            (shared / "built").touch()
     return dest
 
 
@@ -132,11 +150,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> str:
-    """A real `prefect server start` on 127.0.0.1 for the whole session; yields its API URL."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+# The port number is picked by binding port 0 and closing, so another process may take it before
+# the server binds it: then `prefect server start` exits with "already in use" (its own check, or
+# uvicorn's bind error) and the fixture retries on another port.
+PORT_IN_USE = ("already in use", "address in use", "errno 98")
+SERVER_ATTEMPTS = 5
+# Generous: a new server is healthy after about 15 s on an idle machine (shared/README.md), and
+# these 2 cores may be busy with other test sessions.
+SERVER_START_TIMEOUT_S = 180
+
+
+def _start_prefect_server(home: Path, port: int) -> subprocess.Popen | None:
+    """The server on `port`, healthy; None when the port was taken (the caller retries)."""
     env = base_env(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -145,55 +170,93 @@ def prefect_server(tmp_path_factory) -> str:
         # The UI asks the server where its API is; the default (port 4200) is wrong here.
         PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
     )
-    log = open(home / "server.log", "w")  # noqa: SIM115  open for the server's lifetime
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = home / f"server-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start",
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while True:
+        # Healthy *and* ours: whoever took the port first answers too, so ask the server for its
+        # PREFECT_HOME (a process that lost the port exits, handled below).
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
+            with urllib.request.urlopen(f"{url}/admin/settings", timeout=2) as resp:
+                if json.load(resp).get("home") == str(home) and proc.poll() is None:
+                    return proc
+        except (OSError, ValueError):
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+        if proc.poll() is not None:
+            text = log_path.read_text()
+            if any(s in text.lower() for s in PORT_IN_USE):
+                return None
+            raise RuntimeError(f"Prefect server did not start:\n{text}")
+        if time.monotonic() > deadline:
             proc.kill()
+            proc.wait()
             raise RuntimeError(
-                f"Prefect server did not start:\n{(home / 'server.log').read_text()}"
+                f"Prefect server not healthy within {SERVER_START_TIMEOUT_S} s:\n"
+                f"{log_path.read_text()}"
             )
         time.sleep(0.5)
-    yield url
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> str:
+    """A real `prefect server start` on 127.0.0.1 for the whole session; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    for _ in range(SERVER_ATTEMPTS):
+        port = _free_port()
+        proc = _start_prefect_server(home, port)
+        if proc is not None:
+            break
+    else:
+        raise RuntimeError(f"Prefect server: every port tried was taken ({SERVER_ATTEMPTS} tries)")
+    yield f"http://127.0.0.1:{port}/api"
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+        proc.wait()
 
 
 @pytest.fixture
 def prefect_env(prefect_server: str, tmp_path: Path) -> dict:
     """Environment for a subprocess that reports to the session's Prefect server."""
-    home = tmp_path / "prefect-client"
-    home.mkdir()
+    return _client_env(prefect_server, tmp_path / "prefect-client")
+
+
+def _client_env(server: str, home: Path) -> dict:
+    home.mkdir(parents=True, exist_ok=True)
     return base_env(
-        PREFECT_API_URL=prefect_server,
+        PREFECT_API_URL=server,
         PREFECT_HOME=str(home),
         FORECAST_PREFECT="auto",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
+
+
+@pytest.fixture(scope="session")
+def versioned_prefect_run(prefect_server: str, tmp_path_factory) -> dict:
+    """One versioned pipeline run (`python -m flows.pipeline --version`: all five stages, a git
+    tag, a `dvc push` to the remote beside the project) reported to the session's server, shared
+    by the Prefect, versioning and similar tests: copy it (`versioned_project`), never change it.
+    Returns its directory (project/ and forecast-dvc-remote/), stdout and flow run id."""
+    base = tmp_path_factory.mktemp("versioned")
+    project = make_project(base / "project")
+    env = _client_env(prefect_server, tmp_path_factory.mktemp("prefect-client"))
+    result = run([sys.executable, "-m", "flows.pipeline", "--version"], project, env=env)
+    record = json.loads((project / "logs/pipeline-runs.jsonl").read_text().splitlines()[-1])
+    return {"root": base, "stdout": result.stdout, "flow_run_id": record["flow_run_id"]}
+
+
+@pytest.fixture
+def versioned_project(versioned_prefect_run: dict, tmp_path: Path) -> Path:
+    """A private copy of the shared versioned run: project (git history, tags and DVC cache
+    included) and its DVC remote, side by side as the run left them."""
+    dest = tmp_path / "versioned"
+    shutil.copytree(versioned_prefect_run["root"], dest, symlinks=True)
+    return dest / "project"

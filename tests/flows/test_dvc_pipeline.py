@@ -32,9 +32,7 @@ def snapshot(project: Path) -> dict[str, bytes]:
     return {rel: (project / rel).read_bytes() for rel in PROTECTED}
 
 
-def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(
-    reproduced_project: Path, project_after_run: Path
-):
+def test_repro_runs_all_then_nothing(reproduced_project: Path, project_after_run: Path):
     first = (reproduced_project.parent / "first_repro.log").read_text()
     assert ran_stages(first) == ["ingest", "prepare", "train", "evaluate", "publish"]
     project = project_after_run
@@ -46,15 +44,17 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_affects(
     # published reference RMSE.
     folds = json.loads((project / "metrics/folds.json").read_text())["folds"]
     assert folds["fold_0"]["seasonal_naive"]["rmse"] == pytest.approx(76.98, abs=0.05)
-    assert json.loads((project / "metrics/gate.json").read_text())["passed"] in (True, False)
+    # TINY_PARAMS (tests/conftest.py) set a gate a 4-epoch model passes: it must have published.
+    gate = json.loads((project / "metrics/gate.json").read_text())
+    assert gate["passed"] is True, gate
+    assert gate["reasons"] == []
+    assert (project / "published/forecasts.parquet").is_file()
     assert run(["dvc", "status", "--json"], project, env=base_env()).stdout.strip() == "{}"
 
     second = repro(project)
     assert ran_stages(second.stdout) == []
-
-    update_params(project, {"training": {"epochs": 3}})
-    third = repro(project)
-    assert ran_stages(third.stdout) == ["train", "evaluate", "publish"]
+    # A params change reruns exactly the stages that read the key: asserted once, for `dvc repro`
+    # reporting to Prefect (tests/flows/test_prefect_pipeline.py), not repeated here.
 
 
 def test_bad_data_stops_repro_and_changes_nothing(project_after_run: Path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -93,7 +93,7 @@ def test_unreadable_source_is_retried_with_backoff(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120  # generous: a flow process starting on 2 busy cores
     # The export lands only after the first attempt failed and a retry was scheduled.
     while "Retry 1/3" not in log.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -113,20 +113,28 @@ def test_unreadable_source_is_retried_with_backoff(
 def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     project_after_run: Path, prefect_env: dict, prefect_server: str, tmp_path: Path
 ):
-    """SIGKILL the flow-run process of a served deployment in the middle of train: the runner
-    marks the run Crashed, the on_crashed hook logs it and emits the failure event, the lock on
-    the repository is released with the process, and the published files stay byte-identical."""
-    from tests.flows.test_deployment import _wait_deployment
+    """The flow-run process of a served deployment SIGKILLs itself after train's first epoch
+    (tasks/faults.py): the runner marks the run Crashed, the on_crashed hook logs it and emits
+    the failure event, the lock on the repository is released with the process, and the
+    published files stay byte-identical."""
+    from tests.flows.test_deployment import _wait_deployment, never_firing_cron
 
     project = project_after_run
     before = published(project)
     lock = project / ".dvc/tmp/forecast-pipeline.lock"
-    env = {**prefect_env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    marker = tmp_path / "killed-at"
+    env = {
+        **prefect_env,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        # inherited by the flow-run process the runner starts; the serve process never trains
+        "FORECAST_KILL_AT": "train.member_0.epoch_end.1",
+        "FORECAST_KILL_MARKER": str(marker),
+    }
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.deploy"], cwd=project, env=env,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "flows.deploy", "--cron", never_firing_cron("UTC")], cwd=project,
+            env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         deployment = _wait_deployment(prefect_server, proc, log)
@@ -136,30 +144,26 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
             f"/deployments/{deployment['id']}/create_flow_run",
             {"parameters": {"force": True}},
         )["id"]
-        deadline = time.monotonic() + 180
-        while not any(
-            t["name"] == "train" and t["state_type"] == "RUNNING"
-            for t in api.task_runs(prefect_server, run_id)
-        ):
-            assert time.monotonic() < deadline, f"train never ran:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
-        holder = lock.read_text().split()  # "pid N", written by the run holding the repository
-        pid = int(holder[1])
-        assert pid != proc.pid  # the runner executes each flow run in a process of its own
-        os.kill(pid, signal.SIGKILL)
-        [crashed] = api.wait_terminal(prefect_server, [run_id], timeout=120).values()
+        # Generous: ingest + prepare + one epoch on 2 busy cores; the run crashes by itself.
+        [crashed] = api.wait_terminal(prefect_server, [run_id], timeout=300).values()
         try:
             record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
         except AssertionError as err:
             raise AssertionError(f"{err}\n{log.read_text()[-4000:]}") from None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # the hook's run-log line follows the state change
         while not (project / RUN_LOG).exists() or run_id not in (project / RUN_LOG).read_text():
             assert time.monotonic() < deadline, "no run-log line for the crashed run"
             time.sleep(0.5)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert crashed["state_type"] == "CRASHED", crashed["state"]
+    assert crashed["state_type"] == "CRASHED", (crashed["state"], log.read_text()[-3000:])
+    # Killed where the test asked, by the flow-run process that held the repository lock.
+    point, pid = marker.read_text().split()
+    assert point == "train.member_0.epoch_end.1"
+    assert lock.read_text().split() == ["pid", pid] and int(pid) != proc.pid
+    states = {t["name"]: t["state_type"] for t in api.task_runs(prefect_server, run_id)}
+    assert "evaluate" not in states and "publish" not in states, states
     assert record["payload"]["state"] == "Crashed"
     logged = [json.loads(line) for line in (project / RUN_LOG).read_text().splitlines()]
     [line] = [r for r in logged if r["flow_run_id"] == run_id]
@@ -168,3 +172,36 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     # The killed process took its flock with it: the next run gets the repository at once.
     with open(lock, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_sigkill_mid_publish_keeps_the_published_files_and_a_rerun_publishes(
+    project_after_run: Path, prefect_env: dict
+):
+    """SIGKILL inside publish after the new store and export are written to temp files, before
+    the atomic replace (tasks/faults.py): the published files are byte-identical to before, no
+    lock is left held, DVC still answers and sees publish as not done, and a rerun publishes."""
+    project = project_after_run
+    before = published(project)
+    # Publish's metrics file gone: publish alone is out of date, so the run goes straight there.
+    (project / "metrics/publish.json").unlink()
+    env = {**prefect_env, "FORECAST_KILL_AT": "store.before_replace"}
+    killed = run(["python", "-m", "flows.pipeline"], project, env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr[-3000:])
+    assert "publish: ran" not in killed.stdout
+    assert published(project) == before
+    # Neither the pipeline's flock nor DVC's repository lock outlived the process.
+    with open(project / ".dvc/tmp/forecast-pipeline.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    status = json.loads(run(["dvc", "status", "--json"], project, env=prefect_env).stdout)
+    assert list(status) == ["publish"], status
+
+    rerun = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
+    assert "publish: ran" in rerun.stdout, rerun.stdout
+    after = published(project)
+    assert after["published/forecasts.sqlite"] != before["published/forecasts.sqlite"]
+    with sqlite3.connect(project / "published/forecasts.sqlite") as db:
+        seqs = [r[0] for r in db.execute("SELECT publish_seq FROM runs ORDER BY publish_seq")]
+    assert seqs == [2]  # the same run (same run_key) published a second time
+    # The rerun removed the dead publish's temp files.
+    assert not list((project / "published").glob(".forecasts.*"))
+    assert run(["dvc", "status", "--json"], project, env=prefect_env).stdout.strip() == "{}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,11 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flows import registry
 from tests.conftest import run, update_params
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["ingest", "prepare", "train", "evaluate", "publish"]
+STAGES = [s.name for s in registry.stages()]  # every declared stage, in order
 
 
 def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
@@ -21,7 +23,11 @@ def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
     the session's server also holds other tests' runs."""
     body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
     if after:
-        body["flow_runs"] = {"expected_start_time": {"after_": after}}
+        # Not a deployment's run: served deployments (other tests) leave future scheduled runs.
+        body["flow_runs"] = {
+            "expected_start_time": {"after_": after},
+            "deployment_id": {"is_null_": True},
+        }
     resp = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
     resp.raise_for_status()
     return resp.json()
@@ -35,18 +41,23 @@ def task_runs(api: str, flow_run_id: str) -> list[dict]:
 
 
 def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
-    project: Path, prefect_env: dict, prefect_server: str
+    versioned_prefect_run: dict, versioned_project: Path, prefect_env: dict, prefect_server: str
 ):
-    started = datetime.now(UTC).isoformat()
-    result = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
-    assert all(f"{stage}: ran" in result.stdout for stage in STAGES), result.stdout
+    # The session's versioned pipeline run (tests/conftest.py), in a private copy.
+    project = versioned_project
+    first = versioned_prefect_run["stdout"]
+    assert all(f"{stage}: ran" in first for stage in STAGES), first
 
     # DVC sees exactly what the Prefect run produced.
     assert run(["dvc", "status", "--json"], project, env=prefect_env).stdout.strip() == "{}"
     lock = (project / "dvc.lock").read_text()
     assert all(f"  {stage}:" in lock for stage in STAGES)
 
-    [pipeline_run] = flow_runs(prefect_server, "forecast-pipeline", after=started)
+    pipeline_run = httpx.get(
+        f"{prefect_server}/flow_runs/{versioned_prefect_run['flow_run_id']}", timeout=10
+    ).json()
+    flow = httpx.get(f"{prefect_server}/flows/{pipeline_run['flow_id']}", timeout=10).json()
+    assert flow["name"] == "forecast-pipeline"
     assert pipeline_run["state_type"] == "COMPLETED"
     tasks = task_runs(prefect_server, pipeline_run["id"])
     assert sorted(t["name"] for t in tasks) == sorted(STAGES)
@@ -62,9 +73,11 @@ def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
     assert all(f"{stage}: skipped" in again.stdout for stage in STAGES), again.stdout
 
     # `dvc repro` runs each affected stage as its own Prefect flow run.
-    update_params(project, {"training": {"epochs": 3}})
+    update_params(project, {"training": {"epochs": 1}})  # any change; 1 epoch is the cheapest
     repro_started = datetime.now(UTC).isoformat()
-    run(["dvc", "repro"], project, env=prefect_env)
+    repro = run(["dvc", "repro"], project, env=prefect_env)
+    # Exactly the stages that read the changed key, and they report to Prefect.
+    assert re.findall(r"Running stage '(\w+)'", repro.stdout) == ["train", "evaluate", "publish"]
     for stage in ("train", "evaluate", "publish"):
         runs = flow_runs(prefect_server, stage, after=repro_started)
         assert runs and runs[0]["state_type"] == "COMPLETED", stage

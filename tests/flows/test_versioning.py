@@ -39,10 +39,10 @@ def runs_cli(project: Path, env: dict, *args: str, check: bool = True):
 
 
 def test_two_runs_restore_the_first_byte_identical_then_roll_back_to_it(
-    project: Path, prefect_env: dict, tmp_path: Path
+    versioned_project: Path, prefect_env: dict, tmp_path: Path
 ):
-    env = prefect_env
-    pipeline(project, env, "--version")
+    # The first versioned run is the session's shared one (tests/conftest.py), in a copy.
+    project, env = versioned_project, prefect_env
     first = snapshot(project)
     first_forecasts = read_current(project / "published/forecasts.sqlite")
 

@@ -56,6 +56,15 @@ def test_fails_on_margin_over_seasonal_naive():
 def test_rmse_exactly_at_threshold_passes():
     d = decide(_scores(lstm_rmse=9.0), GateConfig(min_improvement_over_seasonal_naive=0.1))
     assert d["checks"][1]["threshold"] == pytest.approx(9.0)
+    assert d["checks"][1]["value"] == 9.0
+    assert d["checks"][1]["passed"] is True
+    assert d["passed"] is True and d["reasons"] == []
+
+
+def test_mase_exactly_at_threshold_passes():
+    d = decide(_scores(lstm_mase=1.0), GATE)
+    assert d["checks"][0]["passed"] is True
+    assert d["passed"] is True and d["reasons"] == []
 
 
 def test_both_rules_failing_give_two_reasons():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from pathlib import Path
@@ -257,6 +258,28 @@ def test_long_failure_lists_are_truncated(tmp_path):
     assert err.failures.filter(pl.col("check") == "min_value").height == 30
 
 
+def test_empty_source_fails_non_empty(tmp_path):
+    err = validation_error(tmp_path, [], small_cfg())
+    report = str(err)
+    assert "[non_empty]" in report
+    assert "the source holds no data rows" in report
+    assert "fix: point data.path at a file with rows" in report
+    assert err.failures["check"].to_list() == ["non_empty"]
+
+
+@pytest.mark.parametrize(("bad", "row"), [("inf", 4), ("NaN", 6), ("", 2)])
+def test_non_finite_or_empty_covariate_fails_covariate_finite(tmp_path, bad, row):
+    rows = [r + [str(i)] for i, r in enumerate(GOOD)]
+    rows[row - 1][3] = bad
+    path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
+    with pytest.raises(DataValidationError) as info:
+        validate(read_source(path), small_cfg())
+    report = str(info.value)
+    assert "[covariate_finite] column promo: 1 failing" in report
+    assert f"row {row}: series_id=a" in report
+    assert info.value.failures["check"].to_list() == ["covariate_finite"]
+
+
 def test_non_numeric_covariate(tmp_path):
     rows = [r + ["x"] for r in GOOD]
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
@@ -483,23 +506,65 @@ def write_params(path: Path, data_path: str) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_bad_data_changes_nothing(stage_dir, capsys):
-    write_csv(stage_dir / "bad.csv", with_row(monthly(n=120, start=1950), 5, value="-3"))
-    write_params(stage_dir / "params.yaml", "bad.csv")
-    validated = stage_dir / "data" / "validated" / "series.parquet"
-    published = stage_dir / "published" / "forecasts.parquet"
-    for path, payload in ((validated, b"old validated bytes"), (published, b"old forecasts")):
-        path.parent.mkdir(parents=True)
-        path.write_bytes(payload)
+COVARIATE = (SERIES_ID, TIMESTAMP, VALUE, "promo")
+
+
+def _with_covariate(bad: str, row: int) -> list[list]:
+    rows = [r + [str(i)] for i, r in enumerate(GOOD)]
+    rows[row][3] = bad
+    return rows
+
+
+# Every kind of bad input at the stage edge: (id, rows, header, config overrides, check).
+STAGE_CASES = [
+    *((case[0], case[1], (SERIES_ID, TIMESTAMP, VALUE), case[2], case[3]) for case in BAD_ROWS),
+    ("empty", [], (SERIES_ID, TIMESTAMP, VALUE), {}, "non_empty"),
+    ("covariate inf", _with_covariate("inf", 3), COVARIATE, {}, "covariate_finite"),
+    ("covariate text", _with_covariate("x", 3), COVARIATE, {}, "covariate_numeric"),
+    ("missing column", [r[:2] for r in GOOD], (SERIES_ID, TIMESTAMP), {}, "value"),
+]
+
+
+def _sha256_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "overrides", "check"),
+    [case[1:] for case in STAGE_CASES],
+    ids=[case[0] for case in STAGE_CASES],
+)
+def test_bad_data_changes_nothing(stage_dir, capsys, rows, header, overrides, check):
+    """Each bad-input kind fails the ingest stage with exit 2 and the failed check named, and
+    every file of the project (the earlier outputs of every stage included) is byte-identical:
+    sha256 of each file before and after, and no file added or removed."""
+    write_csv(stage_dir / "bad.csv", rows, header=header)
+    params = small_cfg(**overrides).model_dump(mode="json")
+    params["data"]["path"] = "bad.csv"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    earlier = {
+        "data/validated/series.parquet": b"old validated bytes",
+        "metrics/ingest.json": b'{"rows": 1}',
+        "data/prepared/arrays.npz": b"old arrays",
+        "models/model.keras": b"old model",
+        "published/forecasts.sqlite": b"old store",
+        "published/forecasts.parquet": b"old forecasts",
+    }
+    for rel, payload in earlier.items():
+        (stage_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stage_dir / rel).write_bytes(payload)
+    before = _sha256_tree(stage_dir)
 
     assert stages.main(["ingest"]) == 2
 
     err = capsys.readouterr().err
     assert "ingest failed" in err
-    assert "[min_value]" in err and "timestamp=1950-06-01" in err
-    assert validated.read_bytes() == b"old validated bytes"
-    assert published.read_bytes() == b"old forecasts"
-    assert not (stage_dir / "metrics" / "ingest.json").exists()
+    assert check in err
+    assert _sha256_tree(stage_dir) == before
 
 
 def test_good_run_writes_validated_data_and_metrics(stage_dir):

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ RUN = textwrap.dedent(
     from tasks.train import train
     from tests.tasks.test_train import seasonal_frame, tiny_config
 
-    cfg = tiny_config(epochs=30, ensemble=2, patience=12, lr_patience=2, learning_rate=0.02)
+    cfg = tiny_config(epochs=12, ensemble=2, patience=8, lr_patience=2, learning_rate=0.02)
     prepared = prepare(seasonal_frame(), cfg)
     resumed = train(prepared, cfg, Path({ckpt!r}))
     out = {{"summary": resumed.summary, "history": resumed.history.to_dicts()}}
@@ -50,42 +49,33 @@ def _script(ckpt: Path, compare: bool) -> list[str]:
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+# The fault point after member 1's third epoch (tasks/faults.py): member 0 has finished, member 1
+# has backed up epochs 1 and 2 and is killed before backing up the third.
+KILL_AT = "train.member_1.epoch_end.3"
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path):
     ckpt = tmp_path / "checkpoints"
-    proc = subprocess.Popen(_script(ckpt, False), cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    # Kill once the second member has backed up at least two epochs: member 0 is then finished
-    # and member 1 is mid-run.
-    deadline = time.monotonic() + 240
-    state = None
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            found = list(ckpt.glob("backup/*/member_1.state.pkl"))
-            if found:
-                try:
-                    with open(found[0], "rb") as fh:
-                        state = pickle.load(fh)
-                except (OSError, EOFError, pickle.UnpicklingError):
-                    state = None
-                if state and state["epoch"] >= 1:
-                    break
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    assert state is not None and 1 <= state["epoch"] < 29
+    marker = tmp_path / "killed-at"
+    env = {**ENV, "FORECAST_KILL_AT": KILL_AT, "FORECAST_KILL_MARKER": str(marker)}
+    killed = subprocess.run(_script(ckpt, False), cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
+    assert marker.read_text().split()[0] == KILL_AT
     backup = next(ckpt.glob("backup/*"))
     assert (backup / "member_0.done.pkl").exists()
+    with open(backup / "member_1.state.pkl", "rb") as fh:
+        state = pickle.load(fh)
+    assert state["epoch"] == 1  # 0-based: epoch 2 is the last one backed up
 
     done = subprocess.run(_script(ckpt, True), cwd=ROOT, env=ENV, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     resumed_at = out["summary"]["resumed_at_epoch"]
-    assert resumed_at[0] == 30  # member 0: loaded, finished before the kill
-    assert resumed_at[1] >= 2  # member 1: after its last backed-up epoch, not from zero
+    assert resumed_at[0] == 12  # member 0: loaded, finished before the kill
+    assert resumed_at[1] == 2  # member 1: after its last backed-up epoch, not from zero
     assert out["identical"] is True
     assert out["history"] == out["fresh_history"]
     rates = [r["learning_rate"] for r in out["history"] if r["member"] == 1]

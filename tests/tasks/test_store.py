@@ -342,3 +342,51 @@ def test_publishing_intervals_twice_is_idempotent(paths):
     summary = _publish(paths, _with_intervals(_forecasts()))
     assert summary["rows_inserted"] == 0
     assert _count(paths[0], "forecasts") == 2 * H
+
+
+KILLED_PUBLISH = """
+import sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from tests.tasks.test_store import _forecasts, _lineage
+from tasks.store import publish_forecasts
+publish_forecasts(_forecasts(offset=1.0), _lineage(model_md5="n" * 32),
+                  Path({store!r}), Path({export!r}))
+print("not killed")
+"""
+
+
+def test_sigkill_mid_publish_leaves_store_and_export_byte_identical(paths, tmp_path):
+    """A real SIGKILL (tasks/faults.py) after the new store and export are written to temp
+    files, before they replace the old ones: no cleanup runs, the published files are still the
+    old bytes, and the next publish removes the dead one's temps and goes through."""
+    import signal
+    import subprocess
+    import sys
+
+    _publish(paths)
+    store, export = paths
+    before = {p: p.read_bytes() for p in paths}
+    marker = tmp_path / "killed-at"
+    script = KILLED_PUBLISH.format(
+        root=str(Path(__file__).resolve().parents[2]), store=str(store), export=str(export)
+    )
+    env = {**os.environ, "FORECAST_KILL_AT": "store.before_replace",
+           "FORECAST_KILL_MARKER": str(marker)}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+    assert marker.read_text().split()[0] == "store.before_replace"
+    assert {p: p.read_bytes() for p in paths} == before
+    # The kill skipped the temp cleanup: the dead publish's new store and export are still there.
+    leftovers = sorted(p.name for p in store.parent.iterdir() if p.name.startswith("."))
+    assert any(n.startswith(".forecasts.sqlite.") for n in leftovers), leftovers
+    assert any(n.startswith(".forecasts.parquet.") for n in leftovers), leftovers
+    assert set(read_current(store)["model_md5"]) == {"m" * 32}
+
+    summary = _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
+    assert summary["rows_inserted"] == 2 * H
+    assert set(read_current(store)["model_md5"]) == {"n" * 32}
+    assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
+    assert _files(store.parent) == {store.name, export.name}

@@ -1,10 +1,13 @@
-"""MirroredStrategy on 2 logical CPU replicas (in a fresh process, where the CPU can still be
-split): the global batch is split in halves, and one step on a global batch gives the same loss
-and weights as one replica on that batch, to float32 round-off."""
+"""MirroredStrategy on 2 logical CPU replicas (in one fresh process, where the CPU can still be
+split): the global batch is split in halves, one step on a global batch gives the same loss and
+weights as one replica on that batch, to float32 round-off, and two trainings with the same seed
+on 2 replicas end bit-identical. (One process for both: the 2-replica determinism test that
+test_train.py ran in a process of its own was merged here.)"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,7 +33,7 @@ ONE_STEP = textwrap.dedent(
     import tensorflow as tf
     from tasks.model import ModelSpec, build_model
 
-    default = make_strategy(1)  # one replica: the default strategy on /cpu:0
+    default = make_strategy(1, mirrored=False)  # one replica: the default strategy on /cpu:0
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 24, 1)).astype("float32")
@@ -55,22 +58,39 @@ ONE_STEP = textwrap.dedent(
 
     start, loss_1, w_1 = one_step(default, None)
     _, loss_2, w_2 = one_step(mirrored, start)
+
+    # Reproducibility: the same seeded training twice on the 2 replicas. Only the mechanism
+    # matters here (3 epochs); test_train.py checks that training learns.
+    import tempfile
+    from pathlib import Path
+    from tasks.prepare import prepare
+    from tasks.train import train
+    from tests.tasks.test_train import seasonal_frame, tiny_config
+
+    cfg = tiny_config(replicas=2, ensemble=1, epochs=3)
+    prepared = prepare(seasonal_frame(), cfg)
+    runs = [train(prepared, cfg, Path(tempfile.mkdtemp())) for _ in range(2)]
+    w = [r.model.get_weights() for r in runs]
     print(json.dumps({{
         "replicas": [default.num_replicas_in_sync, mirrored.num_replicas_in_sync],
         "split": split,
         "loss": [loss_1, loss_2],
         "max_weight_diff": max(float(np.abs(a - b).max()) for a, b in zip(w_1, w_2)),
         "moved": max(float(np.abs(a - b).max()) for a, b in zip(start, w_1)),
+        "train_replicas": runs[0].summary["replicas"],
+        "train_identical": all(np.array_equal(a, b) for a, b in zip(w[0], w[1])),
+        "train_epochs": runs[0].summary["epochs"],
+        "train_loss": runs[0].history["loss"].to_list(),
     }}))
     """
 )
 
 
 @pytest.mark.slow
-def test_two_replicas_split_the_batch_and_match_one_replica_after_one_step():
+def test_two_replicas_split_the_batch_match_one_replica_and_train_reproducibly():
     proc = subprocess.run(
         [sys.executable, "-c", ONE_STEP.format(root=str(ROOT))],
-        capture_output=True, text=True, timeout=180, cwd=ROOT,
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -81,15 +101,20 @@ def test_two_replicas_split_the_batch_and_match_one_replica_after_one_step():
     assert loss_2 == pytest.approx(loss_1, rel=LOSS_RTOL)
     assert out["moved"] > 1e-3  # the step changed the weights, so comparing them means something
     assert out["max_weight_diff"] <= WEIGHT_ATOL
+    # Training on 2 replicas: bit-reproducible with a seed.
+    assert out["train_replicas"] == 2
+    assert out["train_epochs"] == [3] and len(out["train_loss"]) == 3
+    assert all(math.isfinite(x) for x in out["train_loss"])
+    assert out["train_identical"] is True
 
 
-def test_one_cpu_replica_is_the_default_strategy_unless_mirrored_is_asked_for():
+def test_one_cpu_replica_is_mirrored_unless_mirrored_false_asks_for_the_default_strategy():
     script = (
         "import tensorflow as tf\n"
         "from tasks.strategy import make_strategy\n"
-        "s = make_strategy(1)\n"
+        "s = make_strategy(1, mirrored=False)\n"
         "assert s is tf.distribute.get_strategy(), type(s)\n"
-        "m = make_strategy(1, mirrored=True)\n"
+        "m = make_strategy(1)  # the default, like training.mirrored\n"
         "assert isinstance(m, tf.distribute.MirroredStrategy), type(m)\n"
         "assert m.num_replicas_in_sync == 1\n"
         "print('ok')\n"

@@ -1,12 +1,12 @@
-"""Real training on a tiny synthetic seasonal series: result contents, loss going down,
-2-replica bit-reproducibility (in a fresh process, where the CPU can still be split)."""
+"""Real training on a tiny synthetic seasonal series: result contents, loss going down.
+(2-replica bit-reproducibility is checked in test_strategy.py, in the process that also checks
+the 2-replica batch split.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -50,52 +50,6 @@ def tiny_config(**training):
     raw = {k: dict(v) for k, v in TINY.items()}
     raw["training"].update(training)
     return parse_config(raw)
-
-
-# Run in a fresh interpreter: the logical CPU split must precede TensorFlow's initialisation.
-TWO_REPLICAS = textwrap.dedent(
-    """
-    import json, sys, tempfile
-    from pathlib import Path
-    import numpy as np
-    sys.path.insert(0, {root!r})
-    from tasks.strategy import make_strategy
-    strategy = make_strategy(2)  # before anything else touches TensorFlow
-    from tasks.prepare import prepare
-    from tasks.train import train
-    from tests.tasks.test_train import seasonal_frame, tiny_config
-
-    cfg = tiny_config(replicas=2, ensemble=1)
-    prepared = prepare(seasonal_frame(), cfg)
-    runs = [train(prepared, cfg, Path(tempfile.mkdtemp())) for _ in range(2)]
-    w = [r.model.get_weights() for r in runs]
-    print(json.dumps({{
-        "replicas": strategy.num_replicas_in_sync,
-        "summary_replicas": runs[0].summary["replicas"],
-        "identical": all(np.array_equal(a, b) for a, b in zip(w[0], w[1])),
-        "loss": runs[0].history["loss"].to_list(),
-    }}))
-    """
-)
-
-
-@pytest.mark.slow
-def test_two_replicas_train_reproducibly():
-    proc = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS.format(root=str(ROOT))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2
-    assert out["summary_replicas"] == 2
-    assert out["identical"] is True
-    assert len(out["loss"]) == 12
-    assert out["loss"][-1] < 0.5 * out["loss"][0]
 
 
 def test_splitting_the_cpu_too_late_raises():

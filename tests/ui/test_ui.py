@@ -1,22 +1,28 @@
 """The Prefect UI after a pipeline run, driven by headless Chromium: the flow run, its five stages
-and its artifacts (metrics, forecasts, chart) are there; screenshots go to docs/."""
+and its artifacts (metrics, forecasts, chart) are there. Screenshots go to the test's temp dir,
+and are copied to FORECAST_UI_SCREENSHOTS when set: `python scripts/refresh_docs_images.py`
+refreshes docs/*.png that way; the test itself never writes into the checkout."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run
+from flows import registry
+from tests.conftest import run
 from tests.flows import api
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-STAGES = ["ingest", "prepare", "train", "evaluate", "publish"]
+STAGES = [s.name for s in registry.stages()]  # every declared stage, in order
 ARTIFACT_KEYS = ["forecast-metrics", "forecast-published", "forecast-chart"]
 FLAGS = [
     "--headless",
@@ -60,6 +66,30 @@ def _text_appears(driver, text: str, timeout: float = 30) -> None:
     )
 
 
+def _check_screenshot(path: Path) -> None:
+    """A PNG of the browser window that shows something (not one flat colour)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])  # IHDR
+    assert width >= 1000 and height >= 1000, (width, height)
+    idat, pos = b"", 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    pixels = zlib.decompress(idat)
+    assert len(set(pixels)) > 16, "a blank screenshot"
+
+
+def _keep_screenshot(shot: Path) -> None:
+    """Copy to FORECAST_UI_SCREENSHOTS (scripts/refresh_docs_images.py sets it to docs/)."""
+    target = os.environ.get("FORECAST_UI_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(target) / shot.name)
+
+
 def _click_tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -77,8 +107,6 @@ def test_ui_shows_the_run_its_stages_and_artifacts(
     record = json.loads((project / "logs/pipeline-runs.jsonl").read_text().splitlines()[-1])
     run_id, run_name = record["flow_run_id"], record["flow_run_name"]
     ui = prefect_server.removesuffix("/api")
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
 
     browser.get(f"{ui}/runs/flow-run/{run_id}")
     _text_appears(browser, run_name)
@@ -93,8 +121,9 @@ def test_ui_shows_the_run_its_stages_and_artifacts(
     for key in ARTIFACT_KEYS:
         _text_appears(browser, key)
     shot = tmp_path / "ui_flow_run.png"
-    assert browser.save_screenshot(str(shot))
-    shutil.copyfile(shot, docs / "ui_flow_run.png")
+    browser.save_screenshot(str(shot))
+    _check_screenshot(shot)
+    _keep_screenshot(shot)
 
     # The chart artifact's page renders the embedded SVG as an image.
     chart = api.artifacts(prefect_server, run_id)["forecast-chart"]
@@ -108,8 +137,9 @@ def test_ui_shows_the_run_its_stages_and_artifacts(
     assert images, "no chart image on the artifact page"
     assert browser.execute_script("return arguments[0].naturalWidth", images[0]) > 100
     shot = tmp_path / "ui_forecast_chart.png"
-    assert browser.save_screenshot(str(shot))
-    shutil.copyfile(shot, docs / "ui_forecast_chart.png")
+    browser.save_screenshot(str(shot))
+    _check_screenshot(shot)
+    _keep_screenshot(shot)
 
     # The metrics artifact: the table against the baselines and the gate decision.
     metrics = api.artifacts(prefect_server, run_id)["forecast-metrics"]

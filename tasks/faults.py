@@ -1,0 +1,38 @@
+"""Fault injection for tests: a real SIGKILL at a named point of the code.
+
+    FORECAST_KILL_AT=<point> [FORECAST_KILL_MARKER=<file>] python -m flows.pipeline
+
+`fault_point(name)` does nothing unless the environment variable FORECAST_KILL_AT equals `name`.
+When it does, it writes FORECAST_KILL_MARKER (if set: the point's name and this process's pid,
+so a test knows where and which process died) and sends SIGKILL to its own process. That is a
+real kill, not an exception: no `finally`, no atexit, no flush runs, exactly as when the machine
+or the OOM killer stops the process there.
+
+Named points (grep `fault_point(` for the list):
+  train.<member>.epoch_end.<n>   tasks/train.py, when epoch n (1-based) of member `<member>`
+                                 (member_0, member_1, ...) has ended, before its resume backup is
+                                 written (the backup then holds epoch n - 1)
+  store.before_replace           tasks/store.py, mid-publish: the new store and export are
+                                 written to temp files beside them, not yet renamed into place
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+KILL_AT = "FORECAST_KILL_AT"
+MARKER = "FORECAST_KILL_MARKER"
+
+
+def fault_point(name: str) -> None:
+    """SIGKILL this process here when FORECAST_KILL_AT == name; otherwise nothing."""
+    if os.environ.get(KILL_AT) != name:
+        return
+    marker = os.environ.get(MARKER)
+    if marker:
+        with open(marker, "w") as fh:
+            fh.write(f"{name} {os.getpid()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
