@@ -177,8 +177,8 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
 def test_sigkill_mid_publish_keeps_the_published_files_and_a_rerun_publishes(
     project_after_run: Path, prefect_env: dict
 ):
-    """SIGKILL inside publish after the new store and export are written to temp files, before
-    the atomic replace (tasks/faults.py): the published files are byte-identical to before, no
+    """SIGKILL inside publish after the new store is written to a temp file, before its atomic
+    replace (tasks/faults.py): the published files are byte-identical to before, no
     lock is left held, DVC still answers and sees publish as not done, and a rerun publishes."""
     project = project_after_run
     before = published(project)

@@ -357,9 +357,10 @@ print("not killed")
 
 
 def test_sigkill_mid_publish_leaves_store_and_export_byte_identical(paths, tmp_path):
-    """A real SIGKILL (tasks/faults.py) after the new store and export are written to temp
-    files, before they replace the old ones: no cleanup runs, the published files are still the
-    old bytes, and the next publish removes the dead one's temps and goes through."""
+    """A real SIGKILL (tasks/faults.py) after the new store is written to a temp file, before it
+    replaces the old one (the export is written from the store after that): no cleanup runs,
+    the published files are still the old bytes, and the next publish removes the dead one's
+    temp and goes through."""
     import signal
     import subprocess
     import sys
@@ -379,10 +380,11 @@ def test_sigkill_mid_publish_leaves_store_and_export_byte_identical(paths, tmp_p
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert marker.read_text().split()[0] == "store.before_replace"
     assert {p: p.read_bytes() for p in paths} == before
-    # The kill skipped the temp cleanup: the dead publish's new store and export are still there.
+    # The kill skipped the temp cleanup: the dead publish's new store is still there; its export
+    # was never started.
     leftovers = sorted(p.name for p in store.parent.iterdir() if p.name.startswith("."))
     assert any(n.startswith(".forecasts.sqlite.") for n in leftovers), leftovers
-    assert any(n.startswith(".forecasts.parquet.") for n in leftovers), leftovers
+    assert not any(n.startswith(".forecasts.parquet.") for n in leftovers), leftovers
     assert set(read_current(store)["model_md5"]) == {"m" * 32}
 
     summary = _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
