@@ -9,16 +9,28 @@ import httpx
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def post(api: str, path: str, body: dict | None = None) -> list | dict:
-    resp = httpx.post(f"{api}{path}", json=body or {}, timeout=10)
+# Prefect's own client retries these with back-off (a busy SQLite database answers 503: the
+# request was rolled back, so sending it again is safe); the tests' requests do the same.
+RETRY_STATUS = {429, 502, 503}
+RETRIES = 6
+
+
+def _request(method: str, url: str, **kwargs) -> list | dict:
+    for attempt in range(RETRIES):
+        resp = httpx.request(method, url, timeout=30, **kwargs)
+        if resp.status_code not in RETRY_STATUS or attempt == RETRIES - 1:
+            break
+        time.sleep(0.5 * 2**attempt)
     resp.raise_for_status()
     return resp.json()
+
+
+def post(api: str, path: str, body: dict | None = None) -> list | dict:
+    return _request("POST", f"{api}{path}", json=body or {})
 
 
 def get(api: str, path: str, **params) -> list | dict:
-    resp = httpx.get(f"{api}{path}", params=params, timeout=10)
-    resp.raise_for_status()
-    return resp.json()
+    return _request("GET", f"{api}{path}", params=params)
 
 
 def flow_run(api: str, run_id: str) -> dict:

@@ -7,18 +7,18 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flows import registry
 from tests.conftest import run, update_params
+from tests.flows import api
 
 pytestmark = pytest.mark.slow
 
 STAGES = [s.name for s in registry.stages()]  # every declared stage, in order
 
 
-def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
+def flow_runs(server: str, flow_name: str, after: str | None = None) -> list[dict]:
     """Runs of `flow_name`, newest first; `after` (ISO time) keeps those created since then, as
     the session's server also holds other tests' runs."""
     body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"}
@@ -28,16 +28,7 @@ def flow_runs(api: str, flow_name: str, after: str | None = None) -> list[dict]:
             "expected_start_time": {"after_": after},
             "deployment_id": {"is_null_": True},
         }
-    resp = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
-    resp.raise_for_status()
-    return resp.json()
-
-
-def task_runs(api: str, flow_run_id: str) -> list[dict]:
-    body = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
-    resp = httpx.post(f"{api}/task_runs/filter", json=body, timeout=10)
-    resp.raise_for_status()
-    return resp.json()
+    return api.post(server, "/flow_runs/filter", body)
 
 
 def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
@@ -53,13 +44,11 @@ def test_prefect_run_leaves_dvc_consistent_and_repro_reports_to_prefect(
     lock = (project / "dvc.lock").read_text()
     assert all(f"  {stage}:" in lock for stage in STAGES)
 
-    pipeline_run = httpx.get(
-        f"{prefect_server}/flow_runs/{versioned_prefect_run['flow_run_id']}", timeout=10
-    ).json()
-    flow = httpx.get(f"{prefect_server}/flows/{pipeline_run['flow_id']}", timeout=10).json()
+    pipeline_run = api.flow_run(prefect_server, versioned_prefect_run["flow_run_id"])
+    flow = api.get(prefect_server, f"/flows/{pipeline_run['flow_id']}")
     assert flow["name"] == "forecast-pipeline"
     assert pipeline_run["state_type"] == "COMPLETED"
-    tasks = task_runs(prefect_server, pipeline_run["id"])
+    tasks = api.task_runs(prefect_server, pipeline_run["id"])
     assert sorted(t["name"] for t in tasks) == sorted(STAGES)
     assert {t["state_type"] for t in tasks} == {"COMPLETED"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from tasks import backtest
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
-from tasks.evaluate import Champion, evaluate
+from tasks.evaluate import BACKTEST_FORECAST, Champion, evaluate
 from tasks.forecast import (
     SeriesIndexError,
     load_model,
@@ -185,7 +185,7 @@ def test_evaluate_refits_folds_and_rescores_an_embedding_champion(trained, tmp_p
     ev = evaluate(folds, models, cfg, _champion(folds, model))
     assert ev.scores["n_series"] == 3 and ev.scores["n_folds"] == 2
     assert all(np.isfinite(v) for v in ev.scores["lstm"].values())
-    lstm = ev.plots["plots/backtest_forecast.csv"]["lstm"].to_numpy()
+    lstm = ev.plots[BACKTEST_FORECAST]["lstm"].to_numpy()
     assert lstm.shape == (2 * 3 * HORIZON,) and np.isfinite(lstm).all()
     # Every fold's model read the series channel: a and b (same history) got different forecasts.
     for k, r in enumerate(backtest.run_backtest(folds, models.models)):
