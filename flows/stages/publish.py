@@ -66,7 +66,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     save_champion(
         champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
     )
-    summary = {**record, "targets": written, "champion": lineage["model_md5"]}
+    # Per target what it wrote; the run key (the system of record's) names this publish.
+    summary = {"run_key": record["run_key"], "targets": written, "champion": lineage["model_md5"]}
     io.write_json(p("metrics_publish"), summary)
     return summary
 
