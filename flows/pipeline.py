@@ -78,6 +78,22 @@ def stage_task(stage: Stage, cfg: Config):
     return run_stage.with_options(**stage.task_options(cfg)) if stage.task_options else run_stage
 
 
+def params_inside_repository(params: str, root: Path | None = None) -> str:
+    """The params file, if it lies inside the repository (symlinks resolved). A deployment run
+    takes `params` as a parameter, and any local process can trigger one through the local API:
+    it must not point the pipeline at a file elsewhere."""
+    from tasks.errors import ConfigError
+
+    root = (root or Path.cwd()).resolve()
+    path = (root / params).resolve()
+    if not path.is_relative_to(root):
+        raise ConfigError(
+            f"params file {params!r} is outside the repository {root}: "
+            "give a params file inside it (e.g. params.yaml)"
+        )
+    return params
+
+
 class StaleDvcYaml(PipelineError):
     """dvc.yaml no longer matches the stage declarations."""
 
@@ -206,6 +222,7 @@ def _model_version() -> str | None:
 def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
     """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
     logger = get_run_logger()
+    params = params_inside_repository(params)
     cfg = load_config(params)  # bad params stop the run before any stage does work
     check_dvc_yaml(cfg)
     md5 = data_version(cfg)

@@ -7,7 +7,7 @@ values fail before any stage does work, with the dotted key in the message
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
@@ -27,14 +27,31 @@ from tasks.model_spec import CELLS, MODES, PRECISIONS, one_of
 DEFAULT_PARAMS = Path("params.yaml")
 
 
+def inside_repository(value: str, key: str = "") -> str:
+    """`value` if it is a relative path that stays inside the repository (every stage runs at the
+    repository root); else why not. DVC versions only what is inside the repository: an output
+    outside it would be written while dvc.lock records the untouched in-repo file."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if not value.strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(
+            f"{key + ' ' if key else ''}must be a path inside the repository (relative, without "
+            f"'..'), got {value!r}"
+        )
+    return value
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number (`epochs: '2'`) is an error, not silently coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataConfig(_Section):
     path: str = "data/raw/airpassengers.csv"
     # How to read `path` (tasks/sources/: one module each); "auto" picks by the path.
     source: str = "auto"
+    # `path` outside the repository (e.g. a shared mount): only when asked for. DVC then tracks
+    # the source by its hash all the same, but `flows.runs restore` cannot bring it back.
+    allow_outside_repo: bool = False
     # Polars duration string of the expected spacing between timestamps ("1mo", "1d", "1h").
     frequency: str = Field(default="1mo", pattern=r"^[1-9]\d*(ns|us|ms|s|m|h|d|w|mo|q|y)$")
     season_length: int = Field(default=12, ge=1)
@@ -53,6 +70,15 @@ class DataConfig(_Section):
             raise ValueError(
                 f"data.min_value ({self.min_value}) must be below data.max_value ({self.max_value})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _path(self) -> DataConfig:
+        if not self.allow_outside_repo:
+            try:
+                inside_repository(self.path, "data.path")
+            except ValueError as err:
+                raise ValueError(f"{err}; set data.allow_outside_repo: true to read it") from None
         return self
 
     @model_validator(mode="after")
@@ -189,6 +215,11 @@ class PublishConfig(_Section):
     store: str = "published/forecasts.sqlite"
     export: str = "published/forecasts.parquet"
 
+    @field_validator("store", "export")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_repository(value)
+
     @model_validator(mode="after")
     def _targets(self) -> PublishConfig:
         from tasks import plugins
@@ -222,6 +253,11 @@ class OrchestrationConfig(_Section):
     remote: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]+$")
     tag_prefix: str = Field(default="forecast-run", pattern=r"^[A-Za-z0-9_.-]+$")
     run_log: str = "logs/pipeline-runs.jsonl"
+
+    @field_validator("run_log")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_repository(value)
 
 
 class Config(_Section):
@@ -275,13 +311,39 @@ def _format(err: ValidationError, source: str) -> str:
     return "invalid params:\n  " + "\n  ".join(lines)
 
 
+def _lists_as_tuples(value):
+    """YAML has lists, the config tuples (frozen): strict validation takes only tuples."""
+    if isinstance(value, dict):
+        return {k: _lists_as_tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_lists_as_tuples(v) for v in value)
+    return value
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently; DVC rejects such a file with a traceback)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} appears twice in one mapping (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}): keep one"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(raw: dict, source: str = "params.yaml") -> Config:
     """Validate a params mapping; raises ConfigError naming each bad key."""
     if not isinstance(raw, dict):
         kind = type(raw).__name__
         raise ConfigError(f"{source}: expected a mapping at the top level, got {kind}")
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(_lists_as_tuples(raw))
     except ValidationError as err:
         raise ConfigError(_format(err, source)) from None
 
@@ -293,9 +355,18 @@ def load_config(path: str | Path = DEFAULT_PARAMS) -> Config:
     except OSError as err:
         raise ConfigError(f"cannot read params file {path}: {err.strerror}") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if raw is None:
+        # The code defaults differ from the shipped file's (e.g. 1 backtest fold, not 3): an
+        # empty file is far more likely a mistake than a wish for them.
+        raise ConfigError(
+            f"{path} is empty: give at least one section (an empty mapping `{{}}` runs on the "
+            "code defaults of tasks/config.py)"
+        )
     cfg = parse_config(raw, source=str(path))
     cfg._source = path
     return cfg

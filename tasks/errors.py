@@ -19,6 +19,12 @@ class DataSourceError(DataError):
     """The source path is missing, empty, of an unknown format or lacks required columns."""
 
 
+class SourceUnavailable(DataSourceError):
+    """The source is not there or the system could not read it (a mount, an upstream export not
+    landed yet): worth retrying. A source that is there but malformed (empty, wrong delimiter,
+    not Parquet, columns missing) is a plain DataSourceError: retrying cannot fix it."""
+
+
 class DataValidationError(DataError):
     """Rows failed validation; `failures` holds one row per failing (check, row)."""
 

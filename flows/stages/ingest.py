@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows.stage import NO_RUN, Stage, StageContext
 from tasks import io
 from tasks.config import Config
-from tasks.errors import DataSourceError
+from tasks.errors import SourceUnavailable
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
@@ -20,11 +20,12 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
 
 
 def transient_source_error(task, task_run, state) -> bool:
-    """Retry only when the source could not be read (missing, unreadable: a mount or an
-    upstream export that is not there yet); bad rows or bad params fail at once."""
+    """Retry only when the source could not be read (missing, or the OS failed to read it: a
+    mount or an upstream export that is not there yet); a malformed source, bad rows or bad
+    params fail at once."""
     try:
         state.result()
-    except (DataSourceError, OSError, TimeoutError):
+    except (SourceUnavailable, OSError, TimeoutError):
         return True
     except Exception:
         return False

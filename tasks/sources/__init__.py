@@ -20,7 +20,7 @@ from typing import ClassVar
 import polars as pl
 
 from tasks import plugins
-from tasks.errors import DataSourceError
+from tasks.errors import DataSourceError, SourceUnavailable
 
 HINT = "set data.path in params.yaml to a .csv or .parquet file or a directory of them"
 
@@ -57,7 +57,7 @@ def for_suffix(path: Path) -> DataSource | None:
 def choose(path: Path, name: str = "auto") -> DataSource:
     """The source `name`, or for "auto" the first registered one that can read `path`."""
     if not path.exists():
-        raise DataSourceError(f"data source {path} does not exist ({HINT})")
+        raise SourceUnavailable(f"data source {path} does not exist ({HINT})")
     if name != "auto":
         return load(name)
     if path.is_dir():
@@ -76,7 +76,9 @@ def first_line(err: Exception) -> str:
 
 
 def unreadable(path: Path, err: Exception) -> DataSourceError:
-    return DataSourceError(
+    # The OS failing to read (permissions, I/O, a vanished mount) may pass; a malformed file won't.
+    kind = SourceUnavailable if isinstance(err, OSError) else DataSourceError
+    return kind(
         f"{path}: cannot read this file ({type(err).__name__}: {first_line(err)}); "
         "check that it is a valid, non-empty CSV (with a header row) or Parquet file"
     )

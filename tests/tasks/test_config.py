@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,81 @@ def test_top_level_must_be_a_mapping(tmp_path):
         load_config(path)
 
 
-def test_empty_file_means_defaults(tmp_path):
+def test_an_empty_file_is_refused_and_an_empty_mapping_means_defaults(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("")
+    path.write_text("# nothing but a comment\n")
+    with pytest.raises(ConfigError, match="params.yaml is empty: give at least one section"):
+        load_config(path)
+    path.write_text("{}\n")
     assert load_config(path).model_dump() == Config().model_dump()
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("training:\n  epochs: 5\ntraining:\n  epochs: 7\n", "'training' appears twice"),
+        (
+            "training:\n  epochs: 5\n  epochs: 7\n",
+            "'epochs' appears twice in one mapping (lines 2 and 3)",
+        ),
+    ],
+)
+def test_a_duplicated_key_is_refused_with_the_key_named(tmp_path, text, line):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(line)):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"training": {"epochs": "2"}}, "training.epochs"),
+        ({"training": {"learning_rate": "0.01"}}, "training.learning_rate"),
+        ({"model": {"units": ["32"]}}, "model.units.0"),
+        ({"model": {"bidirectional": "yes"}}, "model.bidirectional"),
+    ],
+)
+def test_quoted_values_are_not_coerced(raw, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        parse_config(raw)
+    # Real YAML numbers and lists still load: ints where floats are asked, lists for tuples.
+    cfg = parse_config({"training": {"learning_rate": 1, "epochs": 2}, "model": {"units": [4, 2]}})
+    assert cfg.training.learning_rate == 1.0 and cfg.model.units == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"publish": {"store": "/tmp/forecasts.sqlite"}}, "publish.store: must be a path inside"),
+        ({"publish": {"export": "../out.parquet"}}, "publish.export: must be a path inside"),
+        ({"orchestration": {"run_log": "/var/log/x.jsonl"}}, "orchestration.run_log: must be"),
+        ({"data": {"path": "/mnt/raw.csv"}}, "data.path must be a path inside the repository"),
+        ({"data": {"path": "data/../../raw.csv"}}, "set data.allow_outside_repo: true"),
+    ],
+)
+def test_paths_must_stay_inside_the_repository(raw, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(raw)
+
+
+def test_a_source_outside_the_repository_needs_the_opt_in():
+    cfg = parse_config({"data": {"path": "/mnt/raw.csv", "allow_outside_repo": True}})
+    assert cfg.data.path == "/mnt/raw.csv"
+
+
+def test_the_pipeline_takes_only_a_params_file_inside_the_repository(tmp_path):
+    from flows.pipeline import params_inside_repository
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert params_inside_repository("params.yaml", repo) == "params.yaml"
+    for outside in ("../params.yaml", str(tmp_path / "elsewhere.yaml"), "/etc/passwd"):
+        with pytest.raises(ConfigError, match="is outside the repository"):
+            params_inside_repository(outside, repo)
+    (repo / "link.yaml").symlink_to(tmp_path / "elsewhere.yaml")  # resolved, then judged
+    with pytest.raises(ConfigError, match="is outside the repository"):
+        params_inside_repository("link.yaml", repo)
 
 
 def test_stage_with_bad_params_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys):

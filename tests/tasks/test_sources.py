@@ -108,3 +108,40 @@ def test_a_new_source_is_one_module(project: Path):
     )
     out = run([sys.executable, "-c", probe], project, env=base_env()).stdout.split()
     assert out == ["3", "Datetime(time_unit='us',", "time_zone=None)"]
+
+
+class _State:
+    def __init__(self, err: Exception):
+        self.err = err
+
+    def result(self):
+        raise self.err
+
+
+@pytest.mark.parametrize(
+    ("content", "transient"),
+    [
+        (None, True),  # not there (yet): retried
+        (b"", False),  # 0-byte CSV
+        (b"series_id;timestamp;value\na;2020-01-01;1\n", False),  # wrong delimiter
+    ],
+)
+def test_only_an_unavailable_source_is_retried(tmp_path: Path, content, transient):
+    from flows.stages.ingest import transient_source_error
+
+    path = tmp_path / "raw.csv"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataSourceError) as caught:
+        read_source(path)
+    assert transient_source_error(None, None, _State(caught.value)) is transient
+
+
+def test_a_zero_byte_parquet_is_not_retried(tmp_path: Path):
+    from flows.stages.ingest import transient_source_error
+
+    path = tmp_path / "raw.parquet"
+    path.write_bytes(b"")
+    with pytest.raises(DataSourceError, match="cannot read this file") as caught:
+        read_source(path)
+    assert transient_source_error(None, None, _State(caught.value)) is False
