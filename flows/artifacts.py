@@ -13,6 +13,7 @@ Only metrics, forecasts and hashes go in: no params values, paths outside the re
 from __future__ import annotations
 
 import base64
+import html
 import math
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tasks import io
 from tasks.baselines import MODELS
 from tasks.metrics import METRICS
 from tasks.store import INTERVAL_COLUMNS
+from tasks.textfmt import clip
 
 METRICS_KEY = "forecast-metrics"
 PUBLISHED_KEY = "forecast-published"
@@ -123,7 +125,7 @@ def chart_svg(history: pl.DataFrame, forecast: pl.DataFrame, title: str) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{pad}" y="18" font-size="14">{title}</text>',
+        f'<text x="{pad}" y="18" font-size="14">{html.escape(title)}</text>',
     ]
     for i, sid in enumerate(series):
         h = history.filter(pl.col("series_id") == sid).sort("timestamp")
@@ -156,7 +158,8 @@ def chart_svg(history: pl.DataFrame, forecast: pl.DataFrame, title: str) -> str:
         parts += [
             f'<line x1="{pad}" y1="{top + panel - pad}" x2="{width - pad}" '
             f'y2="{top + panel - pad}" stroke="#999"/>',
-            f'<text x="{pad}" y="{top + 12}">{sid}: history (blue), forecast (orange, dashed), '
+            f'<text x="{pad}" y="{top + 12}">{html.escape(clip(sid))}: history (blue), '
+            "forecast (orange, dashed), "
             f"95% interval (shaded); {min(vals):.4g} to {max(vals):.4g}</text>",
             f'<text x="{pad}" y="{top + panel - pad + 16}">{min(ts):%Y-%m-%d}</text>',
             f'<text x="{width - pad - 70}" y="{top + panel - pad + 16}">{max(ts):%Y-%m-%d}</text>',

@@ -174,8 +174,12 @@ def record_outcome(flow, flow_run, state) -> None:
     (flow=, flow_run=, state=)."""
     from prefect.events import emit_event
 
+    from tasks.textfmt import MESSAGE_CHARS, clip
+
     failed = not state.is_completed()
-    reason = state.message or state.name
+    # Bounded: a message echoing user data must not push the event past Prefect's size limit,
+    # and the run-log line below is written whatever happens to the event.
+    reason = clip(state.message or state.name, MESSAGE_CHARS)
     record = {
         "time": datetime.now(UTC).isoformat(),
         "flow_run_id": str(flow_run.id),
@@ -184,20 +188,25 @@ def record_outcome(flow, flow_run, state) -> None:
         "failed": failed,
         "reason": reason,
     }
-    emit_event(
-        event=FAILED_EVENT if failed else COMPLETED_EVENT,
-        resource={
-            "prefect.resource.id": f"forecast.pipeline.{flow_run.id}",
-            "prefect.resource.name": flow_run.name,
-        },
-        related=[
-            {
-                "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
-                "prefect.resource.role": "flow-run",
-            }
-        ],
-        payload={"state": state.name, "reason": reason},
-    )
+    try:
+        emit_event(
+            event=FAILED_EVENT if failed else COMPLETED_EVENT,
+            resource={
+                "prefect.resource.id": f"forecast.pipeline.{flow_run.id}",
+                "prefect.resource.name": flow_run.name,
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                    "prefect.resource.role": "flow-run",
+                }
+            ],
+            payload={"state": state.name, "reason": reason},
+        )
+    except Exception as err:  # the record below still says what happened
+        from prefect.logging import get_logger
+
+        get_logger("forecast").warning("could not emit %s: %s", FAILED_EVENT, clip(err, 500))
     log = _run_log(flow_run.parameters)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:

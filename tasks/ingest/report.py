@@ -8,6 +8,7 @@ import polars as pl
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import SOURCE
+from tasks.textfmt import clip
 
 MAX_ROWS_SHOWN = 20
 
@@ -82,16 +83,16 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
 
 
 def _format_row(row: dict) -> str:
-    where = f"{row['source']} row {row['row']}: " if row["row"] is not None else ""
+    where = f"{clip(row['source'])} row {row['row']}: " if row["row"] is not None else ""
     fields = []
     if row[SERIES_ID] is not None:
-        fields.append(f"series_id={row[SERIES_ID]}")
+        fields.append(f"series_id={clip(row[SERIES_ID])}")
     if row[TIMESTAMP] is not None:
         ts = row[TIMESTAMP].isoformat(sep=" ").removesuffix(" 00:00:00")
         fields.append(f"timestamp={ts}")
     if row["row"] is not None:
-        fields.append(f"value={'null' if row[VALUE] is None else row[VALUE]}")
-    detail = f" ({row['detail']})" if row["detail"] else ""
+        fields.append(f"value={'null' if row[VALUE] is None else clip(row[VALUE])}")
+    detail = f" ({clip(row['detail'], 200)})" if row["detail"] else ""
     return f"    {where}{' '.join(fields)}{detail}".rstrip()
 
 
@@ -107,7 +108,7 @@ def format_report(failures: pl.DataFrame, frame: pl.DataFrame, cfg: Config) -> s
             lines.append(f"    ... and {part.height - MAX_ROWS_SHOWN} more")
         lines.append(f"  fix: {fix}")
         sections.append("\n".join(lines))
-    sources = ", ".join(frame[SOURCE].unique(maintain_order=True).to_list()[:5])
+    sources = ", ".join(clip(s) for s in frame[SOURCE].unique(maintain_order=True).to_list()[:5])
     head = (
         f"data validation failed: {len(sections)} check(s), {failures.height} failure(s) "
         f"in {frame.height} rows of {sources or '(no rows)'} "

@@ -578,3 +578,16 @@ def test_good_run_writes_validated_data_and_metrics(stage_dir):
     assert not [c for c in frame.columns if c.startswith("_")]
     metrics = json.loads((stage_dir / "metrics" / "ingest.json").read_text())
     assert metrics["rows"] == 144 and metrics["series"] == 1
+
+
+def test_a_huge_series_id_and_raw_value_are_clipped_in_the_report(tmp_path):
+    """A 5 MB series id (and a 1 MB unparsable value) must not be echoed whole: the report is
+    what the logs, the state message and the failure event carry."""
+    huge_id = "s" * 5_000_000
+    rows = with_row(monthly(huge_id, n=8), 2, value="x" * 1_000_000)
+    err = validation_error(tmp_path, rows, small_cfg())
+    report = str(err)
+    assert "[value_type]" in report
+    assert f"series_id={'s' * 80}... (+{5_000_000 - 80} chars)" in report
+    assert "x" * 201 not in report and "x" * 100 in report  # the raw text, clipped
+    assert len(report) < 5_000

@@ -1,0 +1,47 @@
+"""UI artifacts and the failure record: bounded and escaped, whatever the data holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from types import SimpleNamespace
+
+import polars as pl
+
+from flows import artifacts, pipeline
+
+
+def test_series_ids_are_escaped_and_clipped_in_the_chart():
+    sid = "<script>alert(1)</script>" + "x" * 500
+    history = pl.DataFrame(
+        {"series_id": [sid] * 3, "timestamp": [datetime(2020, m, 1) for m in (1, 2, 3)],
+         "value": [1.0, 2.0, 3.0]}
+    )  # fmt: skip
+    forecast = pl.DataFrame(
+        {"series_id": [sid], "timestamp": [datetime(2020, 4, 1)], "forecast": [4.0],
+         "lo_95": [3.0], "hi_95": [5.0]}
+    )  # fmt: skip
+    svg = artifacts.chart_svg(history, forecast, "Forecast <b>title</b>")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "&lt;b&gt;title&lt;/b&gt;" in svg
+    assert "x" * 100 not in svg  # the id is clipped
+
+
+def test_the_failure_record_is_written_even_when_the_event_cannot_be(tmp_path, monkeypatch):
+    """A huge state message: the run-log line holds a clipped reason, and an event that fails
+    (e.g. past Prefect's size limit) does not stop the record."""
+    import prefect.events
+
+    def refuse(**kwargs):
+        raise ValueError("event too large")
+
+    monkeypatch.setattr(prefect.events, "emit_event", refuse)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("orchestration:\n  run_log: logs/runs.jsonl\n")
+    run = SimpleNamespace(id="r1", name="data-x", parameters={"params": "params.yaml"})
+    state = SimpleNamespace(is_completed=lambda: False, message="m" * 5_000_000, name="Failed")
+    pipeline.record_outcome(flow=None, flow_run=run, state=state)
+    record = json.loads((tmp_path / "logs/runs.jsonl").read_text())
+    assert record["failed"] is True and record["state"] == "Failed"
+    assert record["reason"].startswith("m" * 4000) and record["reason"].endswith("chars)")
+    assert len(record["reason"]) < 4100
