@@ -49,7 +49,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("validated", "data/validated/series.parquet", "out", "validated frame", persist=True),
     Entry("metrics_ingest", "metrics/ingest.json", "metric", "series and rows validated"),
     Entry("prepared", "data/prepared/arrays.npz", "out", "values, index, split geometry"),
-    Entry("scaler", "models/scaler.pkl", "out", "per-series transforms fitted on training"),
+    Entry("scaler", "models/scaler.npz", "out", "per-series transforms fitted on training"),
     Entry("model", "models/model.keras", "out", "the trained (ensemble) model"),
     Entry("history", "plots/training_curve.csv", "plot", "loss per epoch"),
     Entry("metrics_train", "metrics/train.json", "metric", "training summary"),

@@ -3,12 +3,13 @@ of each series only (the test tail never influences the scaling)."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+from tasks import safe_state
 
 SCALERS: dict[str, type[TransformerMixin]] = {
     "standard": StandardScaler,
@@ -51,13 +52,28 @@ class SeriesTransform:
         return self._backward(y)
 
     def save(self, path: str | Path) -> None:
-        with open(path, "wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        """The fitted parameters only (no pickle: loading a file must not run code)."""
+        safe_state.save(
+            path,
+            {
+                "transform": self.transform_name,
+                "scaler": self.scaler_name,
+                "series": {sid: _fitted(s) for sid, s in self.scalers.items()},
+            },
+        )
 
     @staticmethod
     def load(path: str | Path) -> SeriesTransform:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh)
-        if not isinstance(obj, SeriesTransform):
-            raise TypeError(f"{path} does not hold a SeriesTransform")
+        state = safe_state.load(path)
+        obj = SeriesTransform(state["transform"], state["scaler"])
+        for sid, fitted in state["series"].items():
+            scaler = SCALERS[obj.scaler_name]()
+            for attr, value in fitted.items():
+                setattr(scaler, attr, value)
+            obj.scalers[sid] = scaler
         return obj
+
+
+def _fitted(scaler: TransformerMixin) -> dict:
+    """A fitted scikit-learn scaler's learnt attributes (`mean_`, `scale_`, ...)."""
+    return {k: v for k, v in vars(scaler).items() if k.endswith("_") and not k.startswith("_")}

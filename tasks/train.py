@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import keras
 import numpy as np
 import polars as pl
 
-from tasks import io
+from tasks import safe_state
 from tasks.config import Config
 from tasks.faults import fault_point
 
@@ -85,21 +84,6 @@ def fingerprint(prepared: Prepared, cfg: Config) -> str:
     return h.hexdigest()
 
 
-def _write_pickle(path: Path, obj) -> None:
-    """Atomic (io.write_atomic): a SIGKILL mid-write leaves the previous file, never a torn one."""
-
-    def dump(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-    io.write_atomic(path, dump)
-
-
-def _read_pickle(path: Path):
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
-
-
 def _values(variables) -> list[np.ndarray]:
     return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
 
@@ -110,7 +94,8 @@ class EpochBackup(keras.callbacks.Callback):
     After each epoch (this callback runs after EarlyStopping, ReduceLROnPlateau and
     ModelCheckpoint): the model's variables (weights and the dropout seed-generator states),
     the optimizer's (step, learning rate, moments), the three callbacks' counters and best
-    values (EarlyStopping's best weights too) and the history so far, pickled atomically.
+    values (EarlyStopping's best weights too) and the history so far, saved atomically in a
+    format whose loading runs no code (tasks/safe_state.py).
     Keras' own BackupAndRestore keeps the first two only, so a resumed run would restart its
     patience counters and could stop, or cut the learning rate, at a different epoch.
     On train begin (after those callbacks reset themselves) a loaded state is put back.
@@ -157,7 +142,7 @@ class EpochBackup(keras.callbacks.Callback):
             },
             "history": self.history,
         }
-        _write_pickle(self.path, state)
+        safe_state.save(self.path, state)  # atomic, and loading it runs no code
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -184,15 +169,15 @@ def _fit_member(
         model = build_member(prepared, cfg, name=f"member_{member}")
         model.compile(optimizer=_optimizer(cfg), loss="mse")
 
-    done = backup / f"member_{member}.done.pkl" if backup else None
+    done = backup / f"member_{member}.done.npz" if backup else None
     if done is not None and done.exists():
         # Finished before the interruption: its final weights and history, no training.
-        saved = _read_pickle(done)
+        saved = safe_state.load(done)
         model.set_weights(saved["weights"])
         return model, saved["history"], t.epochs
 
-    state_path = backup / f"member_{member}.state.pkl" if backup else None
-    state = _read_pickle(state_path) if state_path is not None and state_path.exists() else None
+    state_path = backup / f"member_{member}.state.npz" if backup else None
+    state = safe_state.load(state_path) if state_path is not None and state_path.exists() else None
     first = 0 if state is None else (t.epochs if state["stopped"] else state["epoch"] + 1)
 
     geometry, values = prepared.geometry, prepared.values
@@ -231,7 +216,7 @@ def _fit_member(
         verbose=0,
     )
     if done is not None:
-        _write_pickle(done, {"weights": model.get_weights(), "history": recorder.history})
+        safe_state.save(done, {"weights": model.get_weights(), "history": recorder.history})
     return model, recorder.history, first
 
 

@@ -44,7 +44,7 @@ def test_committed_dvc_yaml_is_what_the_declarations_generate(cfg, committed, mo
         ("evaluate", "deps", "models/model.keras", "evaluate: reads models/model.keras"),
         ("publish", "deps", "tasks/targets/sqlite.py", "publish: reads tasks/targets/sqlite.py"),
         ("evaluate", "metrics", "metrics/gate.json", "evaluate: writes metrics/gate.json"),
-        ("prepare", "outs", "models/scaler.pkl", "prepare: writes models/scaler.pkl"),
+        ("prepare", "outs", "models/scaler.npz", "prepare: writes models/scaler.npz"),
         ("train", "params", "model", "train: params in dvc.yaml"),
     ],
 )

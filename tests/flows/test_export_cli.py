@@ -49,7 +49,7 @@ def test_export_cli_writes_a_checked_tflite_and_refuses_without_a_model(
     from tasks.prepare import Prepared
 
     keras_model = load_model(model)
-    prepared = Prepared.load(project / "data/prepared/arrays.npz", project / "models/scaler.pkl")
+    prepared = Prepared.load(project / "data/prepared/arrays.npz", project / "models/scaler.npz")
     x = model_inputs(prepared, prepared.forecast_starts, keras_model)
     lite = predict_tflite(out, x)
     assert lite.shape == (1, 24)

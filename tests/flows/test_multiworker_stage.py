@@ -92,7 +92,7 @@ def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: P
     # Inputs every worker fails to read (a half-written file, say), after TensorFlow started.
     (project / "data/prepared").mkdir(parents=True)
     (project / "data/prepared/arrays.npz").write_bytes(b"not an npz archive")
-    (project / "models/scaler.pkl").write_bytes(b"")
+    (project / "models/scaler.npz").write_bytes(b"")
 
     failed = run([sys.executable, "-m", "flows.stages", "train"], project, env=base_env(),
                  check=False)  # fmt: skip

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = (
     "data/validated/series.parquet",
     "data/prepared/arrays.npz",
-    "models/scaler.pkl",
+    "models/scaler.npz",
     "models/model.keras",
     "published/forecasts.sqlite",
     "published/forecasts.parquet",

@@ -270,7 +270,7 @@ def test_train_val_test_windows_split_as_designed(frame, cfg):
 # ------------------------------------------------------------------------------------ persistence
 def test_save_arrays_and_load_round_trip(frame, cfg, tmp_path):
     p = prepare(frame, make_config(transform="log", scaler="robust"))
-    arrays, scaler = tmp_path / "prepared.npz", tmp_path / "scaler.pkl"
+    arrays, scaler = tmp_path / "prepared.npz", tmp_path / "scaler.npz"
     p.save_arrays(arrays)
     p.transform.save(scaler)
     q = Prepared.load(arrays, scaler)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tasks import safe_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,9 +65,8 @@ def test_sigkill_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
     assert marker.read_text().split()[0] == KILL_AT
     backup = next(ckpt.glob("backup/*"))
-    assert (backup / "member_0.done.pkl").exists()
-    with open(backup / "member_1.state.pkl", "rb") as fh:
-        state = pickle.load(fh)
+    assert (backup / "member_0.done.npz").exists()
+    state = safe_state.load(backup / "member_1.state.npz")
     assert state["epoch"] == 1  # 0-based: epoch 2 is the last one backed up
 
     done = subprocess.run(_script(ckpt, True), cwd=ROOT, env=ENV, capture_output=True,
