@@ -57,6 +57,8 @@ class DataConfig(_Section):
     season_length: int = Field(default=12, ge=1)
     # What to do with missing timestamps inside a series: stop ("error") or fill them.
     fill_gaps: Literal["error", "forward", "interpolate"] = "error"
+    # With filling on: at most this fraction of a series' steps may be filled (else it fails).
+    max_fill_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     min_value: float | None = 0.0
     max_value: float | None = None
 

@@ -24,6 +24,10 @@ FILLED = "filled"
 
 TIMESTAMP_DTYPE = pl.Datetime("us")
 
+# Largest |value| the scalers take without overflow: StandardScaler squares deviations, and
+# (1e154)^2 already exceeds float64's 1.8e308. Below it with a margin for the sums.
+MAX_SCALABLE = 1e150
+
 
 def covariate_columns(columns: Iterable[str]) -> list[str]:
     """Columns beyond the long format's own: optional covariates, in their source order."""
@@ -52,6 +56,12 @@ def _value_checks(cfg: Config) -> list[pa.Check]:
     if cfg.prepare.transform == "log":
         # min_value >= 0 (enforced by the config) still lets a 0 through; log(0) = -inf.
         checks.append(_column_check("positive_for_log", _finite_or_out_of_scope(lambda c: c > 0)))
+    else:
+        # After a log every finite value is small; untransformed, 1e308 would pass every bound
+        # and overflow in the scaler, to be blamed later on the learning rate.
+        checks.append(
+            _column_check("scalable", _finite_or_out_of_scope(lambda c: c.abs() <= MAX_SCALABLE))
+        )
     return checks
 
 

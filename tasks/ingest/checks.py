@@ -185,6 +185,8 @@ def series_failures(
     out = [_order_failures(keyed), _off_grid_failures(keyed, grid)]
     if cfg.data.fill_gaps == "error":
         out.append(_gap_failures(keyed, grid))
+    else:
+        out.append(_fill_fraction_failures(keyed, grid, cfg))
     out.append(_history_failures(grid, keyed, cfg))
     if frame.height == 0:
         record = dict.fromkeys(FAILURE_SCHEMA) | {
@@ -227,6 +229,39 @@ def _gap_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, dtype=pl.String).alias(SOURCE),
     )
     return _failures(missing.sort(KEY), "gap", TIMESTAMP, pl.lit("no row for this timestamp"))
+
+
+def _fill_fraction_failures(keyed: pl.DataFrame, grid: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+    """Series whose filled rows would exceed data.max_fill_fraction of their grid: filling that
+    much invents the series (monthly data read as daily is 97 % filled), and the median step
+    between the rows it has says what the frequency probably is."""
+    observed = (
+        keyed.join(grid.select(SID, TIMESTAMP), on=[SID, TIMESTAMP], how="semi")
+        .group_by(SID)
+        .agg(rows=pl.len(), step=pl.col(TIMESTAMP).sort().diff().median())
+    )
+    too_many = (
+        grid.group_by(SID, maintain_order=True)
+        .agg(steps=pl.len(), **{TIMESTAMP: pl.col(TIMESTAMP).max()})
+        .join(observed, on=SID, how="left")
+        .with_columns(missing=pl.col("steps") - pl.col("rows").fill_null(0))
+        .filter(pl.col("missing") > cfg.data.max_fill_fraction * pl.col("steps"))
+        .join(series_names(keyed), on=SID, how="left")
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(VALUE),
+            pl.lit(None, dtype=pl.Int64).alias(ROW),
+            pl.lit(None, dtype=pl.String).alias(SOURCE),
+        )
+    )
+    detail = pl.format(
+        "gap filling would invent {} of its {} steps; the median step between its rows is {} "
+        "days (data.frequency: {})",
+        pl.col("missing"),
+        pl.col("steps"),
+        (pl.col("step").dt.total_seconds() / 86_400).round(2),
+        pl.lit(cfg.data.frequency),
+    )
+    return _failures(too_many, "max_fill", SERIES_ID, detail)
 
 
 def _history_failures(grid: pl.DataFrame, grid_keyed: pl.DataFrame, cfg: Config) -> pl.DataFrame:

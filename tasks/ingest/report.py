@@ -8,6 +8,7 @@ import polars as pl
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import SOURCE
+from tasks.schema import MAX_SCALABLE
 from tasks.textfmt import clip
 
 MAX_ROWS_SHOWN = 20
@@ -79,6 +80,17 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
             "these in params.yaml",
         ),
         "non_empty": ("no data", "point data.path at a file with rows"),
+        "max_fill": (
+            f"series that gap filling would mostly invent (> data.max_fill_fraction = "
+            f"{d.max_fill_fraction} of their steps)",
+            "check data.frequency against the median step shown, fix the gaps at the source, "
+            "or raise data.max_fill_fraction",
+        ),
+        "scalable": (
+            f"values too large to scale (|value| > {MAX_SCALABLE:g}: the scaler's variance "
+            "would overflow)",
+            "express the values in a larger unit (e.g. thousands), or set prepare.transform: log",
+        ),
     }
 
 

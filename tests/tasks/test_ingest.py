@@ -328,7 +328,9 @@ def test_gaps_are_filled(tmp_path, method, expected):
     rows = monthly(n=8)
     rows = rows[:2] + rows[4:]  # 2000-03 and 2000-04 missing
     path = write_csv(tmp_path / "s.csv", rows)
-    frame = validate(read_source(path), small_cfg(data={"fill_gaps": method}))
+    frame = validate(
+        read_source(path), small_cfg(data={"fill_gaps": method, "max_fill_fraction": 0.5})
+    )
     assert frame.height == 8
     assert frame[VALUE].head(5).to_list() == expected
     assert frame[FILLED].to_list() == [False, False, True, True] + [False] * 4
@@ -338,7 +340,9 @@ def test_gaps_are_filled(tmp_path, method, expected):
 def test_filled_covariates_follow_the_method(tmp_path):
     rows = [r + [i] for i, r in enumerate(GOOD) if i != 2]
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
-    frame = validate(read_source(path), small_cfg(data={"fill_gaps": "interpolate"}))
+    frame = validate(
+        read_source(path), small_cfg(data={"fill_gaps": "interpolate", "max_fill_fraction": 0.5})
+    )
     assert frame["promo"].to_list()[:4] == [0, 1, 2, 3]
 
 
@@ -440,7 +444,7 @@ def test_chunked_validation_returns_what_one_pass_returns(tmp_path, fill):
     if fill == "forward":
         del rows[3], rows[20]  # gaps in two series
     frame = read_source(write_csv(tmp_path / "s.csv", rows))
-    cfg = small_cfg(data={"fill_gaps": fill})
+    cfg = small_cfg(data={"fill_gaps": fill, "max_fill_fraction": 0.5})
     whole = validate(frame, cfg, chunk_rows=10_000)
     for chunk_rows in (1, 7, 20):
         chunked = validate(frame, cfg, chunk_rows=chunk_rows)
@@ -591,3 +595,32 @@ def test_a_huge_series_id_and_raw_value_are_clipped_in_the_report(tmp_path):
     assert f"series_id={'s' * 80}... (+{5_000_000 - 80} chars)" in report
     assert "x" * 201 not in report and "x" * 100 in report  # the raw text, clipped
     assert len(report) < 5_000
+
+
+def test_values_too_large_to_scale_are_rejected_at_ingest(tmp_path):
+    rows = with_row(monthly(n=8), 3, value="1e308")
+    err = validation_error(tmp_path, rows, small_cfg(prepare={"transform": "none"}))
+    report = str(err)
+    assert "[scalable] column value: 1 failing - values too large to scale" in report
+    assert "row 4: series_id=a timestamp=2000-04-01 value=1e+308" in report
+    assert "set prepare.transform: log" in report
+    # After a log the same value is small (709.8): accepted.
+    frame = read_source(write_csv(tmp_path / "ok.csv", rows))
+    assert validate(frame, small_cfg()).height == 8
+
+
+def test_monthly_data_read_as_daily_is_not_invented_by_gap_filling(tmp_path):
+    """data.frequency 1d with forward filling on monthly data would fill ~97 % of the rows."""
+    rows = monthly(n=12)
+    cfg = small_cfg(data={"frequency": "1d", "fill_gaps": "forward"})
+    err = validation_error(tmp_path, rows, cfg)
+    report = str(err)
+    assert "[max_fill] column series_id: 1 failing" in report
+    assert "gap filling would invent 324 of its 336 steps" in report
+    assert "the median step between its rows is 31.0 days (data.frequency: 1d)" in report
+    assert "check data.frequency against the median step shown" in report
+    # A few gaps within the allowance are still filled.
+    few = [r for i, r in enumerate(monthly(n=40)) if i != 20]
+    frame = validate(read_source(write_csv(tmp_path / "few.csv", few)), small_cfg(
+        data={"fill_gaps": "forward"}))  # fmt: skip
+    assert frame[FILLED].sum() == 1
