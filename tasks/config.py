@@ -57,6 +57,9 @@ class DataConfig(_Section):
     season_length: int = Field(default=12, ge=1)
     # What to do with missing timestamps inside a series: stop ("error") or fill them.
     fill_gaps: Literal["error", "forward", "interpolate"] = "error"
+    # Naive timestamps are calendar times in this zone; ones with a UTC offset are converted
+    # to it (tasks/ingest/read.py). A source mixing both is refused.
+    timezone: str = "UTC"
     # With filling on: at most this fraction of a series' steps may be filled (else it fails).
     max_fill_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     min_value: float | None = 0.0
@@ -82,6 +85,19 @@ class DataConfig(_Section):
             except ValueError as err:
                 raise ValueError(f"{err}; set data.allow_outside_repo: true to read it") from None
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as UTC or Europe/Berlin)"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _source(self) -> DataConfig:

@@ -11,7 +11,7 @@ from tasks.errors import SourceUnavailable
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.ingest import read_source, summarize, validate
 
-    frame = validate(read_source(STAGE.path("raw", cfg), cfg.data.source), cfg)
+    frame = validate(read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone), cfg)
     summary = summarize(frame)
     # Written only after validation passed: bad data leaves every earlier output as it was.
     io.write_atomic(STAGE.path("validated"), frame.write_parquet)

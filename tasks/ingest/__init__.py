@@ -53,7 +53,7 @@ def validate(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> pl.
     result shares its buffers with `df`.
     """
     require_columns(df, "validate")
-    frame = coerce(with_bookkeeping(df, source="<frame>"))
+    frame = coerce(with_bookkeeping(df, source="<frame>"), cfg.data.timezone)
     failures, outputs = [empty_failures()], []
     for part in series_chunks(frame, chunk_rows):
         keyed = key_rows(part)

@@ -6,6 +6,8 @@ express: order, time grid, gaps, history length."""
 
 from __future__ import annotations
 
+import re
+
 import pandera.polars as pa
 import polars as pl
 
@@ -183,6 +185,7 @@ def series_failures(
     frame: pl.DataFrame, keyed: pl.DataFrame, grid: pl.DataFrame, cfg: Config
 ) -> list[pl.DataFrame]:
     out = [_order_failures(keyed), _off_grid_failures(keyed, grid)]
+    out.append(_time_of_day_failures(keyed, cfg.data.frequency))
     if cfg.data.fill_gaps == "error":
         out.append(_gap_failures(keyed, grid))
     else:
@@ -219,6 +222,18 @@ def _off_grid_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
     )
     detail = pl.format("off the grid that starts at {}", _fmt_ts(pl.col("lo")))
     return _failures(bad, "on_grid", TIMESTAMP, detail)
+
+
+def _time_of_day_failures(keyed: pl.DataFrame, frequency: str) -> pl.DataFrame:
+    """Monthly, quarterly and yearly steps are calendar periods: a time of day there means the
+    timestamps were shifted, e.g. local midnights at +05:00 read in UTC are 19:00 the day
+    before (and would be published so)."""
+    if not re.fullmatch(r"\d+(mo|q|y)", frequency):
+        return _failures(keyed.clear(), "calendar_time", TIMESTAMP)
+    bad = keyed.filter(pl.col(TIMESTAMP).dt.time() != pl.time(0))
+    detail = pl.format("time of day {} on {} data", pl.col(TIMESTAMP).dt.strftime("%H:%M"),
+                       pl.lit(frequency))  # fmt: skip
+    return _failures(bad, "calendar_time", TIMESTAMP, detail)
 
 
 def _gap_failures(keyed: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:

@@ -13,6 +13,7 @@ from tasks import sources
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import DataSourceError
 from tasks.schema import TIMESTAMP_DTYPE
+from tasks.textfmt import clip
 
 ROW = "_row"  # 1-based data row in its file (header not counted) or position in a given frame
 SOURCE = "_source"  # the file the row came from
@@ -27,14 +28,14 @@ _NAIVE_FORMATS = ["%Y-%m-%d"] + [
 _OFFSET_FORMATS = [f"%Y-%m-%d{sep}%H:%M:%S%.f%#z" for sep in ("T", " ")]
 
 
-def read_source(path: str | Path, source: str = "auto") -> pl.DataFrame:
+def read_source(path: str | Path, source: str = "auto", timezone: str = "UTC") -> pl.DataFrame:
     """Read `path` with the data source `source` (tasks/sources/; "auto": chosen by the path),
     then type and tag every part the same way."""
     path = Path(path)
     frames = []
     for origin, frame in sources.choose(path, source).read(path):
         require_columns(frame, origin)
-        frames.append(coerce(with_bookkeeping(frame, source=origin)))
+        frames.append(coerce(with_bookkeeping(frame, source=origin), timezone))
     try:
         # "relaxed": covariates may differ in width between files (i32 vs i64); the required
         # columns are already typed alike by coerce.
@@ -83,20 +84,47 @@ def _row_numbers(frame: pl.DataFrame) -> pl.Series:
     return pl.concat(pieces, rechunk=False)
 
 
-def _parse_timestamps(text: pl.Expr) -> pl.Expr:
+# A time of day followed by a UTC offset: "2000-01-01T00:00:00+05:00" (a date alone never is).
+_HAS_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_timestamps(text: pl.Expr, timezone: str) -> pl.Expr:
+    """One rule for time zones: naive timestamps are calendar times in `timezone` (kept as they
+    are); timestamps with a UTC offset are converted to `timezone`. The pipeline then works on
+    naive calendar times, which the frequency grid checks as usual."""
     text = text.str.strip_chars()
     naive = [text.str.to_datetime(f, time_unit="us", strict=False) for f in _NAIVE_FORMATS]
-    # Offsets are converted to UTC and the zone dropped: the whole pipeline is zone-naive.
     offset = [
-        text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False).dt.replace_time_zone(
-            None
-        )
+        text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+        .dt.convert_time_zone(timezone)
+        .dt.replace_time_zone(None)
         for f in _OFFSET_FORMATS
     ]
     return pl.coalesce(naive + offset)
 
 
-def coerce(frame: pl.DataFrame) -> pl.DataFrame:
+def _refuse_mixed_offsets(frame: pl.DataFrame) -> None:
+    """Naive and offset timestamps in one source cannot both be right: a naive one is local
+    time, an offset one says its own; mixing them usually means two exports of different
+    systems. Named with the offsets and rows seen."""
+    text = frame[TIMESTAMP].str.strip_chars()
+    aware = text.str.contains(_HAS_OFFSET).fill_null(False)
+    naive = text.is_not_null() & ~aware & (text != "")
+    if not (aware.any() and naive.any()):
+        return
+    offsets = text.filter(aware).str.extract(r"(Z|[+-]\d{2}:?\d{2})$").unique().sort().to_list()
+    rows = frame[ROW] if ROW in frame.columns else pl.Series(range(1, frame.height + 1))
+    first_aware, first_naive = rows.filter(aware)[0], rows.filter(naive)[0]
+    source = frame[SOURCE][0] if SOURCE in frame.columns else "<frame>"
+    raise DataSourceError(
+        f"{clip(source)}: timestamps mix UTC offsets ({', '.join(clip(o) for o in offsets[:5])}; "
+        f"{int(aware.sum())} rows, first row {first_aware}) with naive ones ({int(naive.sum())} "
+        f"rows, first row {first_naive}). Naive timestamps are calendar times in "
+        "data.timezone and offsets are converted to it: give every row an offset, or none"
+    )
+
+
+def coerce(frame: pl.DataFrame, timezone: str = "UTC") -> pl.DataFrame:
     """Give the required columns their types; text that doesn't parse becomes null + raw text.
 
     Idempotent; a column already of its type is left untouched (a no-op cast in `with_columns`
@@ -110,8 +138,13 @@ def coerce(frame: pl.DataFrame) -> pl.DataFrame:
         exprs.append(pl.col(SERIES_ID).cast(pl.String))
     ts = schema[TIMESTAMP]
     if ts == pl.String:
-        parsed = _parse_timestamps(pl.col(TIMESTAMP))
+        _refuse_mixed_offsets(frame)
+        parsed = _parse_timestamps(pl.col(TIMESTAMP), timezone)
         exprs += [parsed, _raw_if_unparsed(TIMESTAMP, parsed, RAW_TIMESTAMP)]
+    elif isinstance(ts, pl.Datetime) and ts.time_zone is not None:
+        # Zone-aware typed column (Parquet): the same rule, converted to data.timezone.
+        local = pl.col(TIMESTAMP).dt.convert_time_zone(timezone).dt.replace_time_zone(None)
+        exprs.append(local.cast(TIMESTAMP_DTYPE))
     elif ts != TIMESTAMP_DTYPE and (
         ts == pl.Date or (isinstance(ts, pl.Datetime) and ts.time_zone is None)
     ):

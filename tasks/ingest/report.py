@@ -86,6 +86,11 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
             "check data.frequency against the median step shown, fix the gaps at the source, "
             "or raise data.max_fill_fraction",
         ),
+        "calendar_time": (
+            f"a time of day on {d.frequency} data (calendar periods start at midnight)",
+            "timestamps with a UTC offset are converted to data.timezone: set it to the zone the "
+            "data was recorded in (e.g. Asia/Karachi for +05:00), or strip the times",
+        ),
         "scalable": (
             f"values too large to scale (|value| > {MAX_SCALABLE:g}: the scaler's variance "
             "would overflow)",

@@ -396,18 +396,48 @@ def test_row_numbers_point_into_the_right_file(tmp_path):
 
 
 def test_iso_datetimes_parse(tmp_path):
-    stamps = [
-        "2000-01-01",
-        "2000-01-02T00:00:00",
-        "2000-01-03 00:00",
-        "2000-01-04T01:00:00+01:00",
-        "2000-01-05T00:00:00.000Z",
+    naive = ["2000-01-01", "2000-01-02T00:00:00", "2000-01-03 00:00", "2000-01-04", "2000-01-05"]
+    aware = [
+        "2000-01-01T01:00:00+01:00",
+        "2000-01-02T00:00:00.000Z",
+        "2000-01-02 19:00:00-05:00",
+        "2000-01-04T00:00:00+0000",
+        "2000-01-05T05:30:00+05:30",
     ]
-    rows = [["a", ts, "1"] for ts in stamps]
-    frame = read_source(write_csv(tmp_path / "s.csv", rows))
-    assert frame.schema[TIMESTAMP] == pl.Datetime("us")
-    assert frame[TIMESTAMP].to_list() == [datetime(2000, 1, d) for d in range(1, 6)]
-    validate(frame, small_cfg(data={"frequency": "1d"}))
+    for name, stamps in (("naive", naive), ("aware", aware)):
+        rows = [["a", ts, "1"] for ts in stamps]
+        frame = read_source(write_csv(tmp_path / f"{name}.csv", rows))
+        assert frame.schema[TIMESTAMP] == pl.Datetime("us")
+        assert frame[TIMESTAMP].to_list() == [datetime(2000, 1, d) for d in range(1, 6)], name
+        validate(frame, small_cfg(data={"frequency": "1d"}))
+
+
+def test_offsets_are_converted_to_data_timezone_and_must_land_on_the_grid(tmp_path):
+    """Monthly data stamped at local midnight +05:00: in UTC they are 19:00 the day before, off
+    a monthly grid; with data.timezone at +05:00 they are the calendar months they mean."""
+    rows = [["a", f"{d}T00:00:00+05:00", v] for d, v in ((r[1], r[2]) for r in monthly(n=8))]
+    path = write_csv(tmp_path / "s.csv", rows)
+    in_utc = read_source(path)
+    assert in_utc[TIMESTAMP][0] == datetime(1999, 12, 31, 19)
+    with pytest.raises(DataValidationError, match=r"(?s)\[calendar_time\].*time of day 19:00"):
+        validate(in_utc, small_cfg())
+    local = read_source(path, timezone="Asia/Karachi")  # UTC+05:00, no DST
+    assert local[TIMESTAMP].to_list()[:2] == [datetime(2000, 1, 1), datetime(2000, 2, 1)]
+    assert validate(local, small_cfg(data={"timezone": "Asia/Karachi"})).height == 8
+
+
+def test_naive_and_offset_timestamps_in_one_source_are_refused(tmp_path):
+    rows = [["a", "2000-01-01T00:00:00+05:00", "1"], ["a", "2000-02-01", "2"]]
+    with pytest.raises(DataSourceError, match=r"mix UTC offsets \(\+05:00; 1 rows, first row 1\)"
+                       r" with naive ones \(1 rows, first row 2\)"):  # fmt: skip
+        read_source(write_csv(tmp_path / "s.csv", rows))
+
+
+def test_an_unknown_timezone_is_a_config_error():
+    from tasks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.timezone: unknown time zone 'Mars/Olympus'"):
+        small_cfg(data={"timezone": "Mars/Olympus"})
 
 
 def test_validate_accepts_a_plain_frame():
@@ -526,7 +556,15 @@ STAGE_CASES = [
     ("covariate inf", _with_covariate("inf", 3), COVARIATE, {}, "covariate_finite"),
     ("covariate text", _with_covariate("x", 3), COVARIATE, {}, "covariate_numeric"),
     ("missing column", [r[:2] for r in GOOD], (SERIES_ID, TIMESTAMP), {}, "value"),
-]
+    ("too large to scale", with_row(GOOD, 3, value="1e308"), (SERIES_ID, TIMESTAMP, VALUE),
+     {"prepare": {"transform": "none"}}, "scalable"),
+    ("mostly invented", GOOD, (SERIES_ID, TIMESTAMP, VALUE),
+     {"data": {"frequency": "1d", "fill_gaps": "forward"}}, "max_fill"),
+    ("shifted by an offset", [[s, f"{t}T00:00:00+05:00", v] for s, t, v in GOOD],
+     (SERIES_ID, TIMESTAMP, VALUE), {}, "calendar_time"),
+    ("naive and offset mixed", with_row(GOOD, 0, timestamp="2000-01-01T00:00:00+05:00"),
+     (SERIES_ID, TIMESTAMP, VALUE), {}, "mix UTC offsets"),
+]  # fmt: skip
 
 
 def _sha256_tree(root: Path) -> dict[str, str]:
