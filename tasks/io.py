@@ -13,6 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it: set straight back, once, at import
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target` atomically."""
@@ -27,6 +36,9 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; the replaced file gets what a plain open() would give it
+        # (0666 less the umask: 0644 usually), so other readers of published files still can.
+        os.chmod(tmp_path, 0o666 & ~UMASK)
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:
