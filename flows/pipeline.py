@@ -42,7 +42,7 @@ from prefect import flow, get_run_logger, task
 from prefect.states import Completed
 
 from flows.dvc import record_stage, stage_changed
-from flows.registry import stages
+from flows.registry import by_name, stages
 from flows.stage import Stage, StageContext
 from tasks import catalog
 from tasks.config import DEFAULT_PARAMS, Config, load_config
@@ -60,7 +60,7 @@ def run_stage(name: str, params: str, force: bool = False) -> dict:
         return {"stage": name, "skipped": True}
     from prefect.runtime import flow_run
 
-    stage = _stage(name)
+    stage = by_name(name)
     cfg = load_config(params)
     started = time.perf_counter()
     result = stage.run(cfg, StageContext(flow_run_id=flow_run.get_id()))
@@ -68,10 +68,6 @@ def run_stage(name: str, params: str, force: bool = False) -> dict:
     seconds = round(time.perf_counter() - started, 2)
     logger.info("%s: done in %.2f s", name, seconds)
     return {"stage": name, "skipped": False, "seconds": seconds, "result": result}
-
-
-def _stage(name: str) -> Stage:
-    return next(s for s in stages() if s.name == name)
 
 
 def stage_task(stage: Stage, cfg: Config):
@@ -242,7 +238,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
             if stage.ui_artifacts:
                 stage.ui_artifacts(cfg, f"data {md5[:8]}, model {_model_version()}")
         ran = [r["stage"] for r in results if not r["skipped"]]
-        wrote = {key for name in ran for key in _stage(name).writes}
+        wrote = {key for name in ran for key in by_name(name).writes}
         summary = {
             "data_md5": md5,
             "model_version": _model_version(),

@@ -59,9 +59,6 @@ class Stage:
     declares: tuple[catalog.Entry, ...] = ()
     # Prefect task options for this stage given the config (retries, retry_condition_fn, ...).
     task_options: Callable[[Config], dict[str, Any]] | None = None
-    # The flow run's id in StageContext (publish's lineage). Only documentation for now: the
-    # context always carries it when there is a flow run.
-    needs_flow_run: bool = False
     # Prefect artifacts for the UI after the stage ran or was skipped: (cfg, header) -> None.
     ui_artifacts: Callable[[Config, str], None] | None = None
     description: str = ""

@@ -96,7 +96,6 @@ STAGE = Stage(
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
     params=("data.frequency", "publish"),
-    needs_flow_run=True,
     ui_artifacts=ui_artifacts,
     description="forecasts in original units with lineage, to the publish targets",
 )
