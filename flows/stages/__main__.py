@@ -13,23 +13,18 @@ import argparse
 import importlib
 import logging
 import os
-import pkgutil
 import sys
-from pathlib import Path
 
 from flows.stage import Stage, StageContext
+from tasks import plugins
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.errors import PipelineError
 
 log = logging.getLogger("forecast")
 
 
-def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]))
-
-
 def find_stage(name: str) -> Stage:
-    known = [n for n in available() if not n.startswith("_")]
+    known = plugins.names("flows.stages")  # one module per stage, found without importing it
     if name not in known:
         raise SystemExit(f"unknown stage {name!r}; one of {', '.join(known)}")
     stage = getattr(importlib.import_module(f"flows.stages.{name}"), "STAGE", None)
