@@ -4,8 +4,9 @@ Artifacts page under stable keys, so each key keeps its history across runs):
 - `forecast-metrics`: markdown table of the LSTM against the naive baselines on the test tail,
   the gate's checks and its decision;
 - `forecast-published`: table of the currently published forecasts with their model version;
-- `forecast-chart`: markdown with an SVG chart (history plus published forecast) embedded as a
-  data URI: no image server, no plotting dependency, nothing leaves the machine.
+- `forecast-chart`: markdown with a PNG chart (tasks/charts.py: history, published forecast and
+  its 80/95 % intervals for the largest series) embedded as a data URI: no image server,
+  nothing leaves the machine.
 
 Only metrics, forecasts and hashes go in: no params values, paths outside the repo or secrets.
 """
@@ -30,7 +31,6 @@ METRICS_KEY = "forecast-metrics"
 PUBLISHED_KEY = "forecast-published"
 CHART_KEY = "forecast-chart"
 MAX_TABLE_ROWS = 500
-MAX_CHART_SERIES = 3
 
 
 def _fmt(value) -> str:
@@ -110,80 +110,43 @@ def published_artifact(export: Path) -> int:
 
 
 # ---------------------------------------------------------------- chart
-def _polyline(points: list[tuple[float, float]], colour: str, dash: str = "") -> str:
-    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    style = f' stroke-dasharray="{dash}"' if dash else ""
-    return f'<polyline fill="none" stroke="{colour}" stroke-width="2"{style} points="{coords}"/>'
+def _code(series_id: str) -> str:
+    """A series id inside a markdown code span: bounded, one line, no backtick to end it early
+    (inside a code span the renderer shows HTML as text)."""
+    return " ".join(clip(series_id).replace("`", "'").split())
 
 
-def chart_svg(history: pl.DataFrame, forecast: pl.DataFrame, title: str) -> str:
-    """History (solid) and forecast (dashed) of up to MAX_CHART_SERIES series, one panel each."""
-    series = history["series_id"].unique(maintain_order=True).to_list()[:MAX_CHART_SERIES]
-    width, panel, pad = 760, 220, 40
-    height = panel * len(series) + 30
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{pad}" y="18" font-size="14">{html.escape(title)}</text>',
-    ]
-    for i, sid in enumerate(series):
-        h = history.filter(pl.col("series_id") == sid).sort("timestamp")
-        f = forecast.filter(pl.col("series_id") == sid).sort("timestamp")
-        has_band = {"lo_95", "hi_95"} <= set(f.columns) and f["lo_95"].null_count() == 0
-        ts = [*h["timestamp"].to_list(), *f["timestamp"].to_list()]
-        vals = [*h["value"].to_list(), *f["forecast"].to_list()]
-        if has_band:
-            vals += [*f["lo_95"].to_list(), *f["hi_95"].to_list()]
-        t0, t1 = min(ts).timestamp(), max(ts).timestamp()
-        v0, v1 = min(vals), max(vals)
-        top = 30 + i * panel
-
-        def xy(t, v, t0=t0, t1=t1, v0=v0, v1=v1, top=top):
-            x = pad + (t.timestamp() - t0) / max(t1 - t0, 1) * (width - 2 * pad)
-            y = top + panel - pad - (v - v0) / max(v1 - v0, 1e-12) * (panel - 2 * pad)
-            return x, y
-
-        def points(frame: pl.DataFrame, column: str) -> list[tuple[float, float]]:
-            return [xy(t, v) for t, v in zip(frame["timestamp"], frame[column], strict=True)]
-
-        hist, fc = points(h, "value"), points(f, "forecast")
-        if hist and fc:
-            fc = [hist[-1], *fc]
-        band = ""
-        if has_band:
-            outline = [*points(f, "hi_95"), *reversed(points(f, "lo_95"))]
-            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in outline)
-            band = f'<polygon fill="#ff7f0e" fill-opacity="0.2" points="{coords}"/>'
-        parts += [
-            f'<line x1="{pad}" y1="{top + panel - pad}" x2="{width - pad}" '
-            f'y2="{top + panel - pad}" stroke="#999"/>',
-            f'<text x="{pad}" y="{top + 12}">{html.escape(clip(sid))}: history (blue), '
-            "forecast (orange, dashed), "
-            f"95% interval (shaded); {min(vals):.4g} to {max(vals):.4g}</text>",
-            f'<text x="{pad}" y="{top + panel - pad + 16}">{min(ts):%Y-%m-%d}</text>',
-            f'<text x="{width - pad - 70}" y="{top + panel - pad + 16}">{max(ts):%Y-%m-%d}</text>',
-            band,
-            _polyline(hist, "#1f77b4"),
-            _polyline(fc, "#ff7f0e", "6,4"),
-        ]
-    parts.append("</svg>")
-    return "\n".join(parts)
+def chart_markdown(png: bytes, series: list[str], title: str) -> str:
+    """The chart as a PNG data URI in markdown (the UI renders it: no image server, nothing leaves
+    the machine), with the series it shows as text, escaped: markdown renders HTML."""
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    shown = ", ".join(f"`{_code(s)}`" for s in series) or "none"
+    return (
+        f"# {html.escape(title)}\n\n![history and forecast with 80 and 95 % intervals]({uri})\n\n"
+        f"Series shown ({len(series)}, largest first unless picked): {shown}. Legend: history "
+        "(blue), forecast (orange, dashed), 80 % and 95 % prediction intervals (shaded).\n"
+    )
 
 
-def chart_artifact(validated: Path, export: Path, title: str) -> str | None:
-    """Markdown artifact holding the SVG chart as a data URI; returns the SVG (None if no data)."""
+def chart_artifact(
+    validated: Path, export: Path, title: str, series: list[str] | None = None
+) -> bytes | None:
+    """Markdown artifact `forecast-chart` holding a PNG (tasks/charts.py) of the history and
+    published forecast with its intervals, for `series` or the largest; returns the PNG (None
+    if no data)."""
+    from tasks import charts
+
     if not (validated.exists() and export.exists()):
         return None
     history = pl.read_parquet(validated).select("series_id", "timestamp", "value")
     forecast = pl.read_parquet(export)
     intervals = [c for c in INTERVAL_COLUMNS if c in forecast.columns]
     forecast = forecast.select("series_id", "timestamp", "forecast", *intervals)
-    svg = chart_svg(history, forecast, title)
-    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    shown = charts.pick_series(history, series)
+    png = charts.forecast_chart(history, forecast, shown, title)
     create_markdown_artifact(
-        markdown=f"# History and forecast\n\n![history and forecast]({uri})\n",
+        markdown=chart_markdown(png, shown, "History and forecast"),
         key=CHART_KEY,
-        description="history and published forecast",
+        description="history and published forecast with 80/95 % intervals",
     )
-    return svg
+    return png

@@ -48,9 +48,9 @@ def build_deployment(cfg: Config, params: str, cron: str | None = None):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m flows.deploy") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m flows.deploy",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

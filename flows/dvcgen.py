@@ -56,6 +56,8 @@ PLOTS = [
         "x": "horizon_step",
         "y": {"plot_horizon_errors": ["lstm", "naive", "seasonal_naive", "drift"]}}},
 ]  # fmt: skip
+# Image plots (PNG, drawn by tasks/charts.py): DVC shows an image entry as it is.
+IMAGE_PLOTS = ("plot_forecast_png", "plot_backtest_png", "plot_horizon_png")
 
 
 def _out(key: str) -> str | dict:
@@ -90,7 +92,7 @@ def _plots() -> list:
         ((title, spec),) = plot.items()
         y = {catalog.path(k).as_posix(): cols for k, cols in spec["y"].items()}
         plots.append({title: {**spec, "y": y}})
-    return plots
+    return plots + [catalog.path(k).as_posix() for k in IMAGE_PLOTS]
 
 
 def generate(cfg: Config) -> dict:

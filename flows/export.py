@@ -22,10 +22,12 @@ FLOAT_TOLERANCE = 1e-4  # scaled units: float32 TFLite kernels vs Keras (fused o
 QUANTIZED_TOLERANCE = 2e-2  # dynamic-range int8 weights
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m flows.export") -> int:
     from tasks import catalog
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--model", type=Path, default=catalog.path("model"))
     p.add_argument("--out", type=Path, default=None, help="default: models/model[.int8].tflite")
     p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights")
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepared", type=Path, default=catalog.path("prepared"))
     p.add_argument("--scaler", type=Path, default=catalog.path("scaler"))
     p.add_argument("--tolerance", type=float, default=None)
+    # Accepted for the same flags everywhere (flows/cli.py): the output is one JSON line anyway.
+    p.add_argument("--json", action="store_true", help="(default) print the result as JSON")
     args = p.parse_args(argv)
 
     # Checked before TensorFlow is imported, so a missing input costs no time and writes nothing.

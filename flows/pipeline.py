@@ -43,6 +43,7 @@ from prefect.states import Completed
 
 from flows.dvc import record_stage, stage_changed
 from flows.registry import by_name, stages
+from flows.report import write_run_report
 from flows.stage import Stage, StageContext
 from tasks import catalog
 from tasks.config import DEFAULT_PARAMS, Config, load_config
@@ -220,9 +221,9 @@ def _model_version() -> str | None:
 @flow(
     name="forecast-pipeline",
     flow_run_name=run_name,
-    on_completion=[record_outcome],
-    on_failure=[record_outcome],
-    on_crashed=[record_outcome],
+    on_completion=[record_outcome, write_run_report],
+    on_failure=[record_outcome, write_run_report],
+    on_crashed=[record_outcome, write_run_report],
 )
 def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
     """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""

@@ -4,6 +4,7 @@
     python -m flows.published --runs       # every published run, oldest first
     python -m flows.published --csv PATH   # also write the current forecasts to a CSV file
     python -m flows.published --parquet PATH
+    python -m flows.published --json       # the run and every current row as one JSON document
 
 Reads the store named by `publish.store` in params.yaml (or --store); never writes to it.
 """
@@ -11,6 +12,7 @@ Reads the store named by `publish.store` in params.yaml (or --store); never writ
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -45,11 +47,28 @@ def describe_run(current: pl.DataFrame) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def as_json(frame: pl.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts (timestamps as ISO 8601 text)."""
+    temporal = [c for c, t in frame.schema.items() if t.is_temporal()]
+    return frame.with_columns(pl.col(temporal).dt.to_string()).to_dicts()
+
+
+def current_json(current: pl.DataFrame) -> dict:
+    run = {c: current[c][0] for c in RUN_SHOWN if c in current.columns} if current.height else {}
+    shown = [c for c in SHOWN if c in current.columns]
+    return {
+        "run": as_json(pl.DataFrame([run]))[0] if run else None,
+        "rows": current.height,
+        "series": current["series_id"].n_unique() if current.height else 0,
+        "forecasts": as_json(current.select(shown)),
+    }
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m flows.published") -> int:
     from tasks.store import list_runs, read_current
 
     parser = argparse.ArgumentParser(
-        prog="python -m flows.published",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,11 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write the current forecasts to this CSV file")
     parser.add_argument("--parquet", type=Path, help="write them to this Parquet file")
     parser.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
+    parser.add_argument("--json", action="store_true", help="print JSON (every row) instead")
     args = parser.parse_args(argv)
     try:
         store = args.store or load_config(args.params).publish.store
         if args.runs:
             runs = list_runs(store)
+            if args.json:
+                print(json.dumps(as_json(runs.select(RUN_SHOWN)), indent=2, default=str))
+                return 0
             with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=200):
                 print(runs.select(RUN_SHOWN))
             return 0
@@ -71,17 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, PipelineError) as err:
         print(f"published: {err}", file=sys.stderr)
         return 2
-    print(describe_run(current))
-    with pl.Config(tbl_rows=args.rows, tbl_cols=-1, tbl_width_chars=200):
-        print(current.select(SHOWN).head(args.rows))
+    if args.json:
+        print(json.dumps(current_json(current), indent=2, default=str))
+    else:
+        print(describe_run(current))
+        with pl.Config(tbl_rows=args.rows, tbl_cols=-1, tbl_width_chars=200):
+            print(current.select(SHOWN).head(args.rows))
+    out = sys.stderr if args.json else sys.stdout  # stdout holds only the JSON document
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         current.write_csv(args.csv)
-        print(f"wrote {current.height} rows to {args.csv}")
+        print(f"wrote {current.height} rows to {args.csv}", file=out)
     if args.parquet:
         args.parquet.parent.mkdir(parents=True, exist_ok=True)
         current.write_parquet(args.parquet)
-        print(f"wrote {current.height} rows to {args.parquet}")
+        print(f"wrote {current.height} rows to {args.parquet}", file=out)
     return 0
 
 

@@ -249,10 +249,8 @@ def search(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.search", description=__doc__.splitlines()[0]
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m flows.search") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument(
         "--grid", nargs="+", required=True, metavar="KEY=V1,V2", help="params and their values"
     )
@@ -265,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-apply", action="store_true", help="only report the best")
     parser.add_argument("--name", help="experiment name prefix (default search-<time>)")
     parser.add_argument("--out", type=Path, help="also write the summary JSON here")
+    parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     args = parser.parse_args(argv)
     try:
         summary = search(
@@ -279,12 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     except SearchError as err:
         print(f"search failed: {err}", file=sys.stderr)
         return 1
+    text = sys.stderr if args.json else sys.stdout  # with --json stdout holds only the JSON
     for r in summary["experiments"]:
-        print(f"{r['name']:32s} {r['status']:8s} {args.metric}={r['metric']}  {r['params']}")
+        print(f"{r['name']:32s} {r['status']:8s} {args.metric}={r['metric']}  {r['params']}",
+              file=text)  # fmt: skip
     verb = "applied" if summary["applied"] else "best (not applied)"
-    print(f"{verb}: {summary['best']['name']} {args.metric}={summary['best']['metric']}")
+    print(f"{verb}: {summary['best']['name']} {args.metric}={summary['best']['metric']}", file=text)
     if summary["note"]:
-        print(summary["note"])
+        print(summary["note"], file=text)
     line = json.dumps(summary, default=str)
     if args.out:
         args.out.write_text(line + "\n")

@@ -58,14 +58,35 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     decision = decide(result.scores, cfg.gate, result.comparison)
     # The model this decision is about: publish refuses to ship any other.
     decision["model_md5"] = io.md5_file(p("model"))
+    images = backtest_images(result.plots)  # drawn before anything is written
     # Written only after everything above succeeded: a failure leaves the last outputs as they were.
     io.write_json(p("metrics_evaluate"), result.scores)
     io.write_json(p("metrics_folds"), result.folds)
     io.write_json(p("intervals"), result.calibration.to_json())
     for key, frame in result.plots.items():
         io.write_atomic(p(key), frame.write_csv)
+    for key, png in images.items():
+        io.write_atomic(p(key), lambda tmp, png=png: tmp.write_bytes(png))
     io.write_json(p("metrics_gate"), decision)
     return {"evaluate": result.scores, "gate": decision}
+
+
+def backtest_images(plots: dict) -> dict[str, bytes]:
+    """The DVC image plots of the backtest: every fold for the largest series, and the error
+    per horizon step (tasks/charts.py)."""
+    from tasks import charts
+    from tasks.evaluate import BACKTEST_FORECAST, HORIZON_ERRORS
+
+    backtest = plots[BACKTEST_FORECAST]
+    series = charts.pick_series(backtest.rename({"actual": "value"}), top=charts.BACKTEST_TOP)
+    return {
+        "plot_backtest_png": charts.backtest_chart(
+            backtest, series, "Backtest per fold (0 = latest origin): actual vs LSTM"
+        ),
+        "plot_horizon_png": charts.horizon_chart(
+            plots[HORIZON_ERRORS], "Backtest MASE per horizon step (mean over folds and series)"
+        ),
+    }
 
 
 def ui_artifacts(cfg: Config, header: str) -> None:
@@ -84,6 +105,8 @@ STAGE = Stage(
         "plot_backtest_forecast",
         "plot_fold_errors",
         "plot_horizon_errors",
+        "plot_backtest_png",
+        "plot_horizon_png",
         "metrics_evaluate",
         "metrics_folds",
         "metrics_gate",

@@ -53,6 +53,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     calibration = Calibration.from_json(io.read_json(p("intervals")))
     model = load_model(p("model"))
     forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
+    chart = forecast_image(forecasts)  # drawn before any target is written
     lineage = collect_lineage(
         data=p("validated"),
         params=cfg.source,
@@ -66,10 +67,23 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     save_champion(
         champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
     )
+    io.write_atomic(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
     # Per target what it wrote; the run key (the system of record's) names this publish.
     summary = {"run_key": record["run_key"], "targets": written, "champion": lineage["model_md5"]}
     io.write_json(p("metrics_publish"), summary)
     return summary
+
+
+def forecast_image(forecasts) -> bytes:
+    """The DVC image plot: history and forecast with intervals of the largest series."""
+    import polars as pl
+
+    from tasks import charts
+
+    history = pl.read_parquet(STAGE.path("validated"))
+    series = charts.pick_series(history)
+    title = "Published forecast, 80/95 % intervals"
+    return charts.forecast_chart(history, forecasts, series, title)
 
 
 def target_outputs(cfg: Config) -> tuple[str, ...]:
@@ -92,7 +106,7 @@ STAGE = Stage(
     name="publish",
     run=run,
     reads=("validated", "prepared", "scaler", "model", "intervals", "metrics_gate"),
-    writes=("champion_model", "champion_meta", "metrics_publish"),
+    writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
     params=("data.frequency", "publish"),

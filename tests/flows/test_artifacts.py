@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from types import SimpleNamespace
@@ -12,19 +13,15 @@ from flows import artifacts, pipeline
 
 
 def test_series_ids_are_escaped_and_clipped_in_the_chart():
-    sid = "<script>alert(1)</script>" + "x" * 500
-    history = pl.DataFrame(
-        {"series_id": [sid] * 3, "timestamp": [datetime(2020, m, 1) for m in (1, 2, 3)],
-         "value": [1.0, 2.0, 3.0]}
-    )  # fmt: skip
-    forecast = pl.DataFrame(
-        {"series_id": [sid], "timestamp": [datetime(2020, 4, 1)], "forecast": [4.0],
-         "lo_95": [3.0], "hi_95": [5.0]}
-    )  # fmt: skip
-    svg = artifacts.chart_svg(history, forecast, "Forecast <b>title</b>")
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
-    assert "&lt;b&gt;title&lt;/b&gt;" in svg
-    assert "x" * 100 not in svg  # the id is clipped
+    sid = "<script>alert(1)</script>`$x$" + "x" * 500
+    png = b"\x89PNG fake bytes"
+    text = artifacts.chart_markdown(png, [sid], "Forecast <b>title</b>")
+    # Markdown shows HTML inside a code span as text: the id appears only there.
+    assert text.count("<script>") == 1 and "`<script>" in text
+    assert "&lt;b&gt;title&lt;/b&gt;" in text
+    assert "x" * 100 not in text  # the id is clipped
+    assert text.count("`") == 2  # the id's backtick cannot end the code span early
+    assert base64.b64encode(png).decode() in text
 
 
 def test_the_failure_record_is_written_even_when_the_event_cannot_be(tmp_path, monkeypatch):
