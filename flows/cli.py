@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,8 +136,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _chart_artifact(cfg, series: list[str]) -> None:
-    import os
-
     from flows import artifacts
     from tasks import catalog
 
@@ -283,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `forecast ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return UNEXPECTED
     except Exception:
         import traceback
 

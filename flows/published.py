@@ -50,7 +50,7 @@ def describe_run(current: pl.DataFrame) -> str:
 def as_json(frame: pl.DataFrame) -> list[dict]:
     """Rows as JSON-ready dicts (timestamps as ISO 8601 text)."""
     temporal = [c for c, t in frame.schema.items() if t.is_temporal()]
-    return frame.with_columns(pl.col(temporal).dt.to_string()).to_dicts()
+    return frame.with_columns(pl.col(temporal).dt.to_string("%Y-%m-%dT%H:%M:%S")).to_dicts()
 
 
 def current_json(current: pl.DataFrame) -> dict:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from types import SimpleNamespace
-
-import polars as pl
 
 from flows import artifacts, pipeline
 
