@@ -5,11 +5,10 @@ refreshes docs/*.png that way; the test itself never writes into the checkout.""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,41 +16,21 @@ import pytest
 from flows import registry
 from tests.conftest import run
 from tests.flows import api
+from tests.ui import chromium
+from tests.ui.chromium import history_bands, not_blank
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 STAGES = [s.name for s in registry.stages()]  # every declared stage, in order
 ARTIFACT_KEYS = ["forecast-metrics", "forecast-published", "forecast-chart"]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1600",
-]
 
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if missing:
+    if chromium.missing():
         # `./run.sh test` installs them (apt-get, as root); never skip the UI check silently.
-        pytest.fail(f"{missing} not installed: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        opts.add_argument(flag)
-    opts.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
+        pytest.fail(f"{chromium.missing()} not installed: apt-get install chromium chromium-driver")
+    driver = chromium.driver(tmp_path / "chromium-profile")
     yield driver
     driver.quit()
 
@@ -68,18 +47,12 @@ def _text_appears(driver, text: str, timeout: float = 30) -> None:
 
 def _check_screenshot(path: Path) -> None:
     """A PNG of the browser window that shows something (not one flat colour)."""
+    from PIL import Image
+
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])  # IHDR
+    width, height = Image.open(path).size
     assert width >= 1000 and height >= 1000, (width, height)
-    idat, pos = b"", 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        if data[pos + 4 : pos + 8] == b"IDAT":
-            idat += data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-    pixels = zlib.decompress(idat)
-    assert len(set(pixels)) > 16, "a blank screenshot"
+    not_blank(data)
 
 
 def _keep_screenshot(shot: Path) -> None:
@@ -125,17 +98,22 @@ def test_ui_shows_the_run_its_stages_and_artifacts(
     _check_screenshot(shot)
     _keep_screenshot(shot)
 
-    # The chart artifact's page renders the embedded SVG as an image.
+    # The chart artifact's page renders the embedded PNG (tasks/charts.py): one panel for the
+    # project's one series, and the legend (tests/ui/test_report.py checks several series).
     chart = api.artifacts(prefect_server, run_id)["forecast-chart"]
     browser.get(f"{ui}/artifacts/artifact/{chart['id']}")
     _text_appears(browser, "History and forecast")
+    _text_appears(browser, "Series shown (1")
     images = [
         img
         for img in browser.find_elements(By.TAG_NAME, "img")
-        if (img.get_attribute("src") or "").startswith("data:image/svg+xml")
+        if (img.get_attribute("src") or "").startswith("data:image/png;base64,")
     ]
     assert images, "no chart image on the artifact page"
     assert browser.execute_script("return arguments[0].naturalWidth", images[0]) > 100
+    png = base64.b64decode(images[0].get_attribute("src").split(",", 1)[1])
+    assert history_bands(png) == (1, 1)
+    not_blank(images[0].screenshot_as_png)
     shot = tmp_path / "ui_forecast_chart.png"
     browser.save_screenshot(str(shot))
     _check_screenshot(shot)
