@@ -2,7 +2,8 @@
 # The project's two entry points, on a machine that has only Python 3.11 and pip:
 #   ./run.sh pipeline   install the locked environment, run the five stages on the bundled data
 #   ./run.sh test       install the locked environment (and test-only system packages), run the tests
-# Anything else runs inside the locked environment: ./run.sh dvc repro, ./run.sh prefect server start
+# Anything else runs inside the locked environment: ./run.sh forecast --help (every user action,
+# flows/cli.py), ./run.sh dvc repro, ./run.sh prefect server start
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -45,7 +46,8 @@ case "${1:-}" in
     shift
     ensure_env
     # A Prefect flow over the five stages; DVC records every stage it runs in dvc.lock.
-    uv run --frozen python -m flows.pipeline "$@"
+    # `forecast pipeline` (flows/cli.py): exit 2 bad params, 3 gate refused; --json, --force.
+    uv run --frozen forecast pipeline "$@"
     ;;
   test)
     shift
@@ -57,7 +59,7 @@ case "${1:-}" in
     uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" "$@"
     ;;
   "")
-    sed -n '2,5p' "$0"
+    sed -n '2,6p' "$0"
     exit 64
     ;;
   *)
