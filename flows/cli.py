@@ -271,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.errors import GateFailed, PipelineError
 
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # The project's own log lines (logger "forecast") at INFO, on stderr; other libraries' only
+    # from WARNING (httpx would log every request to the Prefect API).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("forecast").setLevel(logging.INFO)
     try:
         return dispatch(argv)
     except GateFailed as err:

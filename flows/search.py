@@ -37,6 +37,10 @@ class SearchError(RuntimeError):
     pass
 
 
+class BadGrid(SearchError):
+    """The grid or a params value in it is invalid: the user's input (exit 2, not 1)."""
+
+
 # ---------------------------------------------------------------------------------- grid
 def split_values(text: str) -> list[str]:
     """'24,36' -> ['24', '36']; '[32,16],[16]' -> ['[32,16]', '[16]'] (top-level commas only)."""
@@ -47,17 +51,17 @@ def split_values(text: str) -> list[str]:
         elif ch in "]})":
             depth -= 1
             if depth < 0:
-                raise SearchError(f"unbalanced brackets in {text!r}")
+                raise BadGrid(f"unbalanced brackets in {text!r}")
         if ch == "," and depth == 0:
             values.append(current.strip())
             current = ""
         else:
             current += ch
     if depth != 0:
-        raise SearchError(f"unbalanced brackets in {text!r}")
+        raise BadGrid(f"unbalanced brackets in {text!r}")
     values.append(current.strip())
     if any(v == "" for v in values):
-        raise SearchError(f"empty value in {text!r}")
+        raise BadGrid(f"empty value in {text!r}")
     return values
 
 
@@ -68,18 +72,18 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
         key, sep, rest = item.partition("=")
         key = key.strip()
         if not sep or not key or "." not in key:
-            raise SearchError(f"grid entry {item!r} must look like section.key=v1,v2")
+            raise BadGrid(f"grid entry {item!r} must look like section.key=v1,v2")
         if key in grid:
-            raise SearchError(f"grid key {key} given twice")
+            raise BadGrid(f"grid key {key} given twice")
         values = split_values(rest)
         for v in values:
             try:
                 yaml.safe_load(v)
             except yaml.YAMLError as err:
-                raise SearchError(f"{key}: value {v!r} is not valid YAML: {err}") from None
+                raise BadGrid(f"{key}: value {v!r} is not valid YAML: {err}") from None
         grid[key] = values
     if not grid:
-        raise SearchError("an empty grid: give at least one section.key=v1,v2")
+        raise BadGrid("an empty grid: give at least one section.key=v1,v2")
     return grid
 
 
@@ -103,7 +107,7 @@ def check_params(point: dict[str, str], params: Path = Path("params.yaml")) -> N
     try:
         parse_config(raw, source=f"{params} with {point}")
     except ConfigError as err:
-        raise SearchError(str(err)) from None
+        raise BadGrid(str(err)) from None
 
 
 # ---------------------------------------------------------------------------------- dvc
@@ -277,7 +281,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.search") ->
         )
     except SearchError as err:
         print(f"search failed: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, BadGrid) else 1
     text = sys.stderr if args.json else sys.stdout  # with --json stdout holds only the JSON
     for r in summary["experiments"]:
         print(f"{r['name']:32s} {r['status']:8s} {args.metric}={r['metric']}  {r['params']}",

@@ -16,9 +16,10 @@ FORECAST = str(Path(sys.executable).parent / "forecast")  # what [project.script
 COMMANDS = ["pipeline", "stage", "runs", "report", *DELEGATED]
 
 
-def forecast(args: list[str], cwd: Path, check: bool = False):
+def forecast(args: list[str], cwd: Path, check: bool = False, env: dict | None = None):
     # PYTHONPATH: the copy's code, as `python -m` in the copy would run it.
-    return run([FORECAST, *args], cwd, env=base_env(PYTHONPATH=str(cwd)), check=check)
+    env = {**(env or base_env()), "PYTHONPATH": str(cwd)}
+    return run([FORECAST, *args], cwd, env=env, check=check)
 
 
 def test_help_lists_every_user_action_and_the_exit_codes(project: Path):
@@ -59,6 +60,13 @@ def test_bad_input_exits_2_with_the_reason(project: Path):
     assert usage.returncode == 2 and "unrecognized arguments" in usage.stderr
     nothing = forecast(["published"], project)  # no store yet
     assert nothing.returncode == 2 and "published" in nothing.stderr
+    # The delegated commands keep their modules' messages and give the same code.
+    grid = forecast(["search", "--grid", "lookback", "--metric", "lstm.rmse"], project)
+    assert grid.returncode == 2 and "must look like section.key=v1,v2" in grid.stderr
+    export = forecast(["export"], project)  # no trained model yet
+    assert export.returncode == 2 and "nothing exported" in export.stderr
+    workers = forecast(["multiworker", "--workers", "1"], project)
+    assert workers.returncode == 2 and "--workers must be >= 2" in workers.stderr
 
 
 @pytest.mark.slow
@@ -97,3 +105,20 @@ def test_published_report_and_a_refused_gate(project_after_run: Path):
     assert "Decision: NOT PUBLISHED" in page and "<td>lstm_mase_max</td>" in page
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"]["run_key"] == run_key
+
+
+@pytest.mark.slow
+def test_a_pipeline_the_gate_refuses_exits_3_and_its_report_says_why(
+    project_after_run: Path, prefect_env: dict
+):
+    project = project_after_run
+    before = json.loads(forecast(["published", "--json"], project, check=True).stdout)
+    update_params(project, {"gate": {"max_mase": 0.001}})
+    refused = forecast(["pipeline", "--json"], project, env=prefect_env)
+    assert refused.returncode == 3, refused.stderr[-3000:]
+    assert "NOT PUBLISHED" in refused.stderr and refused.stdout == ""
+    # The flow's end hook wrote the report of this run: the refusal and every check.
+    page = (project / "reports/run.html").read_text()
+    assert "Decision: NOT PUBLISHED" in page and "<td>lstm_mase_max</td>" in page
+    after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
+    assert after["run"] == before["run"]
