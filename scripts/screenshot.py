@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = chromium.driver(Path(tmp) / "profile", WIDTH, 1000)
         try:
             browser.get(report.as_uri())
+            browser.execute_script("document.documentElement.style.overflow = 'hidden'")  # no bar
             height = browser.execute_script("return document.documentElement.scrollHeight")
             browser.set_window_size(WIDTH, min(int(height) + 40, MAX_HEIGHT))
             args.out.parent.mkdir(parents=True, exist_ok=True)
