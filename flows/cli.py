@@ -58,6 +58,26 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With --json, stdout holds only the JSON document: while the work runs, whatever it prints
+    (DVC's "Updating lock file", a worker process's output) goes to stderr, at the file
+    descriptor level so child processes are covered too."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 # ---------------------------------------------------------------- commands run here
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
@@ -65,7 +85,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     load_config(args.params)  # bad params: exit 2 before Prefect starts
     from flows.pipeline import pipeline
 
-    summary = pipeline(params=args.params, force=args.force, version=args.version)
+    with _stdout_to_stderr(args.json):
+        summary = pipeline(params=args.params, force=args.force, version=args.version)
     if args.json:
         _print_json(summary)
         return OK
@@ -89,7 +110,8 @@ def cmd_stage(args: argparse.Namespace) -> int:
     cfg = load_config(args.params)  # bad params stop here, before any work
     run = as_flow(stage) if use_prefect() else None  # the runner's choice (FORECAST_PREFECT)
     try:
-        result = run(params=args.params) if run else stage.run(cfg, StageContext())
+        with _stdout_to_stderr(args.json):
+            result = run(params=args.params) if run else stage.run(cfg, StageContext())
     finally:  # also when the gate refused: the report says why
         if report.INPUTS & set(stage.outputs(cfg)):
             report.write_report_safely(cfg)
