@@ -138,11 +138,10 @@ def chart_artifact(
 
     if not (validated.exists() and export.exists()):
         return None
-    history = pl.read_parquet(validated).select("series_id", "timestamp", "value")
+    shown, history = charts.chart_history(pl.scan_parquet(validated), series)
     forecast = pl.read_parquet(export)
     intervals = [c for c in INTERVAL_COLUMNS if c in forecast.columns]
     forecast = forecast.select("series_id", "timestamp", "forecast", *intervals)
-    shown = charts.pick_series(history, series)
     png = charts.forecast_chart(history, forecast, shown, title)
     create_markdown_artifact(
         markdown=chart_markdown(png, shown, "History and forecast"),

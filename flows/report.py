@@ -235,9 +235,8 @@ def collect(cfg: Config, series: Sequence[str] | None = None, top: int | None = 
     gate = io.read_json(read["metrics_gate"]) if read["metrics_gate"].exists() else None
     found, notes, shown = [], [], []
     current = _read_published(cfg)
-    history = pl.read_parquet(read["validated"]) if read["validated"].exists() else None
-    if current is not None and current.height and history is not None:
-        shown = charts.pick_series(history, series, top)
+    if current is not None and current.height and read["validated"].exists():
+        shown, history = charts.chart_history(pl.scan_parquet(read["validated"]), series, top)
         svg = charts.forecast_chart(
             history, current, shown, "Published forecast with 80/95 % intervals", "svg"
         )

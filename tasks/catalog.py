@@ -62,7 +62,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("plot_backtest_forecast", "plots/backtest_forecast.csv", "plot", "every fold"),
     Entry("plot_fold_errors", "plots/fold_errors.csv", "plot", "RMSE per fold and model"),
     Entry("plot_horizon_errors", "plots/horizon_errors.csv", "plot", "MASE per horizon step"),
-    # Image plots (tasks/charts.py): what `dvc plots show` and the run report display.
+    # Image plots (tasks/charts.py), shown by `dvc plots show` beside the CSV ones.
     Entry("plot_backtest_png", "plots/backtest.png", "plot", "backtest chart, a row per fold"),
     Entry("plot_horizon_png", "plots/horizon_errors.png", "plot", "MASE per horizon step chart"),
     Entry(
@@ -87,7 +87,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("champion_meta", "published/champion.json", "out", "its training period", persist=True),
     Entry("metrics_publish", "metrics/publish.json", "metric", "what the last publish wrote"),
     Entry("plot_forecast_png", "plots/forecast.png", "plot", "history, forecast, 80/95 % bands"),
-    # Rewritten by evaluate and publish from what is on disk (flows/report.py); not versioned.
+    # Rewritten when a pipeline run ends and by `forecast report` (flows/report.py); not versioned.
     Entry("report", "reports/run.html", "scratch", "HTML report of the last run"),
     Entry(
         "run_log",

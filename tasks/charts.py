@@ -86,6 +86,20 @@ def pick_series(
     return means["series_id"].head(top).to_list()
 
 
+def chart_history(
+    history: pl.LazyFrame, series: Sequence[str] | None = None, top: int = DEFAULT_TOP
+) -> tuple[list[str], pl.DataFrame]:
+    """The series to chart (pick_series) and their history, from a lazy frame (a scan of the
+    validated data): only one mean per series and the chosen series' rows are materialised, not
+    the whole history (10M rows at benchmarks/scale.py's size)."""
+    levels = history.group_by("series_id").agg(pl.col("value").mean()).collect()
+    chosen = pick_series(levels, series, top)
+    rows = history.filter(pl.col("series_id").is_in(chosen)).select(
+        "series_id", "timestamp", "value"
+    )
+    return chosen, rows.collect()
+
+
 # ---------------------------------------------------------------- drawing helpers
 def _figure(rows: int, cols: int = 1):
     from matplotlib.figure import Figure

@@ -80,8 +80,7 @@ def forecast_image(forecasts) -> bytes:
 
     from tasks import charts
 
-    history = pl.read_parquet(STAGE.path("validated"))
-    series = charts.pick_series(history)
+    series, history = charts.chart_history(pl.scan_parquet(STAGE.path("validated")))
     title = "Published forecast, 80/95 % intervals"
     return charts.forecast_chart(history, forecasts, series, title)
 

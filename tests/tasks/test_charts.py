@@ -106,3 +106,16 @@ def test_the_same_frames_give_the_same_png():
     two = charts.forecast_chart(_history(), _forecast(), series, "t")
     assert one[:8] == b"\x89PNG\r\n\x1a\n" and one == two
     assert charts.forecast_chart(_history(), _forecast(), ["mid"], "t") != one
+
+
+def test_chart_history_reads_only_the_chosen_series():
+    series, rows = charts.chart_history(_history().lazy(), top=2)
+    assert series == ["big$x$", "<script>alert(1)</script>"]
+    assert rows.columns == ["series_id", "timestamp", "value"]
+    assert set(rows["series_id"]) == set(series) and rows.height == 2 * 60
+    picked, rows = charts.chart_history(_history().lazy(), ["small"])
+    assert (
+        picked == ["small"]
+        and rows["value"].to_list()
+        == _history().filter(pl.col("series_id") == "small")["value"].to_list()
+    )
