@@ -15,13 +15,18 @@ any later stage) can tell imputed values from observed ones.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
 from tasks.columns import KEY, SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.errors import DataValidationError
+from tasks.ingest import quarantine
 from tasks.ingest.checks import (
+    SID,
     covariates,
     empty_failures,
     key_rows,
@@ -34,9 +39,20 @@ from tasks.ingest.fill import fill_gaps
 from tasks.ingest.read import BOOKKEEPING, coerce, read_source, require_columns, with_bookkeeping
 from tasks.ingest.report import format_report
 from tasks.schema import FILLED
+from tasks.textfmt import clip
 from tasks.timefmt import iso
 
-__all__ = ["CHUNK_ROWS", "read_source", "series_chunks", "summarize", "validate"]
+log = logging.getLogger("forecast")
+
+__all__ = [
+    "CHUNK_ROWS",
+    "Ingested",
+    "ingest",
+    "read_source",
+    "series_chunks",
+    "summarize",
+    "validate",
+]
 
 # Rows checked at once (whole series): the joins and pandera's checks need ~400 bytes per row
 # they look at, so 10M rows are checked in 50 slices instead of in one go (measured at 10M rows:
@@ -44,34 +60,82 @@ __all__ = ["CHUNK_ROWS", "read_source", "series_chunks", "summarize", "validate"
 CHUNK_ROWS = 200_000
 
 
-def validate(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> pl.DataFrame:
-    """Check `df` against the long format and `cfg`; return it sorted, typed and gap-filled.
+@dataclass(frozen=True)
+class Ingested:
+    """The validated frame and what was set aside on the way (data.on_bad_series: skip)."""
 
-    Every check runs before anything is raised, so one DataValidationError lists all problems.
-    The checks run on chunks of whole series (about `chunk_rows` rows each), so their working
-    memory stays bounded however many rows there are; when nothing needs filling or sorting the
-    result shares its buffers with `df`.
+    frame: pl.DataFrame  # the good series, sorted by key, gap-filled, with FILLED
+    quarantined: pl.DataFrame  # failure records (FAILURE_SCHEMA) of the quarantined series
+    quarantined_rows: pl.DataFrame  # series_id, len: source rows of each quarantined series
+    series: int  # series in the source (with a usable id and timestamp)
+
+    def listing(self, cfg: Config) -> dict:
+        return quarantine.listing(self.quarantined, self.quarantined_rows, self.series, cfg)
+
+
+def validate(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> pl.DataFrame:
+    """`ingest(df, cfg).frame`: the validated frame, without the quarantined series."""
+    return ingest(df, cfg, chunk_rows).frame
+
+
+def ingest(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> Ingested:
+    """Check `df` against the long format and `cfg`; return it sorted, typed and gap-filled,
+    less the series quarantined for series-level failures (data.on_bad_series).
+
+    Every check runs before anything is raised, so one DataValidationError lists all problems;
+    it is raised for a problem of the whole source, with data.on_bad_series = fail, or when too
+    many series failed (quarantine.judge). The checks run on chunks of whole series (about
+    `chunk_rows` rows each), so their working memory stays bounded however many rows there
+    are; when nothing needs filling or sorting the result shares its buffers with `df`.
     """
     require_columns(df, "validate")
     frame = coerce(with_bookkeeping(df, source="<frame>"), cfg.data.timezone)
-    failures, outputs = [empty_failures()], []
+    failures, outputs, counts, n_series = [empty_failures()], [], [], 0
+    skip = cfg.data.on_bad_series == "skip"
+    source_failed = False
     for part in series_chunks(frame, chunk_rows):
         keyed = key_rows(part)
         grid = series_grid(keyed, cfg.data.frequency)
-        failures += [
-            *parse_failures(part),
-            *schema_failures(part, cfg),
-            *series_failures(part, keyed, grid, cfg),
-        ]
-        if not any(f.height for f in failures):
-            # Nothing dropped, nothing to fill: keep the part itself, not keyed's joined copy.
-            rows = part if part.height == keyed.height == grid.height else keyed
-            outputs.append(fill_gaps(rows.drop(BOOKKEEPING), grid.drop("lo"), cfg.data.fill_gaps))
+        n_series += keyed[SID].n_unique()
+        found = pl.concat(
+            [
+                *parse_failures(part),
+                *schema_failures(part, cfg),
+                *series_failures(part, keyed, grid, cfg),
+            ],
+            how="vertical",
+        )
+        failures.append(found)
+        source_failed = source_failed or found.filter(quarantine.is_source_level()).height > 0
+        if source_failed or (found.height and not skip):
+            continue  # the run fails: no output needed
+        rows = part if part.height == keyed.height == grid.height else keyed
+        bad = quarantine.bad_series(found)
+        if bad.len():
+            in_bad = pl.col(SERIES_ID).is_in(bad.implode())
+            counts.append(part.filter(in_bad).group_by(SERIES_ID, maintain_order=True).len())
+            rows = keyed.filter(~in_bad)
+            grid = grid.join(rows.select(pl.col(SID).unique()), on=SID, how="semi")
+        outputs.append(fill_gaps(rows.drop(BOOKKEEPING), grid.drop("lo"), cfg.data.fill_gaps))
         del keyed, grid
     failed = pl.concat(failures, how="vertical")
-    if failed.height:
-        raise DataValidationError(format_report(failed, frame, cfg), failed)
-    return _in_key_order(outputs)
+    verdict = quarantine.judge(failed, n_series, cfg)
+    if verdict.fail:
+        raise DataValidationError(format_report(failed, frame, cfg, verdict.why), failed)
+    if verdict.quarantined.height:
+        log.warning(
+            "ingest: %d of %d series quarantined (failed their checks; listed in "
+            "metrics/ingest.json): %s",
+            verdict.quarantined[SERIES_ID].n_unique(),
+            n_series,
+            ", ".join(clip(s) for s in quarantine.bad_series(verdict.quarantined).head(10)),
+        )
+    rows = (
+        pl.concat(counts)
+        if counts
+        else pl.DataFrame(schema={SERIES_ID: pl.String, "len": pl.UInt32})
+    )
+    return Ingested(_in_key_order(outputs), verdict.quarantined, rows, n_series)
 
 
 def series_chunks(frame: pl.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[pl.DataFrame]:
