@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tasks.columns import KEY, SERIES_ID, TIMESTAMP
+from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.errors import DataValidationError
-from tasks.ingest import quarantine
+from tasks.ingest import quarantine, screen
 from tasks.ingest.checks import (
     SID,
     covariates,
@@ -78,18 +78,75 @@ def validate(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> pl.
     return ingest(df, cfg, chunk_rows).frame
 
 
-def ingest(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> Ingested:
+def ingest(
+    df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS, screened: bool = True
+) -> Ingested:
     """Check `df` against the long format and `cfg`; return it sorted, typed and gap-filled,
     less the series quarantined for series-level failures (data.on_bad_series).
 
-    Every check runs before anything is raised, so one DataValidationError lists all problems;
-    it is raised for a problem of the whole source, with data.on_bad_series = fail, or when too
-    many series failed (quarantine.judge). The checks run on chunks of whole series (about
-    `chunk_rows` rows each), so their working memory stays bounded however many rows there
-    are; when nothing needs filling or sorting the result shares its buffers with `df`.
+    The screen (tasks.ingest.screen) vouches for the clean series in one vectorised pass; the
+    detailed checks run on the rest (`screened=False`: on every row), so they cost time only
+    where something is wrong or needs filling. Every check runs before anything is raised, so
+    one DataValidationError lists all problems; it is raised for a problem of the whole source,
+    with data.on_bad_series = fail, or when too many series failed (quarantine.judge).
     """
     require_columns(df, "validate")
     frame = coerce(with_bookkeeping(df, source="<frame>"), cfg.data.timezone)
+    split = screen.screen(frame, cfg) if screened else None
+    suspect = frame if split is None else split.suspect
+    checked = _check(suspect, cfg, chunk_rows) if split is None or suspect.height else None
+    failed = checked.failures if checked else empty_failures()
+    n_series = (checked.series if checked else 0) + (split.clean_series if split else 0)
+    verdict = quarantine.judge(failed, n_series, cfg)
+    if verdict.fail:
+        raise DataValidationError(format_report(failed, frame, cfg, verdict.why), failed)
+    if verdict.quarantined.height:
+        log.warning(
+            "ingest: %d of %d series quarantined (failed their checks; listed in "
+            "metrics/ingest.json): %s",
+            verdict.quarantined[SERIES_ID].n_unique(),
+            n_series,
+            ", ".join(clip(s) for s in quarantine.bad_series(verdict.quarantined).head(10)),
+        )
+    if split is None:
+        out = checked.frame
+    else:
+        out = _with_checked(_clean_rows(split), checked.frame if checked else pl.DataFrame())
+    rows = checked.rows if checked else _Checked.no_rows()
+    return Ingested(out, verdict.quarantined, rows, n_series)
+
+
+def _clean_rows(split: screen.Screened) -> pl.DataFrame:
+    clean = split.clean.select(*REQUIRED, *covariates(split.clean), pl.lit(False).alias(FILLED))
+    return clean if split.clean_sorted else clean.sort(KEY)
+
+
+def _with_checked(clean: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
+    """The vouched rows and those that passed the detailed checks (each sorted by key, their
+    series disjoint) in key order: merged, not sorted again (10M rows: a sort costs seconds)."""
+    if not checked.height:
+        return clean
+    if clean.height and clean.schema == checked.schema:
+        return clean.merge_sorted(checked, key=SERIES_ID)
+    return _in_key_order([clean, checked])
+
+
+@dataclass(frozen=True)
+class _Checked:
+    frame: pl.DataFrame  # the series that passed, sorted by key, gap-filled
+    failures: pl.DataFrame
+    rows: pl.DataFrame  # series_id, len of each series with a series-level failure
+    series: int
+
+    @staticmethod
+    def no_rows() -> pl.DataFrame:
+        return pl.DataFrame(schema={SERIES_ID: pl.String, "len": pl.UInt32})
+
+
+def _check(frame: pl.DataFrame, cfg: Config, chunk_rows: int) -> _Checked:
+    """Every detailed check on `frame`, chunk by chunk (whole series per chunk, so the working
+    memory stays bounded); the passing series gap-filled. When nothing needs filling or sorting
+    the result shares its buffers with `frame`."""
     failures, outputs, counts, n_series = [empty_failures()], [], [], 0
     skip = cfg.data.on_bad_series == "skip"
     source_failed = False
@@ -118,24 +175,12 @@ def ingest(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> Inges
             grid = grid.join(rows.select(pl.col(SID).unique()), on=SID, how="semi")
         outputs.append(fill_gaps(rows.drop(BOOKKEEPING), grid.drop("lo"), cfg.data.fill_gaps))
         del keyed, grid
-    failed = pl.concat(failures, how="vertical")
-    verdict = quarantine.judge(failed, n_series, cfg)
-    if verdict.fail:
-        raise DataValidationError(format_report(failed, frame, cfg, verdict.why), failed)
-    if verdict.quarantined.height:
-        log.warning(
-            "ingest: %d of %d series quarantined (failed their checks; listed in "
-            "metrics/ingest.json): %s",
-            verdict.quarantined[SERIES_ID].n_unique(),
-            n_series,
-            ", ".join(clip(s) for s in quarantine.bad_series(verdict.quarantined).head(10)),
-        )
-    rows = (
-        pl.concat(counts)
-        if counts
-        else pl.DataFrame(schema={SERIES_ID: pl.String, "len": pl.UInt32})
+    return _Checked(
+        frame=_in_key_order(outputs) if outputs else pl.DataFrame(),
+        failures=pl.concat(failures, how="vertical"),
+        rows=pl.concat([_Checked.no_rows(), *counts]),
+        series=n_series,
     )
-    return Ingested(_in_key_order(outputs), verdict.quarantined, rows, n_series)
 
 
 def series_chunks(frame: pl.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[pl.DataFrame]:
@@ -162,10 +207,11 @@ def series_chunks(frame: pl.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[pl.
 
 
 def _in_key_order(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Concatenate validated chunks (each sorted by key, series disjoint between chunks); sort
-    again only when the chunks themselves are out of series order."""
-    parts = [p for p in parts if p.height] or parts[:1]
-    out = pl.concat(parts, how="vertical", rechunk=False)
+    """Concatenate validated parts (each sorted by key, series disjoint between parts); sort
+    again only when the parts themselves are out of series order. "relaxed": a covariate may be
+    integer in one part and float where interpolation filled it in another."""
+    parts = [p for p in parts if p.height] or [p for p in parts if p.width][:1]
+    out = pl.concat(parts, how="vertical_relaxed", rechunk=False)
     firsts = [p[SERIES_ID][0] for p in parts[1:]]
     lasts = [p[SERIES_ID][-1] for p in parts[:-1]]
     if any(last > first for last, first in zip(lasts, firsts, strict=True)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -908,3 +908,73 @@ def test_stage_in_fail_mode_writes_nothing(stage_dir, capsys):
 
     assert "[min_value]" in capsys.readouterr().err
     assert _sha256_tree(stage_dir) == before
+
+
+# ------------------------------------------------------------------------- the screen
+def _outcome(frame: pl.DataFrame, cfg: Config, screened: bool):
+    """What ingest makes of `frame`: the result's parts, or the failures and report."""
+    try:
+        r = ingest(frame, cfg, screened=screened)
+    except DataValidationError as err:
+        return "failed", str(err), err.failures.sort(pl.all(), nulls_last=True)
+    q = r.quarantined.sort(pl.all(), nulls_last=True)
+    return r.frame, q, r.quarantined_rows.sort(SERIES_ID), r.series
+
+
+def _assert_same_outcome(frame: pl.DataFrame, cfg: Config) -> None:
+    screened, full = _outcome(frame, cfg, True), _outcome(frame, cfg, False)
+    assert len(screened) == len(full)
+    for a, b in zip(screened, full, strict=True):
+        assert a.equals(b) if isinstance(a, pl.DataFrame) else a == b
+
+
+@pytest.mark.parametrize(
+    ("bad", "overrides", "check"),
+    [case[1:] for case in BAD_SERIES],
+    ids=[case[0] for case in BAD_SERIES],
+)
+def test_the_screen_changes_nothing_but_the_work(tmp_path, bad, overrides, check):
+    """The screen vouches for clean series so that the detailed checks skip them: with or
+    without it, the same frame, the same quarantine, the same failures and report."""
+    good = promo_rows(good_series(3))
+    frame = _source(tmp_path, good[:8] + bad + good[8:])
+    for on_bad in ("skip", "fail"):
+        _assert_same_outcome(frame, _skip_cfg({**overrides, "data": {
+            **overrides.get("data", {}), "on_bad_series": on_bad}}))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["series out of name order", "month-end grid", "gaps filled", "interleaved", "weekly",
+     "hourly with a gap", "duplicate", "quarterly"],
+)  # fmt: skip
+def test_the_screen_agrees_on_every_shape_of_source(tmp_path, case):
+    cfg = small_cfg(data={"max_bad_series_fraction": 0.5})
+    rows = _mixed_series()
+    if case == "month-end grid":  # Jan 31, Feb 29, Mar 31, ...: calendar clamping
+        ends = pl.date_range(date(2000, 1, 31), date(2000, 12, 31), "1mo", eager=True)
+        rows = [["e", d.isoformat(), str(10 + i)] for i, d in enumerate(ends)] + rows
+    elif case == "gaps filled":
+        del rows[3], rows[20]
+        cfg = small_cfg(data={"fill_gaps": "interpolate", "max_fill_fraction": 0.5})
+    elif case == "interleaved":
+        a, b = monthly("a", n=10), monthly("b", n=10, first=3.0)
+        rows = [r for pair in zip(a, b, strict=True) for r in pair]
+    elif case in ("weekly", "hourly with a gap"):
+        step = timedelta(weeks=1) if case == "weekly" else timedelta(hours=1)
+        rows = [[f"w{k}", (datetime(2001, 1, 1) + i * step).isoformat(), str(i * (k + 1) + 1)]
+                for k in range(3) for i in range(9)]  # fmt: skip
+        if case == "hourly with a gap":
+            del rows[4]
+        cfg = small_cfg(data={"frequency": "1w" if case == "weekly" else "1h",
+                              "max_bad_series_fraction": 0.5})  # fmt: skip
+    elif case == "duplicate":
+        rows = [*rows, list(rows[5])]
+    elif case == "quarterly":
+        rows = [[r[0], f"{2000 + i // 4}-{3 * (i % 4) + 1:02d}-01", r[2]] for i, r in
+                enumerate(monthly("q", n=9))] + [[r[0], "2000-01-01T06:00:00", r[2]] for r in
+                monthly("z", n=1)]  # fmt: skip
+        cfg = small_cfg(data={"frequency": "1q", "max_bad_series_fraction": 0.5})
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    _assert_same_outcome(frame, cfg)
+    _assert_same_outcome(frame.reverse(), cfg)
