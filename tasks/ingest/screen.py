@@ -20,13 +20,14 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandera.polars as pa
 import polars as pl
 
-from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.checks import covariates
 from tasks.ingest.read import RAW_TIMESTAMP, RAW_VALUE
-from tasks.schema import TIMESTAMP_DTYPE, value_rules
+from tasks.schema import build_schema, value_rules
 
 DAY_US = 86_400_000_000
 _FIXED_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
@@ -53,14 +54,15 @@ def _step(frequency: str) -> tuple[str, int] | None:
     return None
 
 
-def _typed(frame: pl.DataFrame) -> bool:
-    s = frame.schema
-    return (
-        s[SERIES_ID] == pl.String
-        and s[TIMESTAMP] == TIMESTAMP_DTYPE
-        and s[VALUE] == pl.Float64
-        and all(s[c].is_numeric() for c in covariates(frame))
-    )
+def _typed(frame: pl.DataFrame, cfg: Config) -> bool:
+    """The column types pass the pandera schema. Checked on no rows: types are per column, and
+    the schema's row checks run fused in `_row_ok` (the same rules, tasks.schema.value_rules)."""
+    columns = frame.select(*REQUIRED, *covariates(frame)).clear()
+    try:
+        build_schema(cfg).validate(columns, lazy=True)
+    except pa.errors.SchemaErrors:
+        return False
+    return True
 
 
 def _row_ok(frame: pl.DataFrame, cfg: Config, new: pl.Expr) -> pl.Expr:
@@ -86,7 +88,7 @@ def screen(frame: pl.DataFrame, cfg: Config) -> Screened | None:
     """Split `frame` (typed by read.coerce, with bookkeeping) into the series it vouches for and
     the rest; None when it can vouch for none (no rows, a column of the wrong type, series
     interleaved in the source, nanosecond steps): then every row gets the detailed checks."""
-    if not frame.height or _step(cfg.data.frequency) is None or not _typed(frame):
+    if not frame.height or _step(cfg.data.frequency) is None or not _typed(frame, cfg):
         return None
     sid, value = pl.col(SERIES_ID), pl.col(VALUE)
     new = (sid != sid.shift(1)).fill_null(True)  # the first row of a run of one series
