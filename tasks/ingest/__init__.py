@@ -2,15 +2,19 @@
 
 `read_source` turns a CSV/Parquet file (or a directory of them) into a typed frame and remembers,
 per row, the file and row it came from and the raw text of any timestamp or value that did not
-parse. `validate` runs the pandera schema (tasks.schema) plus the per-series checks pandera can't
-express (order, time grid, gaps, history length), collects every failure at once and raises one
-DataValidationError with a readable report. `summarize` describes the validated frame.
+parse. `ingest` checks it: the pandera schema (tasks.schema) plus the per-series checks pandera
+can't express (order, time grid, gaps, history length, a constant training part), collects every
+failure at once, quarantines the series with series-level failures (data.on_bad_series) and
+raises one DataValidationError with a readable report when the run cannot go on. `validate` is
+its frame; `summarize` describes it.
 
-One job per module: `read` (the source), `checks` (every check, as failure records), `report`
-(the failure report), `fill` (gap filling); this one runs them chunk by chunk. Bookkeeping
-columns start with "_" and never leave `validate`. Its output carries one extra boolean column,
-`filled` (tasks.schema.FILLED): True for rows created by gap filling, so that `summarize` (and
-any later stage) can tell imputed values from observed ones.
+One job per module: `read` (the source), `screen` (one vectorised pass that vouches for the clean
+series, so the rest run only where needed), `checks` (every detailed check, as failure records),
+`quarantine` (series-level or source-level, the listing), `report` (the failure report), `fill`
+(gap filling); this one runs them, the detailed checks chunk by chunk. Bookkeeping columns start
+with "_" and never leave `ingest`. Its output carries one extra boolean column, `filled`
+(tasks.schema.FILLED): True for rows created by gap filling, so that `summarize` (and any later
+stage) can tell imputed values from observed ones.
 """
 
 from __future__ import annotations
