@@ -19,6 +19,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     summary = summarize(result.frame) | {"quarantined": result.listing(cfg)}
     # Written only after validation passed: bad data leaves every earlier output as it was.
     io.write_atomic(STAGE.path("validated"), result.frame.write_parquet)
+    io.write_atomic(STAGE.path("quarantined"), result.quarantine_table().write_parquet)
     io.write_json(STAGE.path("metrics_ingest"), summary)
     return summary
 
@@ -63,7 +64,7 @@ STAGE = Stage(
     name="ingest",
     run=run,
     reads=("raw",),
-    writes=("validated", "metrics_ingest"),
+    writes=("validated", "quarantined", "metrics_ingest"),
     # The window geometry and the transform decide how much history a series needs.
     params=(
         "data",

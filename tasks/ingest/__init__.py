@@ -76,6 +76,9 @@ class Ingested:
     def listing(self, cfg: Config) -> dict:
         return quarantine.listing(self.quarantined, self.quarantined_rows, self.series, cfg)
 
+    def quarantine_table(self) -> pl.DataFrame:
+        return quarantine.table(self.quarantined, self.quarantined_rows)
+
 
 def validate(df: pl.DataFrame, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> pl.DataFrame:
     """`ingest(df, cfg).frame`: the validated frame, without the quarantined series."""

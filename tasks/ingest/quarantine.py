@@ -118,3 +118,17 @@ def listing(
         "listed": listed,
         "truncated": n_bad > len(listed),
     }
+
+
+def table(quarantined: pl.DataFrame, rows_per_series: pl.DataFrame) -> pl.DataFrame:
+    """Every quarantined series (unbounded, unlike `listing`): series_id, the checks it failed
+    (comma-separated), its failure count and source rows. What publish reads to keep their last
+    forecasts, marked stale."""
+    per_series = quarantined.group_by(SERIES_ID, maintain_order=True).agg(
+        checks=pl.col("check").unique(maintain_order=True).str.join(", "),
+        failures=pl.len().cast(pl.Int64),
+    )
+    rows = rows_per_series.select(SERIES_ID, rows=pl.col("len").cast(pl.Int64))
+    return per_series.join(rows, on=SERIES_ID, how="left", maintain_order="left").with_columns(
+        pl.col("rows").fill_null(0)
+    )

@@ -620,6 +620,16 @@ def test_good_run_writes_validated_data_and_metrics(stage_dir):
     assert not [c for c in frame.columns if c.startswith("_")]
     metrics = json.loads((stage_dir / "metrics" / "ingest.json").read_text())
     assert metrics["rows"] == 144 and metrics["series"] == 1
+    assert metrics["quarantined"] == {
+        "series": 0,
+        "of_series": 1,
+        "fraction": 0.0,
+        "listed": [],
+        "truncated": False,
+    }
+    quarantined = pl.read_parquet(stage_dir / "data" / "validated" / "quarantined.parquet")
+    assert quarantined.height == 0 and quarantined.columns == [SERIES_ID, "checks", "failures",
+                                                               "rows"]  # fmt: skip
 
 
 def test_a_huge_series_id_and_raw_value_are_clipped_in_the_report(tmp_path):
@@ -890,6 +900,10 @@ def test_stage_writes_the_good_series_and_lists_the_quarantined(stage_dir):
         "check": "min_value",
         "detail": None,
     }
+    table = pl.read_parquet(stage_dir / "data" / "validated" / "quarantined.parquet")
+    assert table.to_dicts() == [
+        {SERIES_ID: "bad", "checks": "min_value, positive_for_log", "failures": 2, "rows": 8}
+    ]
     [row] = quarantine_rows(metrics)
     assert row[SERIES_ID] == "bad" and row["rows"] == 8
     assert row["reasons"].startswith("min_value (1): values below data.min_value = 0.0")
