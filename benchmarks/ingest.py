@@ -16,7 +16,8 @@ it times in a fresh process each (so that each has its own peak RSS):
 
 Runs alternate project/anchor `--repeats` times; the median wall time gives rows/s and the ratio
 (project rows/s / anchor rows/s; target >= 1.0). Peak RSS is the process's high-water mark
-(ru_maxrss) and its rise above the RSS after imports. Results: benchmarks/results/ingest.json.
+(ru_maxrss) and its rise above the RSS after imports, with the pipeline's allocator setting
+(flows/__init__.py). Results: benchmarks/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from flows import JEMALLOC_CONF, JEMALLOC_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "ingest.json"
@@ -147,6 +150,8 @@ def measure(method: str, path: Path) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest", "--worker", method, str(path)],
         cwd=ROOT,
+        # The allocator setting of every pipeline entry point (flows/__init__.py), both sides.
+        env={**os.environ, JEMALLOC_ENV: JEMALLOC_CONF},
         capture_output=True,
         text=True,
         check=False,

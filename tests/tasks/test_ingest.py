@@ -992,3 +992,19 @@ def test_the_screen_agrees_on_every_shape_of_source(tmp_path, case):
     frame = read_source(write_csv(tmp_path / "s.csv", rows))
     _assert_same_outcome(frame, cfg)
     _assert_same_outcome(frame.reverse(), cfg)
+
+
+def test_the_screen_gives_the_same_split_in_slices_of_any_size(tmp_path):
+    from tasks.ingest import screen
+    from tasks.ingest.read import coerce, with_bookkeeping
+
+    constant = [[f"c{k}", t, "7"] for k in range(2) for _, t, _ in monthly(n=8)]
+    off_grid = _bad(timestamp=(1, "2000-02-15"))
+    rows = promo_rows(good_series(2)) + off_grid + promo_rows(constant + good_series(4)[16:])
+    frame = coerce(with_bookkeeping(_source(tmp_path, rows), "x"))
+    whole = screen.screen(frame, _skip_cfg({}), slice_rows=10_000)
+    assert whole.clean_series == 4
+    assert whole.suspect[SERIES_ID].unique(maintain_order=True).to_list() == ["bad", "c0", "c1"]
+    for slice_rows in (1, 2, 7, 8, 9):  # cuts inside series, at their ends, every row
+        part = screen.screen(frame, _skip_cfg({}), slice_rows=slice_rows)
+        assert part.clean.equals(whole.clean) and part.suspect.equals(whole.suspect), slice_rows
