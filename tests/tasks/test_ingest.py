@@ -1008,3 +1008,45 @@ def test_the_screen_gives_the_same_split_in_slices_of_any_size(tmp_path):
     for slice_rows in (1, 2, 7, 8, 9):  # cuts inside series, at their ends, every row
         part = screen.screen(frame, _skip_cfg({}), slice_rows=slice_rows)
         assert part.clean.equals(whole.clean) and part.suspect.equals(whole.suspect), slice_rows
+
+
+ARTIFACT_FLOW = """
+import json, sys
+from prefect import flow
+from prefect.runtime import flow_run
+from flows.stages.ingest import ui_artifacts
+from tasks.config import load_config
+
+@flow(name="quarantine-artifact")
+def show():
+    ui_artifacts(load_config("params.yaml"), "data test")
+    return str(flow_run.get_id())
+
+print(json.dumps({"flow_run_id": show()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_quarantine_artifact_reaches_the_prefect_ui(stage_dir, prefect_server, prefect_env):
+    """The ingest stage's UI artifact on a real Prefect server: one table row per quarantined
+    series with its reasons, created by the stage's declared ui_artifacts."""
+    import subprocess
+    import sys
+
+    from tests.flows import api
+
+    rows = promo_rows(good_series(9)) + _bad(value=(2, "-5"))
+    write_csv(stage_dir / "raw.csv", rows, header=PROMO)
+    params = _skip_cfg({}, fraction=0.1).model_dump(mode="json")
+    params["data"]["path"] = "raw.csv"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages.main(["ingest"]) == 0
+    env = {**prefect_env, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", ARTIFACT_FLOW], cwd=stage_dir, env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    flow_run_id = json.loads(out.stdout.strip().splitlines()[-1])["flow_run_id"]
+    artifact = api.artifacts(prefect_server, flow_run_id)["forecast-quarantine"]
+    assert "series quarantined by ingest: 1 (all shown); data test" in artifact["description"]
+    [row] = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+    assert row[SERIES_ID] == "bad" and row["rows"] == 8
+    assert row["reasons"].startswith("min_value (1): values below data.min_value = 0.0")
