@@ -54,10 +54,10 @@ def judge(failures: pl.DataFrame, n_series: int, cfg: Config) -> Verdict:
     series = failures.filter(~is_source_level())
     n_bad = series[SERIES_ID].n_unique()
     d = cfg.data
-    if d.on_bad_series == "fail":
-        why = "data.on_bad_series = fail: any failing series stops ingest"
-    elif source.height:
+    if source.height:
         why = f"{source['check'].n_unique()} check(s) failed for the source as a whole"
+    elif d.on_bad_series == "fail":
+        why = "data.on_bad_series = fail: any failing series stops ingest"
     elif n_bad >= n_series:
         why = f"every series ({n_series}) failed its checks: no series left to forecast"
     elif n_bad > d.max_bad_series_fraction * n_series:
