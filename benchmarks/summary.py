@@ -62,6 +62,16 @@ def final_test(d: dict) -> str:
     )
 
 
+def ingest(d: dict) -> str:
+    parts = [
+        f"{fmt} {rate(f['project']['rows_per_s'])} vs anchor {rate(f['anchor']['rows_per_s'])} "
+        f"({num(f['ratio'])}x)"
+        for fmt, f in d["formats"].items()
+    ]
+    peak = max(f["project"]["rss_rise_mib"] for f in d["formats"].values())
+    return f"{num(d['rows'])} rows, rows/s: {'; '.join(parts)}; peak RSS rise {num(peak)} MiB"
+
+
 def model_family(d: dict) -> str:
     rmse = [(r["scores"]["model"]["rmse"], r["variant"]) for r in d["results"]]
     (best, best_name), (worst, worst_name) = min(rmse), max(rmse)
@@ -113,6 +123,7 @@ def windowing(d: dict) -> str:
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "final_test": final_test,
+    "ingest": ingest,
     "model_family": model_family,
     "scale": scale,
     "training": training,

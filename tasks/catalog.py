@@ -48,6 +48,13 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("raw", "data/raw/airpassengers.csv", "source", "raw source", param="data.path"),
     Entry("validated", "data/validated/series.parquet", "out", "validated frame", persist=True),
     Entry("metrics_ingest", "metrics/ingest.json", "metric", "series and rows validated"),
+    Entry(
+        "quarantined",
+        "data/validated/quarantined.parquet",
+        "out",
+        "every series ingest set aside, with its checks (publish keeps their forecasts, stale)",
+        persist=True,
+    ),
     Entry("prepared", "data/prepared/arrays.npz", "out", "values, index, split geometry"),
     Entry("scaler", "models/scaler.npz", "out", "per-series transforms fitted on training"),
     Entry("model", "models/model.keras", "out", "the trained (ensemble) model"),

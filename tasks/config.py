@@ -64,6 +64,13 @@ class DataConfig(_Section):
     max_fill_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     min_value: float | None = 0.0
     max_value: float | None = None
+    # A problem of one series (too short, gaps, bad values, constant, off its grid) quarantines
+    # that series ("skip": the others go on, it is listed in metrics/ingest.json) or stops the
+    # run ("fail"). Problems of the whole source (columns, types, duplicate keys) always stop it.
+    on_bad_series: Literal["skip", "fail"] = "skip"
+    # With "skip": more than this fraction of the series quarantined still stops the run (that
+    # many broken series usually means a wrong param or a broken export, not bad series).
+    max_bad_series_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _range(self) -> DataConfig:

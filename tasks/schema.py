@@ -46,23 +46,27 @@ def _finite_or_out_of_scope(bound: Callable[[pl.Expr], pl.Expr]) -> Callable[[pl
     return lambda col: col.is_finite().not_() | bound(col)
 
 
-def _value_checks(cfg: Config) -> list[pa.Check]:
-    checks = [_column_check("finite", lambda col: col.is_finite())]
+def value_rules(cfg: Config) -> dict[str, Callable[[pl.Expr], pl.Expr]]:
+    """The row checks of `value` by name: each maps the column to True where the row passes.
+    The pandera schema runs them one by one; tasks.ingest.screen fuses them into one pass."""
+    rules = {"finite": lambda col: col.is_finite()}
     lo, hi = cfg.data.min_value, cfg.data.max_value
     if lo is not None:
-        checks.append(_column_check("min_value", _finite_or_out_of_scope(lambda c: c >= lo)))
+        rules["min_value"] = _finite_or_out_of_scope(lambda c: c >= lo)
     if hi is not None:
-        checks.append(_column_check("max_value", _finite_or_out_of_scope(lambda c: c <= hi)))
+        rules["max_value"] = _finite_or_out_of_scope(lambda c: c <= hi)
     if cfg.prepare.transform == "log":
         # min_value >= 0 (enforced by the config) still lets a 0 through; log(0) = -inf.
-        checks.append(_column_check("positive_for_log", _finite_or_out_of_scope(lambda c: c > 0)))
+        rules["positive_for_log"] = _finite_or_out_of_scope(lambda c: c > 0)
     else:
         # After a log every finite value is small; untransformed, 1e308 would pass every bound
         # and overflow in the scaler, to be blamed later on the learning rate.
-        checks.append(
-            _column_check("scalable", _finite_or_out_of_scope(lambda c: c.abs() <= MAX_SCALABLE))
-        )
-    return checks
+        rules["scalable"] = _finite_or_out_of_scope(lambda c: c.abs() <= MAX_SCALABLE)
+    return rules
+
+
+def _value_checks(cfg: Config) -> list[pa.Check]:
+    return [_column_check(name, rule) for name, rule in value_rules(cfg).items()]
 
 
 def _covariates_numeric(data: PolarsData) -> pl.LazyFrame:

@@ -8,7 +8,10 @@ Layout:
                      (lo_80, hi_80, lo_95, hi_95; NULL where a level was not calibrated) and
                      its run's lineage; UNIQUE (run_key, series_id, timestamp), so
                      republishing adds nothing
-  current_forecasts  view: the rows of the most recently published run
+  stale_series       per run, the series it had no forecasts for (quarantined by ingest) whose
+                     last published forecasts it keeps showing, and the run they come from
+  current_forecasts  view: the rows of the most recently published run, plus the rows its
+                     stale series keep from earlier runs (column `stale` = 1 on those)
 
 Crash safety: a publish copies the store to a temp file beside it, writes there in one
 transaction, fsyncs and renames it over the store; until that rename the store is untouched
@@ -40,15 +43,19 @@ FORECAST_COLUMNS = (SERIES_ID, TIMESTAMP, HORIZON_STEP, FORECAST)
 # Prediction-interval bounds (optional in a publish; NULL when absent), innermost level first.
 INTERVAL_LEVELS = (80, 95)
 INTERVAL_COLUMNS = tuple(f"{b}_{lv}" for lv in INTERVAL_LEVELS for b in ("lo", "hi"))
-# Columns of a stored forecast row and of the view/export, in this order.
+# Columns of a stored forecast row, in this order; the view and export add STALE.
 ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, *LINEAGE_FIELDS)
+# True on a current row kept from an earlier run for a series the latest run did not forecast
+# (quarantined by ingest): its forecasts stay visible, marked as not refreshed.
+STALE = "stale"
+VIEW_COLUMNS = (*ROW_COLUMNS, STALE)
 RUN_COLUMNS = ("run_key", *LINEAGE_FIELDS, "last_published_at", "publish_seq", "n_rows")
 
 # ISO 8601 without zone; fractional seconds only when present (Python's isoformat does the same).
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
-# 1: forecasts without intervals; 2: + INTERVAL_COLUMNS (a version-1 store is migrated in place,
-# inside the publish's transaction on the temp copy).
-SCHEMA_VERSION = 2
+# 1: forecasts without intervals; 2: + INTERVAL_COLUMNS; 3: + stale_series and the view's STALE
+# (an older store is migrated in place, inside the publish's transaction on the temp copy).
+SCHEMA_VERSION = 3
 BATCH_SIZE = 10_000
 
 _LINEAGE_DDL = ",\n    ".join(f"{f} TEXT NOT NULL" for f in LINEAGE_FIELDS)
@@ -72,9 +79,19 @@ _SCHEMA = (
     {_LINEAGE_DDL},
     UNIQUE (run_key, {SERIES_ID}, {TIMESTAMP})
 )""",
+    f"""CREATE TABLE IF NOT EXISTS stale_series (
+    run_key TEXT NOT NULL,
+    {SERIES_ID} TEXT NOT NULL,
+    source_run TEXT NOT NULL,
+    PRIMARY KEY (run_key, {SERIES_ID})
+)""",
     f"""CREATE VIEW IF NOT EXISTS current_forecasts AS
-SELECT {", ".join(ROW_COLUMNS)} FROM forecasts
-WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1)""",
+SELECT {", ".join(ROW_COLUMNS)}, 0 AS {STALE} FROM forecasts
+WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1)
+UNION ALL
+SELECT {", ".join(f"f.{c}" for c in ROW_COLUMNS)}, 1 AS {STALE} FROM forecasts AS f
+JOIN stale_series AS s ON f.run_key = s.source_run AND f.{SERIES_ID} = s.{SERIES_ID}
+WHERE s.run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1)""",
 )
 
 _ROW_SCHEMA = {
@@ -85,6 +102,7 @@ _ROW_SCHEMA = {
     FORECAST: pl.Float64,
     **dict.fromkeys(INTERVAL_COLUMNS, pl.Float64),
     **dict.fromkeys(LINEAGE_FIELDS, pl.String),
+    STALE: pl.Int64,
 }
 _RUN_SCHEMA = {
     "run_key": pl.String,
@@ -214,13 +232,15 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
 
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, 1, SCHEMA_VERSION):
+    if version not in (0, 1, 2, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
         )
     if version == 1:
         _migrate_v1(conn)
+    if version == 2:
+        conn.execute("DROP VIEW IF EXISTS current_forecasts")  # rebuilt with STALE below
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -242,6 +262,32 @@ def _insert_rows(conn: sqlite3.Connection, rows: pl.DataFrame) -> int:
     return conn.total_changes - before
 
 
+def _keep_stale(conn: sqlite3.Connection, key: str, keep: Sequence[str]) -> int:
+    """Before the run `key` becomes the latest: the series of `keep` that it has no rows for
+    keep the rows they show in the current view (their own, or rows they already kept), marked
+    stale. Returns how many series are kept."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS keep ({SERIES_ID} TEXT PRIMARY KEY)")
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS kept ({SERIES_ID} TEXT, source_run TEXT)")
+    conn.execute("DELETE FROM temp.keep")
+    conn.execute("DELETE FROM temp.kept")
+    conn.executemany("INSERT OR IGNORE INTO temp.keep VALUES (?)", [(str(k),) for k in keep])
+    # Read from the view before touching stale_series: republishing the latest run must find
+    # the rows it keeps already.
+    conn.execute(
+        f"INSERT INTO temp.kept SELECT DISTINCT {SERIES_ID}, run_key FROM current_forecasts "
+        f"WHERE {SERIES_ID} IN (SELECT {SERIES_ID} FROM temp.keep) AND {SERIES_ID} NOT IN "
+        f"(SELECT {SERIES_ID} FROM forecasts WHERE run_key = ?)",
+        (key,),
+    )
+    conn.execute("DELETE FROM stale_series WHERE run_key = ?", (key,))
+    conn.execute(
+        f"INSERT INTO stale_series (run_key, {SERIES_ID}, source_run) "
+        f"SELECT ?, {SERIES_ID}, source_run FROM temp.kept",
+        (key,),
+    )
+    return conn.execute("SELECT COUNT(*) FROM temp.kept").fetchone()[0]
+
+
 def _record_run(conn: sqlite3.Connection, key: str, lineage: Mapping[str, str]) -> None:
     """Add the run, or mark an existing one as the latest published (the view follows it)."""
     seq = conn.execute("SELECT COALESCE(MAX(publish_seq), 0) + 1 FROM runs").fetchone()[0]
@@ -257,13 +303,16 @@ def _record_run(conn: sqlite3.Connection, key: str, lineage: Mapping[str, str]) 
     )
 
 
-def _write_store(path: Path, rows: pl.DataFrame, key: str, lineage: Mapping[str, str]) -> dict:
+def _write_store(
+    path: Path, rows: pl.DataFrame, key: str, lineage: Mapping[str, str], keep: Sequence[str] = ()
+) -> dict:
     conn = _connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             _ensure_schema(conn)
             inserted = _insert_rows(conn, rows)
+            stale = _keep_stale(conn, key, keep)
             _record_run(conn, key, lineage)
             runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             conn.execute("COMMIT")
@@ -276,6 +325,7 @@ def _write_store(path: Path, rows: pl.DataFrame, key: str, lineage: Mapping[str,
     return {
         "rows_inserted": inserted,
         "rows_existing": rows.height - inserted,
+        "stale_series": stale,
         "runs_in_store": runs,
     }
 
@@ -294,10 +344,11 @@ def _read_view(path: Path) -> pl.DataFrame:
     conn = _connect_ro(path)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        # A version-1 store (not yet migrated by a publish) reads with NULL intervals.
+        # An older store (not yet migrated by a publish) reads with NULL intervals (version 1)
+        # and nothing stale (versions 1 and 2).
         columns = [
             f"NULL AS {c}" if version < 2 and c in INTERVAL_COLUMNS else c for c in ROW_COLUMNS
-        ]
+        ] + [STALE if version >= 3 else f"0 AS {STALE}"]
         frame = _frame(
             conn,
             f"SELECT {', '.join(columns)} FROM current_forecasts ORDER BY {SERIES_ID}, {TIMESTAMP}",
@@ -306,7 +357,8 @@ def _read_view(path: Path) -> pl.DataFrame:
     finally:
         conn.close()
     return frame.with_columns(
-        pl.col(TIMESTAMP).str.to_datetime(TS_FORMAT, time_unit="us", strict=True)
+        pl.col(TIMESTAMP).str.to_datetime(TS_FORMAT, time_unit="us", strict=True),
+        pl.col(STALE).cast(pl.Boolean),
     )
 
 
@@ -333,19 +385,30 @@ def _remove_stale_temps(target: Path) -> None:
 
 
 def publish_forecasts(
-    forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str | Path, export: str | Path
+    forecasts: pl.DataFrame,
+    lineage: Mapping[str, str],
+    store: str | Path,
+    export: str | Path,
+    keep: Sequence[str] = (),
 ) -> dict:
     """Add `forecasts` (series_id, timestamp, horizon_step, forecast, optionally lo_80, hi_80,
     lo_95, hi_95) with `lineage` to the store and rewrite the export with the current
-    forecasts. Idempotent for the same inputs."""
-    summary = write_store(forecasts, lineage, store)
+    forecasts. Idempotent for the same inputs. `keep`: see write_store."""
+    summary = write_store(forecasts, lineage, store, keep)
     write_export(read_current(store), export)
     return {**summary, "export": str(export)}
 
 
-def write_store(forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str | Path) -> dict:
+def write_store(
+    forecasts: pl.DataFrame,
+    lineage: Mapping[str, str],
+    store: str | Path,
+    keep: Sequence[str] = (),
+) -> dict:
     """Add `forecasts` with `lineage` to the store as one new run (or mark the identical run
-    already stored as the latest: idempotent). The store is replaced atomically."""
+    already stored as the latest: idempotent). The store is replaced atomically. `keep`: series
+    (quarantined by ingest) whose current forecasts stay in the current view, marked stale,
+    when this run has none for them."""
     store = Path(store)
     key = run_key(lineage)
     rows = _rows(forecasts, lineage, key)
@@ -354,7 +417,7 @@ def write_store(forecasts: pl.DataFrame, lineage: Mapping[str, str], store: str 
         with atomic_path(store) as tmp_store:
             if store.exists():
                 shutil.copyfile(store, tmp_store)
-            counts = _write_store(tmp_store, rows, key, lineage)
+            counts = _write_store(tmp_store, rows, key, lineage, keep)
             fault_point("store.before_replace")  # tests: a SIGKILL here (tasks/faults.py)
     return {"run_key": key, **counts, "store": str(store)}
 
@@ -369,7 +432,8 @@ def write_export(current: pl.DataFrame, export: str | Path) -> None:
 
 
 def read_current(store: str | Path) -> pl.DataFrame:
-    """The current forecasts (the most recently published run), sorted by series and time."""
+    """The current forecasts (the most recently published run, and the stale rows it keeps),
+    sorted by series and time."""
     return _read_view(Path(store))
 
 

@@ -9,14 +9,25 @@ from tasks.errors import SourceUnavailable
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
-    from tasks.ingest import read_source, summarize, validate
+    from tasks.ingest import ingest, read_source, summarize
 
-    frame = validate(read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone), cfg)
-    summary = summarize(frame)
+    source = read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone)
+    result = ingest(source, cfg)
+    del source
+    # Quarantined series (data.on_bad_series: skip) are listed with their reasons; downstream
+    # stages never see them.
+    summary = summarize(result.frame) | {"quarantined": result.listing(cfg)}
     # Written only after validation passed: bad data leaves every earlier output as it was.
-    io.write_atomic(STAGE.path("validated"), frame.write_parquet)
+    io.write_atomic(STAGE.path("validated"), result.frame.write_parquet)
+    io.write_atomic(STAGE.path("quarantined"), result.quarantine_table().write_parquet)
     io.write_json(STAGE.path("metrics_ingest"), summary)
     return summary
+
+
+def ui_artifacts(cfg: Config, header: str) -> None:
+    from flows.ingest_artifact import quarantine_artifact
+
+    quarantine_artifact(STAGE.path("metrics_ingest"), header)
 
 
 def transient_source_error(task, task_run, state) -> bool:
@@ -53,7 +64,7 @@ STAGE = Stage(
     name="ingest",
     run=run,
     reads=("raw",),
-    writes=("validated", "metrics_ingest"),
+    writes=("validated", "quarantined", "metrics_ingest"),
     # The window geometry and the transform decide how much history a series needs.
     params=(
         "data",
@@ -66,5 +77,6 @@ STAGE = Stage(
     ),
     task_options=task_options,
     plugins=source_modules,
+    ui_artifacts=ui_artifacts,
     description="read the raw source with polars, validate it with pandera",
 )

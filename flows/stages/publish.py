@@ -40,6 +40,8 @@ def save_champion(meta: dict) -> None:
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    import polars as pl
+
     from tasks import targets
     from tasks.forecast import load_model
     from tasks.intervals import Calibration
@@ -61,7 +63,9 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
     )
-    written = targets.publish(forecasts, lineage, cfg)
+    # Series ingest quarantined keep their last published forecasts, marked stale.
+    quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
+    written = targets.publish(forecasts, lineage, cfg, keep=tuple(quarantined.to_list()))
     record = written[cfg.publish.targets[0]]
     # After the targets: the champion is always a model whose forecasts were published.
     save_champion(
@@ -104,7 +108,7 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="publish",
     run=run,
-    reads=("validated", "prepared", "scaler", "model", "intervals", "metrics_gate"),
+    reads=("validated", "quarantined", "prepared", "scaler", "model", "intervals", "metrics_gate"),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),

@@ -2,7 +2,7 @@
 (FAILURE_SCHEMA: check, column, series_id, timestamp, value, row, source, detail), so that all
 problems are collected before anything is raised. The parse checks (text that did not become a
 timestamp or number), the pandera schema (tasks.schema) and the per-series checks pandera can't
-express: order, time grid, gaps, history length."""
+express: order, time grid, gaps, history length, a constant training part."""
 
 from __future__ import annotations
 
@@ -191,6 +191,7 @@ def series_failures(
     else:
         out.append(_fill_fraction_failures(keyed, grid, cfg))
     out.append(_history_failures(grid, keyed, cfg))
+    out.append(_constant_failures(keyed, grid, cfg))
     if frame.height == 0:
         record = dict.fromkeys(FAILURE_SCHEMA) | {
             "check": "non_empty",
@@ -294,3 +295,35 @@ def _history_failures(grid: pl.DataFrame, grid_keyed: pl.DataFrame, cfg: Config)
     )
     detail = pl.format("has {} steps, needs at least {}", pl.col("steps"), cfg.min_history)
     return _failures(short, "min_history", SERIES_ID, detail)
+
+
+def _constant_failures(keyed: pl.DataFrame, grid: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+    """Series whose training part (every step but the last forecast.horizon, counted on the
+    grid) holds one value: there is nothing to learn, the scaler divides by a zero spread and
+    MASE by a zero seasonal-naive error. A stuck sensor or a default value, usually."""
+    if not keyed.schema[VALUE].is_numeric():  # the dtype check reports it
+        return _failures(keyed.clear(), "constant", VALUE)
+    cuts = grid.group_by(SID).agg(
+        _cut=pl.col(TIMESTAMP).get(-cfg.forecast.horizon, null_on_oob=True)
+    )
+    stats = (
+        keyed.join(cuts, on=SID, how="left")
+        .filter((pl.col(TIMESTAMP) < pl.col("_cut")) & pl.col(VALUE).is_finite())
+        .group_by(SID, maintain_order=True)
+        .agg(
+            pl.col(SERIES_ID).first(),
+            pl.col(TIMESTAMP).max(),
+            _lo=pl.col(VALUE).min(),
+            _hi=pl.col(VALUE).max(),
+            _n=pl.len(),
+        )
+        .filter((pl.col("_lo") == pl.col("_hi")) & (pl.col("_n") >= 2))
+        .with_columns(
+            pl.col("_lo").alias(VALUE),
+            pl.lit(None, dtype=pl.Int64).alias(ROW),
+            pl.lit(None, dtype=pl.String).alias(SOURCE),
+        )
+    )
+    detail = pl.format("all {} values of its training part (up to this step) are {}",
+                       pl.col("_n"), pl.col(VALUE))  # fmt: skip
+    return _failures(stats, "constant", VALUE, detail)

@@ -91,12 +91,22 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
             "timestamps with a UTC offset are converted to data.timezone: set it to the zone the "
             "data was recorded in (e.g. Asia/Karachi for +05:00), or strip the times",
         ),
+        "constant": (
+            f"series constant over their training part (all but the last forecast.horizon = "
+            f"{f.horizon} steps): nothing to learn, and MASE's scale would be 0",
+            "check the export of these series (a stuck sensor, a default value)",
+        ),
         "scalable": (
             f"values too large to scale (|value| > {MAX_SCALABLE:g}: the scaler's variance "
             "would overflow)",
             "express the values in a larger unit (e.g. thousands), or set prepare.transform: log",
         ),
     }
+
+
+def describe(check: str, cfg: Config) -> str:
+    """What a failure of `check` means, worded from the params."""
+    return _explanations(cfg).get(check, (check, ""))[0]
 
 
 def _format_row(row: dict) -> str:
@@ -113,7 +123,9 @@ def _format_row(row: dict) -> str:
     return f"    {where}{' '.join(fields)}{detail}".rstrip()
 
 
-def format_report(failures: pl.DataFrame, frame: pl.DataFrame, cfg: Config) -> str:
+def format_report(failures: pl.DataFrame, frame: pl.DataFrame, cfg: Config, why: str = "") -> str:
+    """The failures by check, then how to fix each; `why` says why they stop the run (rather
+    than quarantine the series, data.on_bad_series)."""
     explain = _explanations(cfg)
     groups = failures.group_by("check", "column", maintain_order=True)
     sections = []
@@ -131,4 +143,6 @@ def format_report(failures: pl.DataFrame, frame: pl.DataFrame, cfg: Config) -> s
         f"in {frame.height} rows of {sources or '(no rows)'} "
         "(row = data row in its file, header not counted)"
     )
+    if why:
+        head += f"\nstopped because {why}"
     return "\n\n".join([head, *sections])

@@ -30,6 +30,8 @@ class Publication:
     forecasts: pl.DataFrame
     lineage: Mapping[str, str]
     current: pl.DataFrame | None = None
+    # Series quarantined by ingest: the system of record keeps their last forecasts, stale.
+    keep: tuple[str, ...] = ()
     summaries: dict[str, dict] = field(default_factory=dict)
 
 
@@ -56,7 +58,9 @@ def load(name: str) -> PublishTarget:
     return target
 
 
-def publish(forecasts: pl.DataFrame, lineage: Mapping[str, str], cfg: Config) -> dict:
+def publish(
+    forecasts: pl.DataFrame, lineage: Mapping[str, str], cfg: Config, keep: tuple[str, ...] = ()
+) -> dict:
     """Run the configured targets in order; returns each one's summary by name."""
     targets = [load(n) for n in cfg.publish.targets]
     if not targets[0].record or any(t.record for t in targets[1:]):
@@ -64,7 +68,7 @@ def publish(forecasts: pl.DataFrame, lineage: Mapping[str, str], cfg: Config) ->
             "publish.targets: the first target must be the one system of record "
             f"(one of {', '.join(n for n in names() if load(n).record)}), the rest exports"
         )
-    pub = Publication(forecasts=forecasts, lineage=lineage)
+    pub = Publication(forecasts=forecasts, lineage=lineage, keep=keep)
     for target in targets:
         pub.summaries[target.name] = target.publish(pub, cfg)
     return pub.summaries

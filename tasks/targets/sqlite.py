@@ -14,7 +14,7 @@ class SqliteStore(PublishTarget):
 
     def publish(self, pub: Publication, cfg) -> dict:
         path = catalog.path("store", cfg)
-        summary = store.write_store(pub.forecasts, pub.lineage, path)
+        summary = store.write_store(pub.forecasts, pub.lineage, path, pub.keep)
         pub.current = store.read_current(path)
         return summary
 

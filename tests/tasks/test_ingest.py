@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +15,7 @@ from flows.stages import __main__ as stages
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, parse_config
 from tasks.errors import DataSourceError, DataValidationError
-from tasks.ingest import read_source, series_chunks, summarize, validate
+from tasks.ingest import ingest, read_source, series_chunks, summarize, validate
 from tasks.schema import FILLED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -405,7 +405,7 @@ def test_iso_datetimes_parse(tmp_path):
         "2000-01-05T05:30:00+05:30",
     ]
     for name, stamps in (("naive", naive), ("aware", aware)):
-        rows = [["a", ts, "1"] for ts in stamps]
+        rows = [["a", ts, str(i + 1)] for i, ts in enumerate(stamps)]  # not constant
         frame = read_source(write_csv(tmp_path / f"{name}.csv", rows))
         assert frame.schema[TIMESTAMP] == pl.Datetime("us")
         assert frame[TIMESTAMP].to_list() == [datetime(2000, 1, d) for d in range(1, 6)], name
@@ -620,6 +620,16 @@ def test_good_run_writes_validated_data_and_metrics(stage_dir):
     assert not [c for c in frame.columns if c.startswith("_")]
     metrics = json.loads((stage_dir / "metrics" / "ingest.json").read_text())
     assert metrics["rows"] == 144 and metrics["series"] == 1
+    assert metrics["quarantined"] == {
+        "series": 0,
+        "of_series": 1,
+        "fraction": 0.0,
+        "listed": [],
+        "truncated": False,
+    }
+    quarantined = pl.read_parquet(stage_dir / "data" / "validated" / "quarantined.parquet")
+    assert quarantined.height == 0 and quarantined.columns == [SERIES_ID, "checks", "failures",
+                                                               "rows"]  # fmt: skip
 
 
 def test_a_huge_series_id_and_raw_value_are_clipped_in_the_report(tmp_path):
@@ -662,3 +672,381 @@ def test_monthly_data_read_as_daily_is_not_invented_by_gap_filling(tmp_path):
     frame = validate(read_source(write_csv(tmp_path / "few.csv", few)), small_cfg(
         data={"fill_gaps": "forward"}))  # fmt: skip
     assert frame[FILLED].sum() == 1
+
+
+# ------------------------------------------------------------------------- quarantine
+PROMO = (SERIES_ID, TIMESTAMP, VALUE, "promo")
+
+
+def promo_rows(rows: list[list]) -> list[list]:
+    """`rows` with a covariate column (a finite number per row)."""
+    return [list(r) + [str(i)] for i, r in enumerate(rows)]
+
+
+def good_series(n_series: int = 3) -> list[list]:
+    return [r for k in range(n_series) for r in monthly(f"g{k}", n=8, first=5.0 + k)]
+
+
+def _bad(**fields) -> list[list]:
+    rows = promo_rows(monthly("bad", n=8))
+    names = {SERIES_ID: 0, TIMESTAMP: 1, VALUE: 2, "promo": 3}
+    for name, (index, value) in fields.items():
+        rows[index][names[name]] = value
+    return rows
+
+
+_BAD_MONTHLY = promo_rows(monthly("bad", n=10))
+
+# Every series-level problem: (id, the bad series' rows, config overrides, the check named).
+BAD_SERIES = [
+    ("too short", promo_rows(monthly("bad", n=4)), {}, "min_history"),
+    ("gap", _BAD_MONTHLY[:3] + _BAD_MONTHLY[4:], {}, "gap"),
+    ("gaps beyond max_fill_fraction", _BAD_MONTHLY[:3] + _BAD_MONTHLY[5:],
+     {"data": {"fill_gaps": "forward", "max_fill_fraction": 0.1}}, "max_fill"),
+    ("nan", _bad(value=(2, "NaN")), {}, "finite"),
+    ("inf", _bad(value=(5, "inf")), {}, "finite"),
+    ("below min_value", _bad(value=(2, "-5")), {"prepare": {"transform": "none"}}, "min_value"),
+    ("above max_value", _bad(value=(2, "5000")), {"data": {"max_value": 1000.0}}, "max_value"),
+    ("zero with log", _bad(value=(0, "0")), {}, "positive_for_log"),
+    ("too large to scale", _bad(value=(3, "1e308")), {"prepare": {"transform": "none"}},
+     "scalable"),
+    ("constant training part", [[s, t, "7", p] for s, t, _, p in _bad()], {}, "constant"),
+    ("out of order", [*_bad()[:2], _bad()[3], _bad()[2], *_bad()[4:]], {}, "increasing_time"),
+    ("off its grid", _bad(timestamp=(1, "2000-02-15")), {}, "on_grid"),
+    ("time of day on monthly data", _bad(timestamp=(1, "2000-02-01T10:00:00")), {},
+     "calendar_time"),
+    ("unparseable timestamp", _bad(timestamp=(2, "2000-13-01")), {}, "timestamp_parse"),
+    ("not a number", _bad(value=(3, "12abc")), {}, "value_type"),
+    ("empty value", _bad(value=(4, None)), {}, "not_null"),
+    ("empty timestamp", _bad(timestamp=(4, None)), {}, "not_null"),
+    ("covariate inf", _bad(promo=(3, "inf")), {}, "covariate_finite"),
+]  # fmt: skip
+
+
+def _source(tmp_path: Path, rows: list[list], name: str = "s.csv") -> pl.DataFrame:
+    return read_source(write_csv(tmp_path / name, rows, header=PROMO))
+
+
+def _skip_cfg(overrides: dict, fraction: float = 0.5) -> Config:
+    data = {"on_bad_series": "skip", "max_bad_series_fraction": fraction}
+    return small_cfg(**{**overrides, "data": {**data, **overrides.get("data", {})}})
+
+
+@pytest.mark.parametrize(
+    ("bad", "overrides", "check"),
+    [case[1:] for case in BAD_SERIES],
+    ids=[case[0] for case in BAD_SERIES],
+)
+def test_a_bad_series_is_quarantined_and_the_rest_go_on(tmp_path, bad, overrides, check):
+    good = promo_rows(good_series(3))
+    cfg = _skip_cfg(overrides)
+    result = ingest(_source(tmp_path, good[:8] + bad + good[8:]), cfg)
+    # The good series come out exactly as they do from a source without the bad one.
+    assert result.frame.equals(validate(_source(tmp_path, good, "good.csv"), cfg))
+    assert result.series == 4
+    assert set(result.quarantined[SERIES_ID]) == {"bad"}
+    assert check in set(result.quarantined["check"])
+    listing = result.listing(cfg)
+    assert (listing["series"], listing["of_series"], listing["fraction"]) == (1, 4, 0.25)
+    [entry] = listing["listed"]
+    assert entry[SERIES_ID] == "bad" and entry["rows"] == len(bad)
+    assert check in [r["check"] for r in entry["reasons"]]
+    assert all(r["what"] for r in entry["reasons"])
+    assert 1 <= len(entry["sample"]) <= 5
+    json.dumps(listing)  # metrics/ingest.json takes it as it is
+
+
+@pytest.mark.parametrize(
+    ("bad", "overrides", "check"),
+    [case[1:] for case in BAD_SERIES],
+    ids=[case[0] for case in BAD_SERIES],
+)
+def test_a_bad_series_alone_still_fails(tmp_path, bad, overrides, check):
+    with pytest.raises(DataValidationError) as info:
+        ingest(_source(tmp_path, bad), _skip_cfg(overrides))
+    report = str(info.value)
+    assert f"[{check}]" in report
+    assert "every series (1) failed its checks: no series left" in report
+
+
+def test_every_kind_of_bad_series_at_once_with_good_ones(tmp_path):
+    """One series per problem kind (under the params each needs, where they agree) beside
+    good series: each bad one quarantined for its own check, the good ones kept."""
+    rows, expected = promo_rows(good_series(4)), {}
+    for name, bad, overrides, check in BAD_SERIES:
+        if overrides or check == "gap":  # the params of the other cases: their own source
+            continue
+        sid = name.replace(" ", "_")
+        rows += [[sid, *r[1:]] for r in bad]
+        expected[sid] = check
+    cfg = _skip_cfg({}, fraction=1.0)
+    result = ingest(_source(tmp_path, rows), cfg)
+    assert set(result.frame[SERIES_ID]) == {"g0", "g1", "g2", "g3"}
+    assert result.frame.height == 4 * 8
+    found = result.quarantined.group_by(SERIES_ID).agg(pl.col("check").unique())
+    checks = {sid: set(c) for sid, c in found.iter_rows()}
+    assert set(checks) == set(expected)
+    for sid, check in expected.items():
+        assert check in checks[sid], (sid, checks[sid])
+    assert len(expected) >= 12
+
+
+def _with_bad(n_good: int, n_bad: int) -> list[list]:
+    rows = promo_rows(good_series(n_good))
+    for k in range(n_bad):
+        rows += promo_rows(monthly(f"short{k}", n=3))
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("n_good", "n_bad", "fraction", "passes"),
+    [(9, 1, 0.1, True), (8, 2, 0.1, False), (8, 2, 0.2, True), (3, 1, 0.0, False)],
+)
+def test_more_bad_series_than_max_bad_series_fraction_fail_the_run(
+    tmp_path, n_good, n_bad, fraction, passes
+):
+    frame, cfg = _source(tmp_path, _with_bad(n_good, n_bad)), _skip_cfg({}, fraction)
+    if passes:
+        result = ingest(frame, cfg)
+        assert result.frame[SERIES_ID].n_unique() == n_good
+        assert result.quarantined[SERIES_ID].n_unique() == n_bad
+        return
+    with pytest.raises(DataValidationError) as info:
+        ingest(frame, cfg)
+    report = str(info.value)
+    share = f"{n_bad / (n_good + n_bad):.1%}"
+    assert f"{n_bad} of {n_good + n_bad} series ({share}) failed their checks" in report
+    assert f"more than data.max_bad_series_fraction = {fraction}" in report
+    assert f"[min_history] column series_id: {n_bad} failing" in report
+
+
+@pytest.mark.parametrize(
+    ("bad", "overrides", "check"),
+    [case[1:] for case in BAD_SERIES],
+    ids=[case[0] for case in BAD_SERIES],
+)
+def test_fail_mode_stops_on_any_bad_series(tmp_path, bad, overrides, check):
+    """data.on_bad_series = fail: today's behaviour, every failure stops the run."""
+    good = promo_rows(good_series(3))
+    cfg = small_cfg(**{**overrides, "data": {**overrides.get("data", {}), "on_bad_series": "fail"}})
+    with pytest.raises(DataValidationError) as info:
+        ingest(_source(tmp_path, good + bad), cfg)
+    assert f"[{check}]" in str(info.value)
+    assert "data.on_bad_series = fail" in str(info.value)
+    assert set(info.value.failures.filter(pl.col("check") == check)[SERIES_ID]) == {"bad"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "check"),
+    [
+        (lambda rows: [*rows, list(rows[2])], "unique_key"),  # a duplicate (series, timestamp)
+        (lambda rows: with_row(rows, 3, series_id=None), "not_null"),  # a row of no series
+    ],
+    ids=["duplicate key", "null series_id"],
+)
+def test_problems_of_the_source_fail_even_when_skipping(tmp_path, edit, check):
+    rows = edit(promo_rows(good_series(9)))
+    with pytest.raises(DataValidationError) as info:
+        ingest(_source(tmp_path, rows), _skip_cfg({}, fraction=1.0))
+    assert f"[{check}]" in str(info.value)
+    assert "failed for the source as a whole" in str(info.value)
+
+
+def test_the_listing_is_bounded(tmp_path):
+    from tasks.ingest import quarantine
+
+    huge = "q" * 100_000
+    rows = promo_rows(good_series(1))
+    rows += promo_rows([[huge, t, str(-1 - i)] for i, (_, t, _) in enumerate(monthly(n=30))])
+    for k in range(quarantine.MAX_SERIES_LISTED + 5):
+        rows += promo_rows(monthly(f"short{k:03d}", n=2))
+    cfg = _skip_cfg({"prepare": {"transform": "none"}}, fraction=1.0)
+    listing = ingest(_source(tmp_path, rows), cfg).listing(cfg)
+    assert listing["series"] == quarantine.MAX_SERIES_LISTED + 6
+    assert len(listing["listed"]) == quarantine.MAX_SERIES_LISTED and listing["truncated"]
+    first = listing["listed"][0]
+    assert first[SERIES_ID] == f"{'q' * 80}... (+{100_000 - 80} chars)"
+    assert first["failures"] == 30 and len(first["sample"]) == quarantine.MAX_SAMPLE_ROWS
+    assert first["reasons"] == [
+        {"check": "min_value", "failing": 30, "what": "values below data.min_value = 0.0"}
+    ]
+    assert len(json.dumps(listing)) < 200_000
+
+
+def test_stage_writes_the_good_series_and_lists_the_quarantined(stage_dir):
+    from flows.ingest_artifact import quarantine_rows
+
+    rows = promo_rows(good_series(9)) + _bad(value=(2, "-5"))
+    write_csv(stage_dir / "raw.csv", rows, header=PROMO)
+    params = _skip_cfg({}, fraction=0.1).model_dump(mode="json")
+    params["data"]["path"] = "raw.csv"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    assert stages.main(["ingest"]) == 0
+
+    frame = pl.read_parquet(stage_dir / "data" / "validated" / "series.parquet")
+    assert sorted(set(frame[SERIES_ID])) == [f"g{k}" for k in range(9)]
+    metrics = json.loads((stage_dir / "metrics" / "ingest.json").read_text())
+    assert metrics["series"] == 9 and metrics["rows"] == 72
+    q = metrics["quarantined"]
+    assert (q["series"], q["of_series"], q["truncated"]) == (1, 10, False)
+    [entry] = q["listed"]
+    assert entry["reasons"][0]["check"] == "min_value"
+    assert entry["sample"][0] | {"source": None} == {
+        "source": None,
+        "row": 75,  # 72 good rows, then the bad series' third
+        TIMESTAMP: "2000-03-01T00:00:00",
+        VALUE: -5.0,
+        "check": "min_value",
+        "detail": None,
+    }
+    table = pl.read_parquet(stage_dir / "data" / "validated" / "quarantined.parquet")
+    assert table.to_dicts() == [
+        {SERIES_ID: "bad", "checks": "min_value, positive_for_log", "failures": 2, "rows": 8}
+    ]
+    [row] = quarantine_rows(metrics)
+    assert row[SERIES_ID] == "bad" and row["rows"] == 8
+    assert row["reasons"].startswith("min_value (1): values below data.min_value = 0.0")
+    assert row["first failure"].endswith("raw.csv row 75: 2000-03-01T00:00:00")
+
+
+def test_stage_in_fail_mode_writes_nothing(stage_dir, capsys):
+    rows = promo_rows(good_series(9)) + _bad(value=(2, "-5"))
+    write_csv(stage_dir / "raw.csv", rows, header=PROMO)
+    params = small_cfg(data={"on_bad_series": "fail"}).model_dump(mode="json")
+    params["data"]["path"] = "raw.csv"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = _sha256_tree(stage_dir)
+
+    assert stages.main(["ingest"]) == 2
+
+    assert "[min_value]" in capsys.readouterr().err
+    assert _sha256_tree(stage_dir) == before
+
+
+# ------------------------------------------------------------------------- the screen
+def _outcome(frame: pl.DataFrame, cfg: Config, screened: bool):
+    """What ingest makes of `frame`: the result's parts, or the failures and report."""
+    try:
+        r = ingest(frame, cfg, screened=screened)
+    except DataValidationError as err:
+        return "failed", str(err), err.failures.sort(pl.all(), nulls_last=True)
+    q = r.quarantined.sort(pl.all(), nulls_last=True)
+    return r.frame, q, r.quarantined_rows.sort(SERIES_ID), r.series
+
+
+def _assert_same_outcome(frame: pl.DataFrame, cfg: Config) -> None:
+    screened, full = _outcome(frame, cfg, True), _outcome(frame, cfg, False)
+    assert len(screened) == len(full)
+    for a, b in zip(screened, full, strict=True):
+        assert a.equals(b) if isinstance(a, pl.DataFrame) else a == b
+
+
+@pytest.mark.parametrize(
+    ("bad", "overrides", "check"),
+    [case[1:] for case in BAD_SERIES],
+    ids=[case[0] for case in BAD_SERIES],
+)
+def test_the_screen_changes_nothing_but_the_work(tmp_path, bad, overrides, check):
+    """The screen vouches for clean series so that the detailed checks skip them: with or
+    without it, the same frame, the same quarantine, the same failures and report."""
+    good = promo_rows(good_series(3))
+    frame = _source(tmp_path, good[:8] + bad + good[8:])
+    for on_bad in ("skip", "fail"):
+        _assert_same_outcome(frame, _skip_cfg({**overrides, "data": {
+            **overrides.get("data", {}), "on_bad_series": on_bad}}))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["series out of name order", "month-end grid", "gaps filled", "interleaved", "weekly",
+     "hourly with a gap", "duplicate", "quarterly"],
+)  # fmt: skip
+def test_the_screen_agrees_on_every_shape_of_source(tmp_path, case):
+    cfg = small_cfg(data={"max_bad_series_fraction": 0.5})
+    rows = _mixed_series()
+    if case == "month-end grid":  # Jan 31, Feb 29, Mar 31, ...: calendar clamping
+        ends = pl.date_range(date(2000, 1, 31), date(2000, 12, 31), "1mo", eager=True)
+        rows = [["e", d.isoformat(), str(10 + i)] for i, d in enumerate(ends)] + rows
+    elif case == "gaps filled":
+        del rows[3], rows[20]
+        cfg = small_cfg(data={"fill_gaps": "interpolate", "max_fill_fraction": 0.5})
+    elif case == "interleaved":
+        a, b = monthly("a", n=10), monthly("b", n=10, first=3.0)
+        rows = [r for pair in zip(a, b, strict=True) for r in pair]
+    elif case in ("weekly", "hourly with a gap"):
+        step = timedelta(weeks=1) if case == "weekly" else timedelta(hours=1)
+        rows = [[f"w{k}", (datetime(2001, 1, 1) + i * step).isoformat(), str(i * (k + 1) + 1)]
+                for k in range(3) for i in range(9)]  # fmt: skip
+        if case == "hourly with a gap":
+            del rows[4]
+        cfg = small_cfg(data={"frequency": "1w" if case == "weekly" else "1h",
+                              "max_bad_series_fraction": 0.5})  # fmt: skip
+    elif case == "duplicate":
+        rows = [*rows, list(rows[5])]
+    elif case == "quarterly":
+        rows = [[r[0], f"{2000 + i // 4}-{3 * (i % 4) + 1:02d}-01", r[2]] for i, r in
+                enumerate(monthly("q", n=9))] + [[r[0], "2000-01-01T06:00:00", r[2]] for r in
+                monthly("z", n=1)]  # fmt: skip
+        cfg = small_cfg(data={"frequency": "1q", "max_bad_series_fraction": 0.5})
+    frame = read_source(write_csv(tmp_path / "s.csv", rows))
+    _assert_same_outcome(frame, cfg)
+    _assert_same_outcome(frame.reverse(), cfg)
+
+
+def test_the_screen_gives_the_same_split_in_slices_of_any_size(tmp_path):
+    from tasks.ingest import screen
+    from tasks.ingest.read import coerce, with_bookkeeping
+
+    constant = [[f"c{k}", t, "7"] for k in range(2) for _, t, _ in monthly(n=8)]
+    off_grid = _bad(timestamp=(1, "2000-02-15"))
+    rows = promo_rows(good_series(2)) + off_grid + promo_rows(constant + good_series(4)[16:])
+    frame = coerce(with_bookkeeping(_source(tmp_path, rows), "x"))
+    whole = screen.screen(frame, _skip_cfg({}), slice_rows=10_000)
+    assert whole.clean_series == 4
+    assert whole.suspect[SERIES_ID].unique(maintain_order=True).to_list() == ["bad", "c0", "c1"]
+    for slice_rows in (1, 2, 7, 8, 9):  # cuts inside series, at their ends, every row
+        part = screen.screen(frame, _skip_cfg({}), slice_rows=slice_rows)
+        assert part.clean.equals(whole.clean) and part.suspect.equals(whole.suspect), slice_rows
+
+
+ARTIFACT_FLOW = """
+import json, sys
+from prefect import flow
+from prefect.runtime import flow_run
+from flows.stages.ingest import ui_artifacts
+from tasks.config import load_config
+
+@flow(name="quarantine-artifact")
+def show():
+    ui_artifacts(load_config("params.yaml"), "data test")
+    return str(flow_run.get_id())
+
+print(json.dumps({"flow_run_id": show()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_quarantine_artifact_reaches_the_prefect_ui(stage_dir, prefect_server, prefect_env):
+    """The ingest stage's UI artifact on a real Prefect server: one table row per quarantined
+    series with its reasons, created by the stage's declared ui_artifacts."""
+    import subprocess
+    import sys
+
+    from tests.flows import api
+
+    rows = promo_rows(good_series(9)) + _bad(value=(2, "-5"))
+    write_csv(stage_dir / "raw.csv", rows, header=PROMO)
+    params = _skip_cfg({}, fraction=0.1).model_dump(mode="json")
+    params["data"]["path"] = "raw.csv"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages.main(["ingest"]) == 0
+    env = {**prefect_env, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", ARTIFACT_FLOW], cwd=stage_dir, env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    flow_run_id = json.loads(out.stdout.strip().splitlines()[-1])["flow_run_id"]
+    artifact = api.artifacts(prefect_server, flow_run_id)["forecast-quarantine"]
+    assert "series quarantined by ingest: 1 (all shown); data test" in artifact["description"]
+    [row] = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+    assert row[SERIES_ID] == "bad" and row["rows"] == 8
+    assert row["reasons"].startswith("min_value (1): values below data.min_value = 0.0")

@@ -145,3 +145,21 @@ def test_a_zero_byte_parquet_is_not_retried(tmp_path: Path):
     with pytest.raises(DataSourceError, match="cannot read this file") as caught:
         read_source(path)
     assert transient_source_error(None, None, _State(caught.value)) is False
+
+
+@pytest.mark.parametrize(
+    ("cells", "values"),
+    [
+        ([" 12", "NaN", "1e5", "-inf"], [12.0, float("nan"), 1e5, float("-inf")]),  # as numbers
+        (["12 ", "NaN", "1e5", "x"], [12.0, float("nan"), 1e5, None]),  # again as text
+    ],
+    ids=["read as numbers", "read again as text"],
+)
+def test_csv_values_parse_the_same_whichever_way_they_are_read(tmp_path: Path, cells, values):
+    path = tmp_path / "s.csv"
+    rows = [f"a,2020-0{i + 1}-01,{c}" for i, c in enumerate(cells)]
+    path.write_text("\n".join(["series_id,timestamp,value", *rows]) + "\n")
+    frame = read_source(path)
+    assert [str(v) for v in frame["value"]] == [str(v) for v in values]  # nan == nan as text
+    raw = frame["_raw_value"].to_list()
+    assert raw == [None, None, None, "x" if values[3] is None else None]

@@ -75,6 +75,7 @@ def test_first_publish_stores_rows_with_lineage(paths):
         "run_key": run_key(_lineage()),
         "rows_inserted": 2 * H,
         "rows_existing": 0,
+        "stale_series": 0,
         "runs_in_store": 1,
         "store": str(store),
         "export": str(export),
@@ -263,7 +264,7 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert (current["hi_95"] - current["forecast"]).to_list() == [9.0] * (2 * H)
     assert pl.read_parquet(export).equals(current)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 3
 
 
 def test_forecasts_without_intervals_store_nulls(paths):
@@ -331,7 +332,7 @@ def test_a_version_1_store_is_read_and_then_migrated_by_the_next_publish(paths):
     assert list_runs(store).height == 2
     assert read_current(store)["lo_80"].null_count() == 0
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
         # the old run's row kept, with NULL intervals
         old_rows = conn.execute("SELECT lo_80 FROM forecasts WHERE model_md5 = ?", ("o" * 32,))
         assert old_rows.fetchall() == [(None,)]
@@ -392,3 +393,73 @@ def test_sigkill_mid_publish_leaves_store_and_export_byte_identical(paths, tmp_p
     assert set(read_current(store)["model_md5"]) == {"n" * 32}
     assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
     assert _files(store.parent) == {store.name, export.name}
+
+
+# ---------------------------------------------------------------- quarantined series: stale
+def _only(series: str, offset: float) -> pl.DataFrame:
+    return _forecasts(offset).filter(pl.col("series_id") == series)
+
+
+def _view(store: Path) -> dict[str, tuple]:
+    """series -> (model_md5s, stale flags, forecasts) of the current view."""
+    current = read_current(store)
+    return {
+        sid: (set(part["model_md5"]), set(part["stale"]), part["forecast"].to_list())
+        for (sid,), part in current.group_by("series_id", maintain_order=True)
+    }
+
+
+def test_a_quarantined_series_keeps_its_last_forecasts_marked_stale(paths):
+    store, export = paths
+    _publish(paths)  # model m: a and b
+    b_before = _view(store)["b"][2]
+    second = _lineage(model_md5="n" * 32)
+    summary = publish_forecasts(_only("a", 0.5), second, store, export, keep=("b",))
+    assert summary["stale_series"] == 1
+    view = _view(store)
+    assert view["a"] == ({"n" * 32}, {False}, _only("a", 0.5)["forecast"].to_list())
+    assert view["b"] == ({"m" * 32}, {True}, b_before)  # its own lineage: model m made them
+    assert pl.read_parquet(export).equals(read_current(store))
+    assert list_runs(store)["n_rows"].to_list() == [2 * H, H]  # nothing copied into run 2
+    # Quarantined again under a third model: still the rows model m made, still stale.
+    third = _lineage(model_md5="o" * 32)
+    publish_forecasts(_only("a", 0.7), third, store, export, keep=("b",))
+    assert _view(store)["b"] == ({"m" * 32}, {True}, b_before)
+    # The same run published again (idempotent) keeps them too.
+    publish_forecasts(_only("a", 0.7), third, store, export, keep=("b",))
+    assert _view(store)["b"] == ({"m" * 32}, {True}, b_before)
+    # Back from quarantine: fresh forecasts, nothing stale.
+    publish_forecasts(_forecasts(0.9), _lineage(model_md5="q" * 32), store, export)
+    assert {sid: v[:2] for sid, v in _view(store).items()} == {
+        "a": ({"q" * 32}, {False}),
+        "b": ({"q" * 32}, {False}),
+    }
+
+
+def test_keeping_a_series_never_published_or_forecast_anew_keeps_nothing(paths):
+    store, export = paths
+    _publish(paths)
+    second = _lineage(model_md5="n" * 32)
+    summary = publish_forecasts(_forecasts(0.5), second, store, export, keep=("a", "zzz"))
+    assert summary["stale_series"] == 0  # a has new forecasts; zzz never had any
+    assert not read_current(store)["stale"].any()
+    assert read_current(store).height == 2 * H
+
+
+def test_a_version_2_store_reads_nothing_stale_and_is_migrated(paths):
+    store, export = paths
+    _publish(paths)
+    with sqlite3.connect(store) as conn:  # back to what schema version 2 wrote
+        conn.execute("DROP VIEW current_forecasts")
+        conn.execute("DROP TABLE stale_series")
+        conn.execute(
+            f"CREATE VIEW current_forecasts AS SELECT {', '.join(store_mod.ROW_COLUMNS)} FROM "
+            "forecasts WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC "
+            "LIMIT 1)"
+        )
+        conn.execute("PRAGMA user_version = 2")
+    assert not read_current(store)["stale"].any()
+    publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
+    assert _view(store)["b"][:2] == ({"m" * 32}, {True})
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
