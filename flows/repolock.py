@@ -62,7 +62,8 @@ def _cmdline(pid: int) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "?"
-    return clip(" ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a), 200)
+    words = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+    return clip(re.sub(r"\s+", " ", words).strip(), 200)  # one line, bounded
 
 
 def _ancestors() -> set[int]:
