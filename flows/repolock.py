@@ -143,8 +143,8 @@ def _wait(try_once, describe, what: str, purpose: str, logger, deadline: float):
 
 
 @contextlib.contextmanager
-def _forecast_lock(purpose: str, logger, deadline: float) -> Iterator[None]:
-    path = catalog.path("pipeline_lock")
+def _forecast_lock(root: Path, purpose: str, logger, deadline: float) -> Iterator[None]:
+    path = Path(root) / catalog.path("pipeline_lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
 
@@ -203,7 +203,7 @@ def repository_lock(purpose: str, root: Path = Path("."), logger=None) -> Iterat
         return
     deadline = time.monotonic() + timeout_s()
     with (
-        _forecast_lock(purpose, logger, deadline),
+        _forecast_lock(root, purpose, logger, deadline),
         _dvc_lock(root, purpose, logger, deadline) as repo,
     ):
         previous = os.environ.get(HOLDER_ENV)

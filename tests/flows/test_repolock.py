@@ -85,11 +85,12 @@ def test_stage_runner_waits_for_the_holder_and_times_out_naming_it(project: Path
     assert not (project / "data/validated").exists()  # ingest did not run
 
 
-def test_dvc_repro_cannot_start_while_the_repository_is_held(project: Path, holders):
-    """The holder also holds DVC's lock: `dvc repro` stops with DVC's lock message before any
-    stage runs (`dvc --wait-for-lock repro` would wait)."""
+@pytest.mark.parametrize("command", [["repro"], ["exp", "run"]], ids=["repro", "exp-run"])
+def test_dvc_repro_cannot_start_while_the_repository_is_held(project: Path, holders, command):
+    """The holder also holds DVC's lock: `dvc repro` / `dvc exp run` stop with DVC's lock
+    message before any stage runs (`dvc --wait-for-lock repro` would wait)."""
     holders(project, HOLD_REPOSITORY)
-    repro = run(["dvc", "repro", "ingest"], project, env=base_env(**WAIT), check=False)
+    repro = run(["dvc", *command, "ingest"], project, env=base_env(**WAIT), check=False)
     assert repro.returncode != 0
     assert "Unable to acquire lock" in repro.stderr, repro.stderr
     assert "Running stage" not in repro.stdout
