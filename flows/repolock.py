@@ -167,10 +167,16 @@ def _forecast_lock(root: Path, purpose: str, logger, deadline: float) -> Iterato
 
 @contextlib.contextmanager
 def _dvc_lock(root: Path, purpose: str, logger, deadline: float):
+    from dvc.exceptions import NotDvcRepoError
     from dvc.lock import LockError
     from dvc.repo import Repo, lock_repo
+    from dvc.scm import SCMError
 
-    repo = Repo(str(root))
+    try:
+        repo = Repo(str(root))
+    except (NotDvcRepoError, SCMError):  # .dvc without git: no DVC lock to share
+        yield None
+        return
     lockfile = Path(repo.lock.lockfile)
 
     def try_once():
@@ -198,8 +204,8 @@ def repository_lock(purpose: str, root: Path = Path("."), logger=None) -> Iterat
     docstring. Re-entrant within a process and free for commands a holder started."""
     from flows import dvc
 
-    if covered():
-        yield
+    if covered() or not (Path(root) / ".dvc").is_dir():
+        yield  # held for us already; or no DVC project here (a stage run in a bare directory)
         return
     deadline = time.monotonic() + timeout_s()
     with (
@@ -209,7 +215,7 @@ def repository_lock(purpose: str, root: Path = Path("."), logger=None) -> Iterat
         previous = os.environ.get(HOLDER_ENV)
         os.environ[HOLDER_ENV] = str(os.getpid())
         try:
-            with dvc.holding(root, repo):
+            with dvc.holding(root, repo) if repo else contextlib.nullcontext():
                 yield
         finally:
             if previous is None:
