@@ -13,8 +13,9 @@ DVC stays the source of truth for what is up to date:
   `dvc repro` had run it, so `dvc status` is clean after a Prefect run.
 
 Around the stages (production concerns, see README "Operations"):
-- one run at a time per repository: an flock (the deployment adds a server-side concurrency
-  limit of 1, flows/deploy.py);
+- one run at a time per repository, serialised with `dvc repro`, `dvc exp run` and rollback
+  (flows/repolock.py; the deployment adds a server-side concurrency limit of 1, flows/deploy.py);
+- a publish killed between its renames is rolled forward first (tasks/transaction.py);
 - per-stage Prefect options from the declarations (the source read retries transient failures
   with exponential back-off);
 - artifacts for the UI (flows/artifacts.py); run names carry the data md5;
@@ -28,13 +29,9 @@ Run it: `python -m flows.pipeline` (add `--force` to rerun every stage, `--versi
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +40,7 @@ from prefect.states import Completed
 
 from flows.dvc import record_stage, stage_changed
 from flows.registry import by_name, stages
+from flows.repolock import repository_lock
 from flows.report import write_run_report
 from flows.stage import Stage, StageContext
 from tasks import catalog
@@ -136,25 +134,14 @@ def run_name() -> str:
     return f"data-{md5}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
-@contextlib.contextmanager
-def repository_lock(logger, path: Path | None = None) -> Iterator[None]:
-    """One pipeline run per repository at a time (DVC has one repository lock; two runs would
-    interleave stages). A second run waits here and says so."""
-    path = path or catalog.path("pipeline_lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            logger.warning("another pipeline run holds the repository (%s): waiting for it", holder)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        yield
+def recover_publish(logger) -> None:
+    """A publish killed between its renames is completed before anything else runs, so DVC and
+    the gate see one consistent published state (tasks/transaction.py)."""
+    from tasks.transaction import recover
+
+    done = recover(catalog.path("publish_journal"))
+    if done:
+        logger.warning("completed a publish killed between its renames: %s", ", ".join(done))
 
 
 def _run_log(parameters: dict | None) -> Path:
@@ -233,7 +220,8 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     check_dvc_yaml(cfg)
     md5 = data_version(cfg)
     results = []
-    with repository_lock(logger):
+    with repository_lock("pipeline run", logger=logger):
+        recover_publish(logger)
         for stage in stages():
             results.append(stage_task(stage, cfg)(stage.name, params, force))
             if stage.ui_artifacts:
@@ -258,11 +246,18 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
             model = "reused model" if summary["reused_model"] else "trained model"
             message = f"ran {', '.join(ran)}; {model} {summary['model_version']}"
         if version and cfg.orchestration.version_runs:
-            if ran:
+            from flows.versioning import unversioned_outputs
+
+            # Not only this run's changes: whatever was published since the last version (a
+            # manual run, a rollback --no-version) and no run has versioned yet.
+            pending = [] if ran else unversioned_outputs(Path("."), cfg.orchestration.tag_prefix)
+            if ran or pending:
                 summary["version"] = _version(cfg, summary)
                 message += f"; versioned as {summary['version']['tag']}"
+                if pending:
+                    message += f" (unversioned since the last version: {', '.join(pending)})"
             else:
-                message += "; nothing changed, no new version"
+                message += "; nothing changed since the last version, no new version"
     logger.info(message)
     summary["message"] = message
     return Completed(message=message, data=summary)
@@ -309,10 +304,21 @@ def main(argv: list[str] | None = None) -> int:
         "--version", action="store_true", help="push to the DVC remote, git commit and tag the run"
     )
     args = parser.parse_args(argv)
+    from flows.ephemeral import prefect_api
+    from tasks.transaction import disk_error
+
     try:
-        summary = pipeline(params=args.params, force=args.force, version=args.version)
+        # Without a Prefect server configured: a temporary one that dies with this process.
+        with prefect_api():
+            summary = pipeline(params=args.params, force=args.force, version=args.version)
     except PipelineError as err:
         print(f"pipeline failed: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        if message is None:
+            raise
+        print(f"pipeline failed: {message}", file=sys.stderr)
         return 2
     for r in summary["stages"]:
         state = "skipped (unchanged)" if r["skipped"] else f"ran in {r['seconds']} s"

@@ -14,13 +14,16 @@ does not undo it, and versions the rollback like a run (unless --no-version).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
 
+from flows.repolock import repository_lock
 from flows.versioning import list_runs, resolve_run, restore, rollback, version_run
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.errors import PipelineError
+from tasks.transaction import disk_error
 
 
 def _list(root: Path, prefix: str) -> int:
@@ -68,34 +71,48 @@ def main(argv: list[str] | None = None) -> int:
             for path in written:
                 print(f"  {path}")
             return 0
-        with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
-            result = rollback(root, tag, cfg.publish.store, cfg.publish.export, Path(scratch))
-        from flows.dvc import record_stage
-
-        record_stage("publish")  # dvc.lock now names the rolled-back store
-        print(
-            f"rolled back: the published forecasts are those of {tag} "
-            f"(model {result['model_version']}, run_key {result['run_key']})"
-        )
-        if cfg.orchestration.version_runs and not args.no_version:
-            info = version_run(
-                root,
-                remote=cfg.orchestration.remote,
-                tag_prefix=prefix,
-                data_path=cfg.data.path,
-                title=f"rollback of the published forecasts to {tag}",
-                summary={
-                    "rollback_of": tag,
-                    "model_version": result["model_version"],
-                    "data_md5": result.get("data_md5", "rollback"),
-                    "flow_run_name": "rollback",
-                },
-            )
-            print(f"versioned as {info['tag']} (commit {info['commit'][:10]})")
-        return 0
+        # Rollback changes the published files and dvc.lock: it holds the repository like a
+        # pipeline run (flows/repolock.py), and first completes a publish killed mid-rename.
+        with repository_lock("rollback", root, logger=logging.getLogger("forecast")):
+            return _rollback(root, cfg, tag, args.no_version)
     except PipelineError as err:
         print(f"{args.command} failed: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        if message is None:
+            raise
+        print(f"{args.command} failed: {message}", file=sys.stderr)
+        return 2
+
+
+def _rollback(root: Path, cfg, tag: str, no_version: bool) -> int:
+    from flows.dvc import record_stage
+
+    prefix = cfg.orchestration.tag_prefix
+    with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
+        result = rollback(root, tag, cfg.publish.store, cfg.publish.export, Path(scratch))
+    record_stage("publish")  # dvc.lock now names the rolled-back store
+    print(
+        f"rolled back: the published forecasts are those of {tag} "
+        f"(model {result['model_version']}, run_key {result['run_key']})"
+    )
+    if cfg.orchestration.version_runs and not no_version:
+        info = version_run(
+            root,
+            remote=cfg.orchestration.remote,
+            tag_prefix=prefix,
+            data_path=cfg.data.path,
+            title=f"rollback of the published forecasts to {tag}",
+            summary={
+                "rollback_of": tag,
+                "model_version": result["model_version"],
+                "data_md5": result.get("data_md5", "rollback"),
+                "flow_run_name": "rollback",
+            },
+        )
+        print(f"versioned as {info['tag']} (commit {info['commit'][:10]})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import yaml
 
 from flows.git import git
 from tasks.errors import PipelineError
-from tasks.io import md5_file, write_atomic
+from tasks.io import md5_file
 
 GIT_IDENTITY = ("forecast-pipeline", "forecast-pipeline@localhost")
 
@@ -78,11 +78,13 @@ def _inside(root: Path, path: str) -> str | None:
 
 # ---------------------------------------------------------------- record a run
 def dvc_push(root: Path, remote: str) -> int:
-    from dvc.repo import Repo
+    from flows.dvc import call
+    from flows.repolock import RepositoryLocked
 
     try:
-        with Repo(str(root)) as repo:
-            return repo.push(remote=remote)
+        return call(root, lambda repo: repo.push(remote=remote))
+    except RepositoryLocked:
+        raise
     except Exception as err:  # DVC raises many types; the run must fail with the reason
         raise VersioningError(f"dvc push to remote {remote!r} failed: {err}") from err
 
@@ -132,6 +134,25 @@ def version_run(
         root, tag_prefix=tag_prefix, data_path=data_path, title=title, summary=summary
     )
     return {**info, "pushed_files": pushed, "remote": remote}
+
+
+def unversioned_outputs(root: Path, tag_prefix: str) -> list[str]:
+    """Outputs whose md5 in the workspace's dvc.lock differs from the newest versioned run's
+    (all of them before the first version). A run that itself changed nothing still versions
+    these: a manual run or a rollback with --no-version published them since."""
+    root = Path(root)
+    lock_path = root / "dvc.lock"
+    if not lock_path.exists():
+        return []
+    current = lock_outputs(yaml.safe_load(lock_path.read_text()) or {})
+    runs = list_runs(root, tag_prefix)
+    if not runs:
+        return sorted(current)
+    try:
+        versioned = lock_outputs(_lock_at(root, runs[0]["tag"]))
+    except PipelineError:  # a tag whose commit has no dvc.lock: nothing of it is versioned
+        versioned = {}
+    return sorted(p for p in {*current, *versioned} if current.get(p) != versioned.get(p))
 
 
 # ---------------------------------------------------------------- list, restore, rollback
@@ -186,9 +207,9 @@ def _remote_config(root: Path) -> dict:
     """The workspace's remotes with their URLs resolved here. DVC reads a past revision's
     .dvc/config from git and would resolve a relative URL (`../../forecast-dvc-remote`) against
     the root of the git tree instead of this checkout."""
-    from dvc.repo import Repo
+    from flows.dvc import open_repo
 
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         remotes = {name: dict(conf) for name, conf in repo.config["remote"].items()}
         core = {k: v for k, v in repo.config["core"].items() if k == "remote"}
     return {"remote": remotes, "core": core}
@@ -199,6 +220,9 @@ def restore(root: Path, rev: str, dest: Path, remote: str | None = None) -> list
     `dest`, byte for byte: from the local cache, else fetched from the DVC remote."""
     from dvc.repo import Repo
 
+    from flows.dvc import call
+    from flows.repolock import RepositoryLocked
+
     root, dest = Path(root), Path(dest)
     outs = lock_outputs(_lock_at(root, rev))
     if not outs:
@@ -206,9 +230,10 @@ def restore(root: Path, rev: str, dest: Path, remote: str | None = None) -> list
     written = []
     try:
         config = _remote_config(root)
-        with Repo(str(root)) as repo:
-            # Bring the run's objects into the local cache (a no-op for those already there).
-            repo.fetch(revs=[rev], remote=remote, workspace=False, config=config)
+        # Bring the run's objects into the local cache (a no-op for those already there).
+        call(
+            root, lambda repo: repo.fetch(revs=[rev], remote=remote, workspace=False, config=config)
+        )
         with Repo(str(root), rev=rev, config=config) as repo:
             fs = repo.dvcfs
             for path in sorted(outs):
@@ -216,7 +241,7 @@ def restore(root: Path, rev: str, dest: Path, remote: str | None = None) -> list
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(path, str(target))
                 written.append(path)
-    except VersioningError:
+    except (VersioningError, RepositoryLocked):
         raise
     except Exception as err:
         raise VersioningError(f"cannot restore {rev}: {err}") from err
@@ -231,9 +256,10 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     """Make the forecasts that were current at run `rev` the current ones again.
 
     They are re-published from that run's own store (restored through DVC) into the live store
-    with the store's atomic publish: the earlier run becomes the latest published one, its rows
-    keep their original lineage, and later runs stay in the store's history."""
-    from tasks import catalog
+    with the publish's all-or-nothing transaction, together with that run's champion: the
+    earlier run becomes the latest published one, its rows keep their original lineage and run
+    key, and later runs stay in the store's history."""
+    from flows.stages.publish import STAGE as PUBLISH
     from tasks.lineage import LINEAGE_FIELDS, utc_now
     from tasks.store import FORECAST_COLUMNS, INTERVAL_COLUMNS, publish_forecasts, read_current
 
@@ -248,17 +274,26 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
         raise VersioningError(f"run {rev} had no published forecasts")
     lineage = {f: str(old[f][0]) for f in LINEAGE_FIELDS}
     lineage["published_at"] = utc_now()
+    lineage["run_key"] = str(old["run_key"][0])  # the stored run, not a new one
     # Intervals travel with their forecasts (a store from before intervals has none).
     columns = [*FORECAST_COLUMNS, *(c for c in INTERVAL_COLUMNS if c in old.columns)]
-    result = publish_forecasts(old.select(columns), lineage, root / store, root / export)
     # The rolled-back model becomes the champion again, so the next gate compares against it.
     champion = [
-        str(p) for p in (catalog.path("champion_model"), catalog.path("champion_meta"))
-        if str(p) in outs
+        str(PUBLISH.path(key)) for key in ("champion_model", "champion_meta")
+        if str(PUBLISH.path(key)) in outs
     ]  # fmt: skip
+    also = []
     for path in champion:
         _restore_one(root, rev, path, restore_dir / path)
-        write_atomic(root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp))
+        also.append((root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp)))
+    result = publish_forecasts(
+        old.select(columns),
+        lineage,
+        root / store,
+        root / export,
+        also=also,
+        journal=root / PUBLISH.path("publish_journal"),
+    )
     return {
         "rolled_back_to": rev,
         "model_version": lineage["model_version"],
@@ -270,12 +305,17 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
 def _restore_one(root: Path, rev: str, path: str, target: Path) -> None:
     from dvc.repo import Repo
 
+    from flows.dvc import call
+    from flows.repolock import RepositoryLocked
+
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         config = _remote_config(root)
-        with Repo(str(root)) as repo:
-            repo.fetch(revs=[rev], workspace=False, config=config)
+        call(root, lambda repo: repo.fetch(revs=[rev], workspace=False, config=config))
+        # A past revision's Repo reads git objects: it takes no lock.
         with Repo(str(root), rev=rev, config=config) as repo:
             repo.dvcfs.get_file(path, str(target))
+    except RepositoryLocked:
+        raise
     except Exception as err:
         raise VersioningError(f"cannot restore {path} of {rev}: {err}") from err

@@ -12,8 +12,11 @@ Named points (grep `fault_point(` for the list):
   train.<member>.epoch_end.<n>   tasks/train.py, when epoch n (1-based) of member `<member>`
                                  (member_0, member_1, ...) has ended, before its resume backup is
                                  written (the backup then holds epoch n - 1)
-  store.before_replace           tasks/store.py, mid-publish: the new store and export are
-                                 written to temp files beside them, not yet renamed into place
+  publish.staged.<file>          tasks/transaction.py, after the temp file of <file> (e.g.
+                                 forecasts.sqlite, forecasts.parquet, champion.keras,
+                                 champion.json, publish.json) is written; nothing renamed yet
+  publish.journal                once the publish's journal is written (its commit point)
+  publish.renamed.<file>         after <file>'s temp is renamed over it (the next one is not)
 """
 
 from __future__ import annotations

@@ -72,9 +72,14 @@ def _finite_or_null(obj: object) -> object:
     return obj
 
 
-def write_json(target: str | Path, payload: object) -> None:
+def write_json_to(path: str | Path, payload: object) -> None:
+    """Write JSON in place (to a temp file someone else renames: write_json is atomic)."""
     text = json.dumps(_finite_or_null(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_atomic(target, lambda p: p.write_text(text))
+    Path(path).write_text(text)
+
+
+def write_json(target: str | Path, payload: object) -> None:
+    write_atomic(target, lambda p: write_json_to(p, payload))
 
 
 def read_json(path: str | Path) -> dict:

@@ -13,10 +13,11 @@ Layout:
   current_forecasts  view: the rows of the most recently published run, plus the rows its
                      stale series keep from earlier runs (column `stale` = 1 on those)
 
-Crash safety: a publish copies the store to a temp file beside it, writes there in one
-transaction, fsyncs and renames it over the store; until that rename the store is untouched
-byte for byte. The export is written from the temp store before the rename and moved into place
-right after it, so it always shows what the store's view shows.
+Crash safety: a publish copies the store to a temp file beside it and writes there in one SQLite
+transaction; the export is written from that temp store's view. Both (and whatever else the
+publish writes: the champion) are then renamed into place as one unit (tasks/transaction.py):
+a failure before the journal leaves every file untouched byte for byte, a kill after it is
+rolled forward at the next start, so the export never shows another run than the store.
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.faults import fault_point
-from tasks.io import atomic_path
 from tasks.lineage import LINEAGE_FIELDS
+from tasks.transaction import Transaction
 
 HORIZON_STEP = "horizon_step"
 FORECAST = "forecast"
@@ -57,6 +57,8 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # (an older store is migrated in place, inside the publish's transaction on the temp copy).
 SCHEMA_VERSION = 3
 BATCH_SIZE = 10_000
+# The journal of a publish in progress, beside the store (tasks/transaction.py).
+JOURNAL_NAME = ".publish-journal.json"
 
 _LINEAGE_DDL = ",\n    ".join(f"{f} TEXT NOT NULL" for f in LINEAGE_FIELDS)
 _INTERVAL_DDL = ",\n    ".join(f"{c} REAL" for c in INTERVAL_COLUMNS)
@@ -115,8 +117,11 @@ _RUN_SCHEMA = {
 
 # ---------------------------------------------------------------- inputs
 def run_key(lineage: Mapping[str, str]) -> str:
-    """Identity of a run: the same data, params and model give the same key, whatever the time."""
-    parts = (lineage["data_md5"], lineage["params_md5"], lineage["model_md5"])
+    """Identity of a run: the same data, params and model give the same key, whatever the time.
+    The model is identified by its weights and config (`model_id`, tasks/model_id.py) when the
+    lineage has it: two saves of the same weights differ in their file's bytes (date_saved)."""
+    model = lineage.get("model_id") or lineage["model_md5"]
+    parts = (lineage["data_md5"], lineage["params_md5"], model)
     return hashlib.md5(":".join(parts).encode()).hexdigest()
 
 
@@ -364,7 +369,7 @@ def _read_view(path: Path) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- files
 @contextlib.contextmanager
-def _directory_lock(directory: Path) -> Iterator[None]:
+def directory_lock(directory: Path) -> Iterator[None]:
     """Serialise publishers on this machine: two copy-and-replace writers would lose a run.
 
     flock on the directory itself, so no lock file is left beside the store.
@@ -378,10 +383,40 @@ def _directory_lock(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _remove_stale_temps(target: Path) -> None:
-    """Temp files (and their sqlite journals) left by a publish that was killed outright."""
-    for stale in target.parent.glob(f".{target.name}.*"):
-        stale.unlink(missing_ok=True)
+def journal_for(store: str | Path) -> Path:
+    """Where a publish into `store`'s directory keeps its journal (tasks/transaction.py)."""
+    return Path(store).parent / JOURNAL_NAME
+
+
+def stage_store(
+    txn: Transaction,
+    forecasts: pl.DataFrame,
+    lineage: Mapping[str, str],
+    store: str | Path,
+    keep: Sequence[str] = (),
+) -> tuple[dict, pl.DataFrame]:
+    """Write the new store (the old one + this run, or the identical run marked latest) to a
+    temp file of `txn`; returns its summary and its current view (what the exports get).
+    `keep`: series (quarantined by ingest) whose current forecasts stay in the current view,
+    marked stale, when this run has none for them."""
+    store = Path(store)
+    # The caller may name the run (a rollback republishing a stored run keeps its key).
+    key = lineage.get("run_key") or run_key(lineage)
+    rows = _rows(forecasts, lineage, key)
+
+    def fill(tmp: Path) -> tuple[dict, pl.DataFrame]:
+        if store.exists():
+            shutil.copyfile(store, tmp)
+        counts = _write_store(tmp, rows, key, lineage, keep)
+        return counts, _read_view(tmp)
+
+    counts, current = txn.write(store, fill)
+    return {"run_key": key, **counts, "store": str(store)}, current
+
+
+def stage_export(txn: Transaction, current: pl.DataFrame, export: str | Path) -> None:
+    """Write the Parquet export of the current forecasts to a temp file of `txn`."""
+    txn.write(export, current.write_parquet)
 
 
 def publish_forecasts(
@@ -390,45 +425,21 @@ def publish_forecasts(
     store: str | Path,
     export: str | Path,
     keep: Sequence[str] = (),
+    also: Sequence[tuple[str | Path, Callable[[Path], object]]] = (),
+    journal: str | Path | None = None,
 ) -> dict:
     """Add `forecasts` (series_id, timestamp, horizon_step, forecast, optionally lo_80, hi_80,
     lo_95, hi_95) with `lineage` to the store and rewrite the export with the current
-    forecasts. Idempotent for the same inputs. `keep`: see write_store."""
-    summary = write_store(forecasts, lineage, store, keep)
-    write_export(read_current(store), export)
-    return {**summary, "export": str(export)}
-
-
-def write_store(
-    forecasts: pl.DataFrame,
-    lineage: Mapping[str, str],
-    store: str | Path,
-    keep: Sequence[str] = (),
-) -> dict:
-    """Add `forecasts` with `lineage` to the store as one new run (or mark the identical run
-    already stored as the latest: idempotent). The store is replaced atomically. `keep`: series
-    (quarantined by ingest) whose current forecasts stay in the current view, marked stale,
-    when this run has none for them."""
+    forecasts, and write `also` ((path, fill(temp)) pairs): all of them or none
+    (tasks/transaction.py). Idempotent for the same inputs. `keep`: see stage_store."""
     store = Path(store)
-    key = run_key(lineage)
-    rows = _rows(forecasts, lineage, key)
-    with _directory_lock(store.parent):
-        _remove_stale_temps(store)
-        with atomic_path(store) as tmp_store:
-            if store.exists():
-                shutil.copyfile(store, tmp_store)
-            counts = _write_store(tmp_store, rows, key, lineage, keep)
-            fault_point("store.before_replace")  # tests: a SIGKILL here (tasks/faults.py)
-    return {"run_key": key, **counts, "store": str(store)}
-
-
-def write_export(current: pl.DataFrame, export: str | Path) -> None:
-    """Replace the Parquet export with the current forecasts, atomically."""
-    export = Path(export)
-    with _directory_lock(export.parent):
-        _remove_stale_temps(export)
-        with atomic_path(export) as tmp_export:
-            current.write_parquet(tmp_export)
+    with directory_lock(store.parent), Transaction(journal or journal_for(store)) as txn:
+        summary, current = stage_store(txn, forecasts, lineage, store, keep)
+        stage_export(txn, current, export)
+        for path, fill in also:
+            txn.write(path, fill)
+        txn.commit()
+    return {**summary, "export": str(export)}
 
 
 def read_current(store: str | Path) -> pl.DataFrame:

@@ -4,7 +4,11 @@ The stage is found by its module name, `flows.stages.<STAGE>`, and run through i
 as a Prefect flow when a Prefect API is configured, else its plain runner. Without an API Prefect
 would start a throw-away server in every stage process (14-22 s each, shared/README.md) whose
 runs nobody can see; the plain runner does the same work. FORECAST_PREFECT=always|never
-overrides the choice.
+overrides the choice (`always` without a server: a temporary one that dies with this process,
+flows/ephemeral.py).
+
+It holds the repository lock while the stage runs (flows/repolock.py), unless the command that
+started it holds it: `dvc repro` / `dvc exp run` (DVC's lock, DVC_STAGE set) or a pipeline run.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import logging
 import os
 import sys
 
+from flows.repolock import repository_lock
 from flows.stage import Stage, StageContext
 from tasks import plugins
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.errors import PipelineError
+from tasks.transaction import disk_error
 
 log = logging.getLogger("forecast")
 
@@ -52,6 +58,19 @@ def as_flow(stage: Stage):
     return stage_flow
 
 
+def run(stage: Stage, params: str) -> dict:
+    cfg = load_config(params)  # bad params stop here, before any work
+    # The repository lock, unless whoever started this holds it: `dvc repro` (DVC's lock) or a
+    # pipeline run (flows/repolock.py).
+    with repository_lock(f"stage {stage.name}", logger=log):
+        if not use_prefect():
+            return stage.run(cfg, StageContext())
+        from flows.ephemeral import prefect_api
+
+        with prefect_api():  # FORECAST_PREFECT=always without a server: one tied to us
+            return as_flow(stage)(params=params)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.stages", description=__doc__)
     parser.add_argument("stage")
@@ -59,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stage = find_stage(args.stage)
     try:
-        cfg = load_config(args.params)  # bad params stop here, before any work
-        if use_prefect():
-            result = as_flow(stage)(params=args.params)
-        else:
-            result = stage.run(cfg, StageContext())
+        result = run(stage, args.params)
     except PipelineError as err:
         print(f"{stage.name} failed: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        if message is None:
+            raise
+        print(f"{stage.name} failed: {message}", file=sys.stderr)
         return 2
     log.info("%s done: %s", stage.name, result)
     return 0

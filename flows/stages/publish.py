@@ -31,12 +31,12 @@ def check_gate() -> dict:
     return decision
 
 
-def save_champion(meta: dict) -> None:
-    """Copy the published model beside the store, then its metadata (each atomically; evaluate
-    ignores metadata whose md5 does not match the model, should a crash fall between them)."""
+def stage_champion(pub, meta: dict) -> None:
+    """The published model and its metadata as the champion, in the publish's transaction: the
+    champion is always the model whose forecasts the store and export hold."""
     model = STAGE.path("model")
-    io.write_atomic(STAGE.path("champion_model"), lambda tmp: shutil.copyfile(model, tmp))
-    io.write_json(STAGE.path("champion_meta"), meta)
+    pub.write(STAGE.path("champion_model"), lambda tmp: shutil.copyfile(model, tmp))
+    pub.write(STAGE.path("champion_meta"), lambda tmp: io.write_json_to(tmp, meta))
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
@@ -46,10 +46,13 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.forecast import load_model
     from tasks.intervals import Calibration
     from tasks.lineage import collect_lineage
+    from tasks.model_id import model_id
     from tasks.prepare import Prepared
     from tasks.publish import champion_meta, future_forecasts
+    from tasks.transaction import recover
 
     p = STAGE.path
+    recover(p("publish_journal"))  # a publish killed mid-rename is completed, gate or not
     check_gate()
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
@@ -63,18 +66,33 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
     )
+    # The run is keyed by the weights and config: the same weights saved again are one run.
+    lineage["model_id"] = model_id(p("model"))
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
-    written = targets.publish(forecasts, lineage, cfg, keep=tuple(quarantined.to_list()))
-    record = written[cfg.publish.targets[0]]
-    # After the targets: the champion is always a model whose forecasts were published.
-    save_champion(
-        champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
+    summary: dict = {}
+
+    def champion_and_summary(pub) -> None:
+        record = pub.summaries[cfg.publish.targets[0]]
+        meta = champion_meta(
+            prepared, lineage["model_md5"], record["run_key"], lineage["published_at"]
+        )
+        stage_champion(pub, meta)
+        pub.write(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
+        # Per target what it wrote; the run key (the system of record's) names this publish.
+        summary.update(
+            run_key=record["run_key"], targets=pub.summaries, champion=lineage["model_md5"]
+        )
+        pub.write(p("metrics_publish"), lambda tmp: io.write_json_to(tmp, summary))
+
+    targets.publish(
+        forecasts,
+        lineage,
+        cfg,
+        p("publish_journal"),
+        keep=tuple(quarantined.to_list()),
+        also=champion_and_summary,
     )
-    io.write_atomic(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
-    # Per target what it wrote; the run key (the system of record's) names this publish.
-    summary = {"run_key": record["run_key"], "targets": written, "champion": lineage["model_md5"]}
-    io.write_json(p("metrics_publish"), summary)
     return summary
 
 
@@ -110,6 +128,15 @@ STAGE = Stage(
     run=run,
     reads=("validated", "quarantined", "prepared", "scaler", "model", "intervals", "metrics_gate"),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
+    scratch=("publish_journal",),
+    declares=(
+        catalog.Entry(
+            "publish_journal",
+            "published/.publish-journal.json",
+            "scratch",
+            "the files a publish in progress is renaming (tasks/transaction.py)",
+        ),
+    ),
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
     params=("data.frequency", "publish"),

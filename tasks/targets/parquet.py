@@ -12,7 +12,7 @@ class ParquetExport(PublishTarget):
 
     def publish(self, pub: Publication, cfg) -> dict:
         path = catalog.path("export", cfg)
-        store.write_export(pub.current, path)
+        store.stage_export(pub.txn, pub.current, path)
         return {"export": str(path), "rows": pub.current.height}
 
 

@@ -14,8 +14,9 @@ class SqliteStore(PublishTarget):
 
     def publish(self, pub: Publication, cfg) -> dict:
         path = catalog.path("store", cfg)
-        summary = store.write_store(pub.forecasts, pub.lineage, path, pub.keep)
-        pub.current = store.read_current(path)
+        summary, pub.current = store.stage_store(
+            pub.txn, pub.forecasts, pub.lineage, path, pub.keep
+        )
         return summary
 
 

@@ -123,7 +123,7 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
     first_done, second_began = spans[first_id][1], spans[second_id][0]
     assert second_began >= first_done, (second_states, second_began, first_done)
     assert "AwaitingConcurrencySlot" in second_states or (
-        "another pipeline run holds the repository" in serve_log
+        "pipeline run: the repository lock" in serve_log
     ), (second_states, serve_log[-3000:])
     assert {"Pending", "Running", "Completed"} <= set(second_states), second_states
 

@@ -181,8 +181,7 @@ class CsvExport(PublishTarget):
     outputs = (catalog.Entry("csv_export", "published/forecasts.csv", "out", "CSV", persist=True),)
 
     def publish(self, pub: Publication, cfg) -> dict:
-        path = catalog.path("csv_export")
-        pub.current.write_csv(path)
+        pub.write(catalog.path("csv_export"), pub.current.write_csv)
         return {"rows": pub.current.height}
 
 
@@ -204,7 +203,7 @@ frame = pl.DataFrame({
 })
 lineage = {f: "x" for f in LINEAGE_FIELDS} | {"model_md5": "m" * 32, "data_md5": "d" * 32,
     "params_md5": "p" * 32, "published_at": "2025-01-01T00:00:00+00:00"}
-print(json.dumps(targets.publish(frame, lineage, cfg), default=str))
+print(json.dumps(targets.publish(frame, lineage, cfg, "published/.journal"), default=str))
 """
 
 
@@ -241,7 +240,7 @@ def test_the_first_target_must_be_the_system_of_record(tmp_path):
 
     cfg = parse_config({"publish": {"targets": ["parquet", "sqlite"]}})
     with pytest.raises(ValueError, match="first target must be the one system of record"):
-        targets.publish(None, {}, cfg)
+        targets.publish(None, {}, cfg, tmp_path / "journal")
 
 
 def test_the_pipeline_refuses_a_stale_dvc_yaml(cfg, committed, tmp_path, monkeypatch):

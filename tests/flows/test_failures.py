@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from tests.conftest import run, update_params
@@ -161,7 +163,7 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
     # Killed where the test asked, by the flow-run process that held the repository lock.
     point, pid = marker.read_text().split()
     assert point == "train.member_0.epoch_end.1"
-    assert lock.read_text().split() == ["pid", pid] and int(pid) != proc.pid
+    assert json.loads(lock.read_text())["pid"] == int(pid) and int(pid) != proc.pid
     states = {t["name"]: t["state_type"] for t in api.task_runs(prefect_server, run_id)}
     assert "evaluate" not in states and "publish" not in states, states
     assert record["payload"]["state"] == "Crashed"
@@ -174,21 +176,29 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def test_sigkill_mid_publish_keeps_the_published_files_and_a_rerun_publishes(
+def test_sigkill_between_the_publish_renames_is_completed_by_the_next_run(
     project_after_run: Path, prefect_env: dict
 ):
-    """SIGKILL inside publish after the new store is written to a temp file, before its atomic
-    replace (tasks/faults.py): the published files are byte-identical to before, no
-    lock is left held, DVC still answers and sees publish as not done, and a rerun publishes."""
+    """SIGKILL inside publish after the new store was renamed into place and before the export
+    was (tasks/faults.py): the next run first completes the publish from its journal, so the
+    export and the champion never stay behind the store; no lock is left held and DVC, which
+    saw publish unfinished, is clean after the rerun."""
+    from tasks.io import md5_file
+    from tasks.store import read_current
+
     project = project_after_run
     before = published(project)
     # Publish's metrics file gone: publish alone is out of date, so the run goes straight there.
     (project / "metrics/publish.json").unlink()
-    env = {**prefect_env, "FORECAST_KILL_AT": "store.before_replace"}
+    env = {**prefect_env, "FORECAST_KILL_AT": "publish.renamed.forecasts.sqlite"}
     killed = run(["python", "-m", "flows.pipeline"], project, env=env, check=False)
     assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr[-3000:])
     assert "publish: ran" not in killed.stdout
-    assert published(project) == before
+    after_kill = published(project)
+    # The kill left the store of this publish and the export of the last one, as the issue saw.
+    assert after_kill["published/forecasts.sqlite"] != before["published/forecasts.sqlite"]
+    assert after_kill["published/forecasts.parquet"] == before["published/forecasts.parquet"]
+    assert (project / "published/.publish-journal.json").exists()
     # Neither the pipeline's flock nor DVC's repository lock outlived the process.
     with open(project / ".dvc/tmp/forecast-pipeline.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -196,12 +206,109 @@ def test_sigkill_mid_publish_keeps_the_published_files_and_a_rerun_publishes(
     assert list(status) == ["publish"], status
 
     rerun = run(["python", "-m", "flows.pipeline"], project, env=prefect_env)
+    assert "completed a publish killed between its renames" in rerun.stderr + rerun.stdout
     assert "publish: ran" in rerun.stdout, rerun.stdout
-    after = published(project)
-    assert after["published/forecasts.sqlite"] != before["published/forecasts.sqlite"]
+    current = read_current(project / "published/forecasts.sqlite")
+    exported = pl.read_parquet(project / "published/forecasts.parquet")
+    assert exported.equals(current)
+    assert md5_file(project / "published/champion.keras") == current["model_md5"][0]
     with sqlite3.connect(project / "published/forecasts.sqlite") as db:
         seqs = [r[0] for r in db.execute("SELECT publish_seq FROM runs ORDER BY publish_seq")]
-    assert seqs == [2]  # the same run (same run_key) published a second time
-    # The rerun removed the dead publish's temp files.
-    assert not list((project / "published").glob(".forecasts.*"))
+    assert seqs == [3]  # one run (same run_key): first publish, the killed one, the rerun
+    # No journal and no temp file is left.
+    assert [p.name for p in (project / "published").glob(".*")] == [".gitignore"]
     assert run(["dvc", "status", "--json"], project, env=prefect_env).stdout.strip() == "{}"
+
+
+def _server_children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` and that run a Prefect API server (uvicorn)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"prefect.server.api.server:create_app" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_run_leaves_no_temporary_prefect_server(project_after_run: Path, tmp_path: Path):
+    """Without a Prefect server configured the pipeline starts a temporary one; SIGKILL the
+    pipeline (no atexit runs) and the server goes with it instead of living on as an orphan."""
+    from tests.conftest import base_env
+
+    env = base_env(PREFECT_HOME=str(tmp_path / "prefect-home"), FORECAST_PREFECT="auto")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline"], cwd=project_after_run, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 180  # generous: a Python process starting on busy cores
+        while not servers:
+            assert proc.poll() is None and time.monotonic() < deadline, "no server started"
+            servers = _server_children(proc.pid)
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30  # the kernel signals the child at once
+        while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in servers if _alive(pid)], "the server outlived the pipeline"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in servers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_a_read_only_or_full_disk_ends_in_one_line_naming_the_file(
+    project_after_run: Path, tmp_path: Path, disk: str
+):
+    """publish on a disk it cannot write: exit 2 and one line naming the file, no traceback;
+    the published files as they were."""
+    from tests.conftest import base_env
+
+    project = project_after_run
+    mount = project / "published"
+    aside = tmp_path / "published-aside"
+    shutil.copytree(mount, aside)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.decode().strip()}")
+    try:
+        for f in aside.iterdir():
+            shutil.copy2(f, mount / f.name)
+        if disk == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+            reason = "Read-only file system"
+        else:
+            stat = os.statvfs(mount)
+            (mount / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize))
+            reason = "No space left on device"
+        result = run(
+            [sys.executable, "-m", "flows.stages", "publish"], project, env=base_env(),
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, (result.stdout, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"publish failed: cannot write published/forecasts.sqlite: {reason}")
+        # What publish saw is as it was: every file byte-identical, no temp file left.
+        seen = {f.name: f.read_bytes() for f in mount.iterdir() if f.name != "filler"}
+        assert seen == {f.name: f.read_bytes() for f in aside.iterdir()}
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

@@ -101,3 +101,29 @@ def test_two_runs_restore_the_first_byte_identical_then_roll_back_to_it(
     after = read_current(project / "published/forecasts.sqlite")
     assert after["model_md5"].unique().to_list() == first_model
     assert newest != oldest
+
+
+def test_a_manual_publish_is_versioned_by_the_next_scheduled_run(
+    versioned_project: Path, prefect_env: dict
+):
+    """A manual run (no --version) publishes; the scheduled run after it changes nothing itself
+    but versions what the manual run published (issue 11, point 10)."""
+    project, env = versioned_project, prefect_env
+    (project / "metrics/publish.json").unlink()  # publish alone is out of date: it republishes
+    manual = pipeline(project, env)
+    assert "publish: ran" in manual.stdout and "versioned" not in manual.stdout, manual.stdout
+    scheduled = pipeline(project, env, "--version")
+    assert "publish: skipped" in scheduled.stdout, scheduled.stdout
+    assert "versioned as forecast-run/" in scheduled.stdout, scheduled.stdout
+    assert "unversioned since the last version: " in scheduled.stdout
+    assert "published/forecasts.sqlite" in scheduled.stdout
+    tags = run(["git", "tag", "-l", "forecast-run/*"], project).stdout.split()
+    assert len(tags) == 2
+    # The newest tag records the published files as they are now.
+    newest = runs_cli(project, env, "list").stdout.splitlines()[1].split()[0]
+    tagged = run(["git", "show", f"{newest}:dvc.lock"], project).stdout
+    assert tagged == (project / "dvc.lock").read_text()
+    # Versioned now: the next scheduled run has nothing to add.
+    again = pipeline(project, env, "--version")
+    assert "nothing changed since the last version, no new version" in again.stdout
+    assert len(run(["git", "tag", "-l", "forecast-run/*"], project).stdout.split()) == 2

@@ -12,7 +12,8 @@ import pytest
 
 from tasks import store as store_mod
 from tasks.lineage import LINEAGE_FIELDS
-from tasks.store import list_runs, publish_forecasts, read_current, run_key
+from tasks.store import journal_for, list_runs, publish_forecasts, read_current, run_key
+from tasks.transaction import PublishWriteError, recover
 
 H = 3
 
@@ -168,17 +169,18 @@ def test_crash_mid_insert_leaves_store_and_export_untouched(paths, monkeypatch):
         real_insert(conn, batch)
 
     monkeypatch.setattr(store_mod, "_insert_batch", insert_then_crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(PublishWriteError, match="forecasts.sqlite: simulated crash"):
         _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
     assert calls == [2, 2]
     # Byte-identical, and no temp or journal file left beside them.
     assert _snapshot(paths) == before
 
 
-def test_crash_at_rename_leaves_store_and_export_untouched(paths, monkeypatch):
+def test_a_failed_rename_after_the_commit_point_is_rolled_forward(paths, monkeypatch):
+    """Once the journal is written the publish only goes forward: a rename that fails leaves
+    the old files, and the next start (recover, or any publish) completes it."""
     _publish(paths)
-    before = _snapshot(paths)
-    store = paths[0]
+    store, export = paths
     real_replace = os.replace
 
     def replace(src, dst, *args, **kwargs):
@@ -189,9 +191,12 @@ def test_crash_at_rename_leaves_store_and_export_untouched(paths, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError, match="simulated crash"):
         _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
-    assert _snapshot(paths) == before
     monkeypatch.undo()
     assert set(read_current(store)["model_md5"]) == {"m" * 32}
+    assert recover(journal_for(store)) == [str(store), str(export)]
+    assert set(read_current(store)["model_md5"]) == {"n" * 32}
+    assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
+    assert _files(store.parent) == {store.name, export.name}
 
 
 def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
@@ -199,7 +204,7 @@ def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
         raise OSError("simulated crash")
 
     monkeypatch.setattr(store_mod, "_insert_batch", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(PublishWriteError):
         _publish(paths)
     assert _files(paths[0].parent) == set()
 
@@ -345,54 +350,221 @@ def test_publishing_intervals_twice_is_idempotent(paths):
     assert _count(paths[0], "forecasts") == 2 * H
 
 
+# ---------------------------------------------------------------- all or nothing (issue 11)
+NEW_MODEL = b"new champion model " * 5000  # ~95 KB: the largest file of the publish
+
+
+def _champion(directory: Path) -> tuple[Path, Path]:
+    return directory / "champion.keras", directory / "champion.json"
+
+
+def _publish_all(paths, model: bytes, meta: str, offset: float, md5: str) -> dict:
+    """A publish like the stage's: store, export, champion model and its metadata."""
+    champion, champion_meta = _champion(paths[0].parent)
+    also = [
+        (champion, lambda tmp: tmp.write_bytes(model)),
+        (champion_meta, lambda tmp: tmp.write_text(meta)),
+    ]
+    return publish_forecasts(_forecasts(offset), _lineage(model_md5=md5), *paths, also=also)
+
+
+def _everything(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _is_new(paths) -> bool:
+    store, export = paths
+    champion, meta = _champion(store.parent)
+    return (
+        set(read_current(store)["model_md5"]) == {"n" * 32}
+        and pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
+        and champion.read_bytes() == NEW_MODEL
+        and meta.read_text() == "new"
+    )
+
+
 KILLED_PUBLISH = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from tests.tasks.test_store import _forecasts, _lineage
-from tasks.store import publish_forecasts
-publish_forecasts(_forecasts(offset=1.0), _lineage(model_md5="n" * 32),
-                  Path({store!r}), Path({export!r}))
+from tests.tasks.test_store import NEW_MODEL, _publish_all
+_publish_all((Path({store!r}), Path({export!r})), NEW_MODEL, "new", 1.0, "n" * 32)
 print("not killed")
 """
+# Every write and rename of a publish (tasks/transaction.py), in the order they happen.
+STAGED = [f"publish.staged.{n}" for n in ("forecasts.sqlite", "forecasts.parquet")]
+STAGED += [f"publish.staged.{n}" for n in ("champion.keras", "champion.json")]
+RENAMED = [p.replace("staged", "renamed") for p in STAGED]
+KILL_POINTS = [*STAGED, "publish.journal", *RENAMED]
 
 
-def test_sigkill_mid_publish_leaves_store_and_export_byte_identical(paths, tmp_path):
-    """A real SIGKILL (tasks/faults.py) after the new store is written to a temp file, before it
-    replaces the old one (the export is written from the store after that): no cleanup runs,
-    the published files are still the old bytes, and the next publish removes the dead one's
-    temp and goes through."""
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sigkill_at_each_write_and_rename_leaves_all_old_or_all_new(paths, tmp_path, point):
+    """A real SIGKILL (tasks/faults.py) at each point of a publish: before the journal every
+    published file is byte-identical (no cleanup ran); after it, the next start rolls the
+    publish forward and every file is new. Never the store of one run and the export or
+    champion of another."""
     import signal
     import subprocess
     import sys
 
-    _publish(paths)
     store, export = paths
-    before = {p: p.read_bytes() for p in paths}
+    publish_forecasts(
+        _forecasts(), _lineage(), store, export,
+        also=[(p, lambda tmp: tmp.write_bytes(b"old")) for p in _champion(store.parent)],
+    )  # fmt: skip
+    before = _everything(store.parent)
     marker = tmp_path / "killed-at"
     script = KILLED_PUBLISH.format(
         root=str(Path(__file__).resolve().parents[2]), store=str(store), export=str(export)
     )
-    env = {**os.environ, "FORECAST_KILL_AT": "store.before_replace",
-           "FORECAST_KILL_MARKER": str(marker)}  # fmt: skip
+    env = {**os.environ, "FORECAST_KILL_AT": point, "FORECAST_KILL_MARKER": str(marker)}
     proc = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
-    assert marker.read_text().split()[0] == "store.before_replace"
-    assert {p: p.read_bytes() for p in paths} == before
-    # The kill skipped the temp cleanup: the dead publish's new store is still there; its export
-    # was never started.
-    leftovers = sorted(p.name for p in store.parent.iterdir() if p.name.startswith("."))
-    assert any(n.startswith(".forecasts.sqlite.") for n in leftovers), leftovers
-    assert not any(n.startswith(".forecasts.parquet.") for n in leftovers), leftovers
-    assert set(read_current(store)["model_md5"]) == {"m" * 32}
+    assert marker.read_text().split()[0] == point
+    published = {store.name, export.name, *(p.name for p in _champion(store.parent))}
+    if point in STAGED:
+        # Before the commit point: the published files are the old bytes, as they are.
+        assert {k: v for k, v in _everything(store.parent).items() if k in published} == {
+            k: v for k, v in before.items() if k in published
+        }
+        assert recover(journal_for(store)) == []  # nothing to roll forward
+        assert _everything(store.parent).keys() >= published
+        assert {n: (store.parent / n).read_bytes() for n in published} == {
+            n: before[n] for n in published
+        }
+    else:
+        # After it: the next start renames what the kill left, and everything is new.
+        left = [n for n in published if any(store.parent.glob(f".{n}.*"))]
+        assert journal_for(store).exists()
+        assert sorted(Path(p).name for p in recover(journal_for(store))) == sorted(left)
+        assert _is_new(paths)
+        assert not journal_for(store).exists()
+    # The next publish removes the leftovers and goes through.
+    _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert _is_new(paths)
+    assert _files(store.parent) == published
 
-    summary = _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
-    assert summary["rows_inserted"] == 2 * H
-    assert set(read_current(store)["model_md5"]) == {"n" * 32}
-    assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
-    assert _files(store.parent) == {store.name, export.name}
+
+def test_kill_points_are_the_ones_the_publish_passes(paths, monkeypatch):
+    """The list above is every fault point a publish passes: none missed, none stale."""
+    from tasks import transaction
+
+    seen = []
+    monkeypatch.setattr(transaction, "fault_point", seen.append)
+    _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert seen == KILL_POINTS
+
+
+def test_published_files_are_0644_like_a_plain_open(paths):
+    from tasks.io import UMASK
+
+    _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in paths[0].parent.iterdir()}
+    assert modes == dict.fromkeys(modes, 0o666 & ~UMASK) and len(modes) == 4
+
+
+# ---------------------------------------------------------------- full and read-only disks
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB tmpfs (mounting needs root; elsewhere the test is skipped)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Take the disk's free space down to about `leave` bytes."""
+    stat = os.statvfs(disk)
+    free = stat.f_bavail * stat.f_frsize
+    with open(disk / "filler", "wb") as fh:
+        fh.write(b"\0" * max(0, free - leave))
+
+
+def _store_and_export_bytes(tmp_path: Path) -> int:
+    """What the new store and export take on disk: the same two publishes on a roomy disk."""
+    paths = (tmp_path / "roomy/forecasts.sqlite", tmp_path / "roomy/forecasts.parquet")
+    _publish_all(paths, b"old", "old", 0.0, "m" * 32)
+    _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    return sum(p.stat().st_size for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("room_for_store_and_export", "fails_on"),
+    [(False, "forecasts.sqlite"), (True, "champion.keras")],
+)
+def test_disk_full_mid_publish_changes_nothing_and_names_the_file(
+    small_disk, tmp_path, room_for_store_and_export, fails_on
+):
+    # With room for the new store and export plus half the champion (~95 KB), the champion's
+    # temp is the write that fails: the store and export temps exist by then.
+    leave = _store_and_export_bytes(tmp_path) + 45_000 if room_for_store_and_export else 0
+    paths = (small_disk / "published/forecasts.sqlite", small_disk / "published/forecasts.parquet")
+    _publish_all(paths, b"old", "old", 0.0, "m" * 32)
+    before = _everything(paths[0].parent)
+    _fill(small_disk, leave)
+    with pytest.raises(PublishWriteError) as err:
+        _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    message = str(err.value)
+    assert f"cannot write {paths[0].parent / fails_on}: No space left on device" in message
+    assert "nothing was published" in message
+    assert _everything(paths[0].parent) == before  # no temp left either
+    (small_disk / "filler").unlink()
+    _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert _is_new(paths)
+
+
+def test_read_only_disk_changes_nothing_and_names_the_file(small_disk):
+    import subprocess
+
+    paths = (small_disk / "published/forecasts.sqlite", small_disk / "published/forecasts.parquet")
+    _publish_all(paths, b"old", "old", 0.0, "m" * 32)
+    before = _everything(paths[0].parent)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(PublishWriteError, match=r"forecasts.sqlite: Read-only file system"):
+        _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert _everything(paths[0].parent) == before
+
+
+# ---------------------------------------------------------------- one model, one run
+def test_the_same_weights_saved_twice_are_one_run(paths, tmp_path):
+    """A .keras file's bytes change with every save (metadata.json date_saved), its weights and
+    config do not: the store keys the run by those (tasks/model_id.py), so republishing a
+    resumed run's bit-identical model adds no run; other weights do."""
+    import time
+
+    import keras
+
+    from tasks.io import md5_file
+    from tasks.model_id import model_id
+
+    model = keras.Sequential([keras.Input((4, 1)), keras.layers.LSTM(3), keras.layers.Dense(2)])
+    first, again, other = (tmp_path / f"{n}.keras" for n in ("first", "again", "other"))
+    model.save(first)
+    time.sleep(1.1)  # date_saved has a resolution of seconds
+    model.save(again)
+    weights = model.get_weights()
+    weights[0][0, 0] += 1e-6
+    model.set_weights(weights)
+    model.save(other)
+    assert md5_file(first) != md5_file(again)
+
+    def lineage(path: Path) -> dict:
+        return {**_lineage(model_md5=md5_file(path)), "model_id": model_id(path)}
+
+    assert _publish(paths, lineage=lineage(first))["runs_in_store"] == 1
+    assert _publish(paths, lineage=lineage(again))["runs_in_store"] == 1
+    assert _publish(paths, lineage=lineage(other))["runs_in_store"] == 2
 
 
 # ---------------------------------------------------------------- quarantined series: stale

@@ -1,0 +1,183 @@
+"""All-or-nothing replacement of several files (a publish: store, export, champion, metrics).
+
+    with Transaction(journal) as txn:
+        txn.write(store, fill_store)      # each to a temp file beside its target, fsynced
+        txn.write(export, fill_export)
+        txn.commit()                      # journal, then one rename per file, then no journal
+
+1. Stage: every new file is written to a temp file beside its target (same directory, so the
+   rename below cannot fail for space or cross devices) and fsynced. A write that fails (disk
+   full, read-only) removes every temp and raises PublishWriteError naming the file: every
+   target is untouched.
+2. Commit: the journal (the temp -> target pairs) is written atomically; it is the commit point.
+   Then each temp is renamed over its target, and the journal removed.
+3. Recover (`recover(journal)`, at the start of every publish, pipeline run and rollback): a
+   journal left by a process killed during 2 is rolled forward (its remaining temps renamed),
+   so the targets end all new; without a journal, leftover temps are a publish killed before
+   its commit point and are deleted, the targets being all old. A reader between the kill and
+   the next start can see the store renamed and the export not yet: the next start completes it.
+
+Fault points (tasks/faults.py): `publish.staged.<file name>` after each temp is written,
+`publish.journal` once the journal is written, `publish.renamed.<file name>` after each rename.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.errors import PipelineError
+from tasks.faults import fault_point
+from tasks.io import UMASK, atomic_path
+
+FILE_MODE = 0o666 & ~UMASK  # what a plain open() gives: 0644 under the usual umask
+
+
+class PublishWriteError(PipelineError):
+    """A file of the publish could not be written (disk full, read-only): nothing published."""
+
+
+def _is_io(err: BaseException) -> bool:
+    """A failure of the disk, not of the code: OSError, SQLite's "database or disk is full",
+    a Polars write error wrapping an OS error."""
+    if isinstance(err, OSError | sqlite3.OperationalError):
+        return True
+    return "os error" in str(err).lower()
+
+
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def disk_error(err: BaseException) -> str | None:
+    """One line for a full, read-only or forbidden disk (naming the path where the error has
+    one), None for any other error: entry points print it instead of a traceback."""
+    for e in (err, err.__cause__, err.__context__):
+        if isinstance(e, PublishWriteError):
+            return str(e)
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            where = f"cannot write {e.filename}" if e.filename else "cannot write"
+            return f"{where}: {e.strerror}"
+        if isinstance(e, sqlite3.OperationalError) and (
+            "disk is full" in str(e) or "readonly" in str(e)
+        ):
+            return f"cannot write a SQLite database: {e}"
+    return None
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def stale_temps(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.*"))
+
+
+class Transaction:
+    def __init__(self, journal: str | Path):
+        self.journal = Path(journal)
+        self.staged: list[tuple[Path, Path]] = []  # (temp, target)
+        self.committed = False
+
+    def __enter__(self) -> Transaction:
+        recover(self.journal)
+        return self
+
+    def __exit__(self, typ, value, tb) -> None:
+        if not self.committed:
+            self.abort()
+
+    def abort(self) -> None:
+        for tmp, _ in self.staged:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}-journal").unlink(missing_ok=True)  # sqlite's, should it be left
+        self.staged.clear()
+
+    def _failed(self, target: Path, err: BaseException) -> PublishWriteError:
+        self.abort()
+        return PublishWriteError(
+            f"cannot write {target}: {_reason(err)}; nothing was published "
+            "(every published file is as it was)"
+        )
+
+    def temp_for(self, target: str | Path) -> Path:
+        """A new empty temp file beside `target`, to be renamed over it at commit."""
+        target = Path(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for stale in stale_temps(target):  # a publish killed before its commit point
+                stale.unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
+            )
+            os.close(fd)
+        except OSError as err:
+            raise self._failed(target, err) from err
+        self.staged.append((Path(tmp), target))
+        return Path(tmp)
+
+    def write(self, target: str | Path, fill: Callable[[Path], object]) -> object:
+        """Call fill(temp) for `target`'s new content; returns what fill returned."""
+        target = Path(target)
+        tmp = self.temp_for(target)
+        try:
+            result = fill(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; published files are 0644
+        except Exception as err:
+            if not _is_io(err):
+                self.abort()
+                raise
+            raise self._failed(target, err) from err
+        fault_point(f"publish.staged.{target.name}")
+        return result
+
+    def commit(self) -> None:
+        pairs = [[str(tmp), str(target)] for tmp, target in self.staged]
+        try:
+            with atomic_path(self.journal) as tmp:
+                tmp.write_text(json.dumps(pairs) + "\n")
+        except OSError as err:
+            raise self._failed(self.journal, err) from err
+        fault_point("publish.journal")
+        self.committed = True  # from here on, forward only: recover() finishes what is left
+        _roll_forward(self.journal, pairs)
+        self.staged.clear()
+
+
+def _roll_forward(journal: Path, pairs: list[list[str]]) -> list[str]:
+    done = []
+    for tmp, target in pairs:
+        if Path(tmp).exists():
+            os.replace(tmp, target)
+            done.append(target)
+            fault_point(f"publish.renamed.{Path(target).name}")
+    for directory in {Path(target).parent for _, target in pairs}:
+        _fsync(directory)
+    journal.unlink()
+    _fsync(journal.parent)
+    return done
+
+
+def recover(journal: str | Path) -> list[str]:
+    """Finish a publish killed after its commit point; returns the files it renamed."""
+    journal = Path(journal)
+    if not journal.exists():
+        return []
+    pairs = json.loads(journal.read_text())
+    return _roll_forward(journal, pairs)
