@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -105,6 +106,10 @@ def tf_config(cluster: list[str], index: int) -> str:
 def worker(args: argparse.Namespace) -> int:
     """One worker process: TF_CONFIG must be set before TensorFlow starts."""
     os.environ["TF_CONFIG"] = tf_config(args.cluster.split(","), args.worker_index)
+    # Epoch lines (tasks/train.py) to stderr: the terminal on a host of its own, the worker's
+    # log file under the local launcher.
+    fmt = f"%(asctime)s worker {args.worker_index} %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
     from tasks.strategy import make_strategy
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy, before anything else touches TF
