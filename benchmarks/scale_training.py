@@ -17,7 +17,8 @@ Each epoch's wall time comes from the train stage's own epoch lines (tasks/train
 val_loss curve against wall time, the time until val_loss is within 1 % of the run's own best
 and of the best of both runs, and the backtest MASE of the final model (the evaluate stage's
 pure core, tasks/evaluate.py, on the last `evaluate.step` steps of every series).
-Results: benchmarks/results/scale_training.json (unless --out).
+Results: benchmarks/results/scale_training.json (unless --out), one entry per series count
+under "cases" (a run replaces only its own count's entry).
 """
 
 from __future__ import annotations
@@ -185,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    cases = doc.get("cases", {})
+    cases[str(args.series)] = result
+    doc = {"benchmark": "scale_training", "date": result["date"],
+           "cases": dict(sorted(cases.items(), key=lambda kv: int(kv[0])))}  # fmt: skip
+    out.write_text(json.dumps(doc, indent=2) + "\n")
     for name, r in runs.items():
         print(f"{name:>8}: {r['epochs_run']} epochs x {r['windows_per_epoch']:,} windows in "
               f"{r['fit_s']:.0f} s; best val_loss {r['best_val_loss']:.5f}; within 1 % of the "

@@ -199,3 +199,44 @@ def test_tensorflow_log_noise_stays_off_the_terminal_by_default():
     loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=180, cwd=ROOT, env=env)  # fmt: skip
     assert "oneDNN custom operations are on" in loud.stderr
+
+
+PREFECT_TRAINING = """
+import sys
+sys.path.insert(0, {root!r})
+import tasks
+from prefect import flow
+from prefect.runtime import flow_run
+from tasks.prepare import prepare
+from tasks.train import train
+from tests.tasks.test_train import seasonal_frame, tiny_config
+
+
+@flow(name="progress-check")
+def check(ckpt: str) -> str:
+    cfg = tiny_config(epochs=2, ensemble=1)
+    train(prepare(seasonal_frame(), cfg), cfg, checkpoint_dir=ckpt)
+    return flow_run.get_id()
+
+
+print("RUN", check({ckpt!r}))
+"""
+
+
+@pytest.mark.slow
+def test_epoch_lines_reach_the_prefect_run_logs_and_the_terminal(prefect_env, tmp_path: Path):
+    """Inside a flow run the epoch lines go through Prefect's run logger: stored with the flow
+    run (what the UI's Logs tab shows) and printed on the terminal by Prefect's console handler."""
+    from tests.flows import api
+
+    script = PREFECT_TRAINING.format(root=str(ROOT), ckpt=str(tmp_path / "ckpt"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=prefect_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split("RUN")[-1].strip()
+    terminal = [line for line in (proc.stdout + proc.stderr).splitlines() if "epoch 2/2:" in line]
+    assert terminal and EPOCH_LINE.search(terminal[0].rstrip())
+    server = prefect_env["PREFECT_API_URL"]
+    logs = api.post(server, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+    stored = [m for log in logs if (m := EPOCH_LINE.search(log["message"]))]
+    assert [m.group(3) for m in stored] == ["1", "2"]  # both epochs, in the run's own logs
