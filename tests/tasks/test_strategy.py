@@ -210,8 +210,9 @@ def test_the_lock_holds_both_tensorflow_variants_at_one_version_and_is_current()
     assert [d["name"] for d in groups["cpu"]] == ["tensorflow-cpu"]
     assert [(d["name"], d.get("extra")) for d in groups["gpu"]] == [("tensorflow", ["and-cuda"])]
     # pyproject.toml and uv.lock agree (what `./run.sh` relies on with --frozen).
-    # `python3 -m uv`, as run.sh calls it (uv lives with the system Python, not in the venv).
-    proc = subprocess.run(["python3", "-m", "uv", "lock", "--check"], cwd=ROOT,
+    # `python3 -m uv` as run.sh calls it: uv lives with the Python the venv was made from.
+    base = getattr(sys, "_base_executable", None) or "python3"
+    proc = subprocess.run([base, "-m", "uv", "lock", "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     if "No module named uv" in proc.stderr:
         pytest.skip("uv is not installed for this Python (./run.sh installs it)")
