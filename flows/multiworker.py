@@ -48,7 +48,7 @@ from flows.netns import (
     enter_private_network,
     network_mode,
 )
-from tasks import io
+from tasks import io, tflog
 from tasks.config import Config, load_config
 from tasks.errors import PipelineError
 
@@ -306,7 +306,12 @@ def run_workers(
         # The workers read exactly this config, even one built in memory rather than loaded.
         params = staging / "params.yaml"
         params.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env = dict(os.environ)
+        if env.get(tflog.ENV) in (None, env.get(tflog.MARK)):
+            # Not the user's choice: the workers' stderr goes to log files, whose tail is the
+            # error of a failed run, and "Could not start gRPC server" there means "retry".
+            env[tflog.ENV] = "2"
+            env.pop(tflog.MARK, None)
         env.pop("TF_CONFIG", None)
         inputs = {"params": params, "prepared": Path(prepared).resolve(),
                   "scaler": Path(scaler).resolve(), "checkpoints": checkpoints}  # fmt: skip
