@@ -240,3 +240,19 @@ def test_epoch_lines_reach_the_prefect_run_logs_and_the_terminal(prefect_env, tm
     logs = api.post(server, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
     stored = [m for log in logs if (m := EPOCH_LINE.search(log["message"]))]
     assert [m.group(3) for m in stored] == ["1", "2"]  # both epochs, in the run's own logs
+
+
+@pytest.mark.slow
+def test_the_train_stage_prints_one_line_per_epoch_and_no_tensorflow_noise(project_after_run):
+    """What `dvc repro` shows of the train stage (the command its dvc.yaml stage runs), with
+    the environment a user has (no TF_CPP_MIN_LOG_LEVEL of their own)."""
+    from tests.conftest import base_env, run
+
+    env = {k: v for k, v in base_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = run([sys.executable, "-m", "flows.stages", "train"], project_after_run, env=env)
+    lines = proc.stderr.splitlines()
+    epochs = [line for line in lines if EPOCH_LINE.search(line)]
+    history = pl.read_csv(project_after_run / "plots/training_curve.csv")
+    assert len(epochs) == history.height  # one line per member and epoch
+    assert not [line for line in lines if re.match(r"[IWEF]\d{4} ", line)], proc.stderr[-2000:]
+    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
