@@ -63,7 +63,7 @@ class TrainResult:
 # ------------------------------------------------------------------------------ inputs
 def resolved(cfg: Config) -> Config:
     """`cfg` with training.mixed_precision `auto` replaced by this machine's choice
-    (tasks/strategy.py: `auto_precision`)."""
+    (tasks/model_spec.py: `auto_precision`)."""
     t = cfg.training
     precision = resolve_precision(t.mixed_precision)
     if precision == t.mixed_precision:
@@ -185,7 +185,6 @@ class EpochProgress(keras.callbacks.Callback):
         member: int,
         members: int,
         epochs: int,
-        first_epoch: int,
         windows: int,
         steps: int,
         log=None,
@@ -193,7 +192,7 @@ class EpochProgress(keras.callbacks.Callback):
         clock=None,
     ):
         super().__init__()
-        self.member, self.members, self.epochs, self.first = member, members, epochs, first_epoch
+        self.member, self.members, self.epochs = member, members, epochs
         self.windows, self.steps, self.every_s = windows, steps, every_s
         self.log = log if log is not None else run_logger("forecast.train")
         self.clock = clock or time.monotonic
@@ -294,7 +293,7 @@ def _fit_member(
     recorder = EpochBackup(state_path, state, named)
     windows = min(prepared.train_starts.size, t.windows_per_epoch or prepared.train_starts.size)
     progress = EpochProgress(member=member, members=t.ensemble, epochs=t.epochs,
-                             first_epoch=first, windows=int(windows), steps=steps)  # fmt: skip
+                             windows=int(windows), steps=steps)  # fmt: skip
     model.fit(
         train_ds,
         validation_data=val_ds,
