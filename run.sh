@@ -4,6 +4,8 @@
 #   ./run.sh test       install the locked environment (and test-only system packages), run the tests
 # Anything else runs inside the locked environment: ./run.sh forecast --help (every user action,
 # flows/cli.py), ./run.sh dvc repro, ./run.sh prefect server start
+# TensorFlow: the CPU wheel, or the GPU one (CUDA wheels included) when `nvidia-smi -L` lists a
+# GPU; FORECAST_GPU=1|0 overrides. `./run.sh variant` prints which, installing nothing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,12 +14,39 @@ UV_VERSION=0.13.8
 # `python3 -m uv` works wherever pip put uv (user site, a pyenv version without shims, a venv).
 uv() { python3 -m uv "$@"; }
 
+# The locked environment's TensorFlow variant (pyproject.toml: dependency groups `cpu`, `gpu`).
+variant() {
+  local gpu="${FORECAST_GPU:-}"
+  if [ -z "$gpu" ]; then
+    # A driver without a GPU, or a broken one, lists none ("No devices found" or an error).
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU [0-9]'; then
+      gpu=1
+    else
+      gpu=0
+    fi
+  fi
+  case "$gpu" in
+    1) echo gpu ;;
+    0) echo cpu ;;
+    *)
+      echo "FORECAST_GPU must be 0 (CPU TensorFlow) or 1 (GPU TensorFlow), got '$gpu'" >&2
+      exit 64
+      ;;
+  esac
+}
+VARIANT="$(variant)"
+if [ "$VARIANT" = gpu ]; then
+  UV_GROUPS=(--no-group cpu --group gpu)
+else
+  UV_GROUPS=() # the default groups: dev, cpu
+fi
+
 ensure_env() {
   if ! python3 -m uv --version >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
   fi
   # --frozen: exactly the versions in uv.lock, never a re-resolution.
-  uv sync --frozen --quiet
+  uv sync --frozen --quiet ${UV_GROUPS[@]+"${UV_GROUPS[@]}"}
 }
 
 # The UI test (tests/ui) drives headless Chromium through chromedriver (Debian packages): installed
@@ -47,7 +76,7 @@ case "${1:-}" in
     ensure_env
     # A Prefect flow over the five stages; DVC records every stage it runs in dvc.lock.
     # `forecast pipeline` (flows/cli.py): exit 2 bad params, 3 gate refused; --json, --force.
-    uv run --frozen forecast pipeline "$@"
+    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} forecast pipeline "$@"
     ;;
   test)
     shift
@@ -56,14 +85,17 @@ case "${1:-}" in
     # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
     # start-up, so the two cores of a developer machine share it; the costliest session fixture
     # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
-    uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" "$@"
+    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} pytest -n "${PYTEST_WORKERS:-2}" "$@"
+    ;;
+  variant)
+    echo "$VARIANT"
     ;;
   "")
-    sed -n '2,6p' "$0"
+    sed -n '2,8p' "$0"
     exit 64
     ;;
   *)
     ensure_env
-    uv run --frozen "$@"
+    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} "$@"
     ;;
 esac

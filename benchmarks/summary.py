@@ -91,6 +91,19 @@ def scale(d: dict) -> str:
     )
 
 
+def scale_training(d: dict) -> str:
+    parts = []
+    for series, c in d["cases"].items():
+        f, s = c["runs"]["full"], c["runs"]["sampled"]
+        parts.append(
+            f"{int(series):,} series: val_loss full {num(f['best_val_loss'])} in "
+            f"{num(f['fit_s'])} s vs {num(s['windows_per_epoch'])}/epoch "
+            f"{num(s['best_val_loss'])} in {num(s['fit_s'])} s; MASE "
+            f"{num(f['backtest_mase']['lstm'])} vs {num(s['backtest_mase']['lstm'])}"
+        )
+    return "; ".join(parts)
+
+
 def training(d: dict) -> str:
     short = {
         "default strategy, 1 replica": "default",
@@ -126,6 +139,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "ingest": ingest,
     "model_family": model_family,
     "scale": scale,
+    "scale_training": scale_training,
     "training": training,
     "tune_defaults": tune_defaults,
     "windowing": windowing,

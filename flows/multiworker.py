@@ -11,6 +11,11 @@ metrics/train.json), so evaluate and publish use the result as they would a sing
 The other workers write only scratch under checkpoints/worker_<i>/. On several hosts run
 `python -m flows.multiworker --worker-index I --cluster h0:p0,h1:p1,...` on each host instead.
 
+TensorFlow's worker port listens on every interface, unauthenticated (flows/netns.py): local
+workers therefore run in a private network namespace with only loopback (the host's network
+never sees their ports; FORECAST_MULTIWORKER_NETWORK=host opts out), and a worker started by
+hand refuses cluster addresses outside private networks unless --allow-public-network.
+
 The chief writes into a staging directory (checkpoints/.multiworker-*); the launcher moves its
 files onto the outputs, each atomically, only once every worker has exited 0. If any worker
 fails or times out, the launcher stops the others, exits non-zero with the failed worker's last
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,7 +41,14 @@ from pathlib import Path
 
 import yaml
 
-from tasks import io
+from flows.netns import (
+    NETWORK_ENV,
+    NoPrivateNetwork,
+    check_private_cluster,
+    enter_private_network,
+    network_mode,
+)
+from tasks import io, tflog
 from tasks.config import Config, load_config
 from tasks.errors import PipelineError
 
@@ -71,10 +84,77 @@ BIND_ATTEMPTS = 3
 PORT_TAKEN = ("Could not start gRPC server", "Address already in use", "Failed to add port")
 
 
+NO_PRIVATE_NETWORK = 3  # the supervisor's exit code when it cannot get a namespace
+
+
 def _run_cluster(
     n: int, common: list[str], env: dict, logs: list[Path], timeout: float
 ) -> dict[int, int]:
-    """Start the n workers on fresh ports and wait for them (see `_wait`)."""
+    """Start the n workers on fresh ports and wait for them (see `_wait`): inside a private
+    network namespace (a supervisor process enters it and starts them there), unless
+    FORECAST_MULTIWORKER_NETWORK=host."""
+    if network_mode() == "host":
+        return _start_and_wait(n, common, env, logs, timeout)
+    spec = logs[0].parent / "cluster.json"
+    codes_file = logs[0].parent / "codes.json"
+    codes_file.unlink(missing_ok=True)
+    spec.write_text(json.dumps({"n": n, "common": common, "logs": [str(p) for p in logs],
+                                "timeout": timeout, "codes": str(codes_file)}))  # fmt: skip
+    supervisor_log = logs[0].parent / "supervisor.log"
+    with open(supervisor_log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.multiworker", "--private-cluster", str(spec)],
+            cwd=ROOT, env=env, stderr=err,
+        )  # fmt: skip
+    try:
+        code = proc.wait(timeout=timeout + 60)  # it enforces `timeout` on the workers itself
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # its SIGTERM handler stops the workers
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    if code == NO_PRIVATE_NETWORK:
+        reason = supervisor_log.read_text(errors="replace").strip().splitlines()[-1:]
+        raise TrainingFailed(
+            f"cannot start the {n} workers in a private network namespace ({' '.join(reason)}): "
+            "their TensorFlow ports would listen on every interface of this host; run as root "
+            "or enable unprivileged user namespaces, or set "
+            f"{NETWORK_ENV}=host to accept open ports; the previous train outputs are unchanged"
+        )
+    if not codes_file.exists():  # the supervisor itself failed: its log tail says why
+        with open(logs[0], "ab") as log:
+            log.write(supervisor_log.read_bytes())
+        return {0: code or 1}
+    return {int(k): v for k, v in json.loads(codes_file.read_text()).items()}
+
+
+def supervise(spec_path: Path) -> int:
+    """The private cluster's supervisor: enter a new network namespace, start the workers in it
+    (they inherit it), wait for them, write their exit codes."""
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        enter_private_network()  # first thing: this process still has a single thread
+    except NoPrivateNetwork as err:
+        print(f"flows.multiworker: {err.strerror}", file=sys.stderr, flush=True)
+        return NO_PRIVATE_NETWORK
+
+    def stop(signum, frame):  # the launcher's deadline: _wait's `finally` stops the workers
+        raise SystemExit(1)
+
+    signal.signal(signal.SIGTERM, stop)
+    env = dict(os.environ)
+    logs = [Path(p) for p in spec["logs"]]
+    codes = _start_and_wait(spec["n"], spec["common"], env, logs, spec["timeout"])
+    io.write_json(Path(spec["codes"]), {str(k): v for k, v in codes.items()})
+    return 0
+
+
+def _start_and_wait(
+    n: int, common: list[str], env: dict, logs: list[Path], timeout: float
+) -> dict[int, int]:
+    """Start the n workers on fresh ports of this network namespace and wait for them."""
     cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(n))
     procs = []
     for i, log in enumerate(logs):
@@ -104,7 +184,18 @@ def tf_config(cluster: list[str], index: int) -> str:
 
 def worker(args: argparse.Namespace) -> int:
     """One worker process: TF_CONFIG must be set before TensorFlow starts."""
-    os.environ["TF_CONFIG"] = tf_config(args.cluster.split(","), args.worker_index)
+    cluster = args.cluster.split(",")
+    if not args.allow_public_network:
+        try:
+            check_private_cluster(cluster)
+        except ValueError as err:
+            print(f"flows.multiworker: {err}", file=sys.stderr)
+            return 2
+    os.environ["TF_CONFIG"] = tf_config(cluster, args.worker_index)
+    # Epoch lines (tasks/train.py) to stderr: the terminal on a host of its own, the worker's
+    # log file under the local launcher.
+    fmt = f"%(asctime)s worker {args.worker_index} %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
     from tasks.strategy import make_strategy
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy, before anything else touches TF
@@ -215,7 +306,12 @@ def run_workers(
         # The workers read exactly this config, even one built in memory rather than loaded.
         params = staging / "params.yaml"
         params.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env = dict(os.environ)
+        if env.get(tflog.ENV) in (None, env.get(tflog.MARK)):
+            # Not the user's choice: the workers' stderr goes to log files, whose tail is the
+            # error of a failed run, and "Could not start gRPC server" there means "retry".
+            env[tflog.ENV] = "2"
+            env.pop(tflog.MARK, None)
         env.pop("TF_CONFIG", None)
         inputs = {"params": params, "prepared": Path(prepared).resolve(),
                   "scaler": Path(scaler).resolve(), "checkpoints": checkpoints}  # fmt: skip
@@ -298,7 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     p.add_argument("--worker-index", type=int, default=None, help="run one worker (multi-host)")
     p.add_argument("--cluster", default=None, help="host:port,... of every worker, in order")
+    p.add_argument(
+        "--allow-public-network",
+        action="store_true",
+        help="accept cluster addresses outside private networks (the worker port listens on "
+        "every interface, unauthenticated: firewall it to the peers)",
+    )
+    p.add_argument("--private-cluster", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.private_cluster is not None:
+        return supervise(args.private_cluster)
     if args.worker_index is not None:
         if not args.cluster:
             p.error("--worker-index needs --cluster")

@@ -180,7 +180,13 @@ class TrainingConfig(_Section):
     # Models trained with seeds seed, seed+1, ...; their forecasts are averaged.
     ensemble: int = Field(default=3, ge=1, le=32)
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
-    mixed_precision: str = "float32"
+    # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
+    # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.
+    mixed_precision: str = "auto"
+    # Windows each epoch visits, sampled without replacement (a new sample each epoch, the same
+    # for the same seed); null: all. At 10k series an epoch of every window takes minutes, so
+    # early stopping and the learning-rate schedule would act on few, late validations.
+    windows_per_epoch: int | None = Field(default=None, ge=1)
     # Processes training together (MultiWorkerMirroredStrategy): `python -m flows.multiworker`.
     workers: int = Field(default=1, ge=1, le=16)
     # Back up each epoch to checkpoints/backup/ and resume from it after a crash.
@@ -192,7 +198,7 @@ class TrainingConfig(_Section):
     @field_validator("mixed_precision")
     @classmethod
     def _precision(cls, value: str) -> str:
-        return one_of(value, PRECISIONS)
+        return one_of(value, ("auto", *PRECISIONS))
 
 
 class GateConfig(_Section):

@@ -122,5 +122,39 @@ class ModelSpec:
             mode=m.mode,
             n_series=n_series,
             embedding_dim=m.series_embedding,
-            precision=cfg.training.mixed_precision,
+            precision=resolve_precision(cfg.training.mixed_precision),
         )
+
+
+# ------------------------------------------------------------------------------ precision
+def gpu_compute_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) of every local GPU; [] on a CPU-only machine or the tensorflow-cpu wheel."""
+    import tensorflow as tf  # here, not at the top: this module is imported by every stage
+
+    caps = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        caps.append(tuple(cc) if cc else (0, 0))
+    return caps
+
+
+def auto_precision(capabilities: list[tuple[int, int]]) -> str:
+    """training.mixed_precision `auto`: the fastest policy every GPU computes natively.
+
+    bfloat16 (Ampere, compute capability 8.0, and later) keeps float32's exponent range, so it
+    needs no loss scaling; float16 (Volta/Turing, 7.x: tensor cores) gets a LossScaleOptimizer
+    (tasks/train.py). No GPU, or an older one: float32.
+    """
+    if not capabilities:
+        return "float32"
+    lowest = min(capabilities)
+    if lowest >= (8, 0):
+        return "mixed_bfloat16"
+    if lowest >= (7, 0):
+        return "mixed_float16"
+    return "float32"
+
+
+def resolve_precision(choice: str) -> str:
+    """The policy to build with: `choice`, or for `auto` the one this machine's GPUs support."""
+    return auto_precision(gpu_compute_capabilities()) if choice == "auto" else choice

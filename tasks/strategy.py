@@ -82,3 +82,29 @@ def make_strategy(replicas: int = 1, mirrored: bool = True) -> tf.distribute.Str
     if replicas == 1 and not mirrored:
         return tf.distribute.get_strategy()  # the default strategy: no mirroring overhead
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+# ------------------------------------------------------------------------------ GPU policy
+def gpu_replicas(strategy: tf.distribute.Strategy) -> int:
+    """Replicas of `strategy` that are GPUs (every worker's, under MultiWorkerMirroredStrategy)."""
+    try:
+        devices = strategy.extended.worker_devices
+    except RuntimeError:  # TF's default strategy has none: one device, this process's
+        return 0
+    local_gpus = sum("GPU" in d.upper() for d in devices)
+    if local_gpus == 0:
+        return 0
+    workers = max(_workers(), 1) if is_multi_worker(strategy) else 1
+    return local_gpus * workers
+
+
+def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The batch one training step consumes across all replicas.
+
+    The rule: on GPUs `training.batch_size` is per GPU, so the global batch is batch_size x the
+    number of GPU replicas (each GPU gets a full batch's work; adding GPUs adds throughput,
+    with the learning rate unchanged). On CPUs it is the global batch: CPU replicas (logical
+    devices split from the same cores) and CPU workers split it, so a run's updates stay those
+    of one process (and tests compare them bit for bit).
+    """
+    return batch_size * max(gpu_replicas(strategy), 1)

@@ -4,7 +4,12 @@ Pure: returns the model, the per-epoch history and a summary; the caller writes 
 Only scratch goes to `checkpoint_dir` (not a stage output): the best-weights checkpoints, and
 with `training.resume` a backup of every epoch under `checkpoint_dir/backup/` from which a run
 killed mid-way resumes (see `EpochBackup`). Windows are gathered batch by batch by
-`WindowGeometry.epoch_dataset`, never materialised at once.
+`WindowGeometry.epoch_dataset`, never materialised at once; with `training.windows_per_epoch`
+each epoch visits a fresh sample of that many.
+
+Every epoch logs one line (loss, val_loss, learning rate, windows/s, ETA) through
+`tasks.progress.run_logger` (Prefect's run logger inside a flow run, else the `forecast.train`
+logger), and an epoch longer than 10 s logs its progress every 10 s (`EpochProgress`).
 """
 
 from __future__ import annotations
@@ -31,8 +36,15 @@ from tasks.faults import fault_point
 from tasks.forecast import model_inputs as model_inputs
 from tasks.forecast import series_channel
 from tasks.model import ModelSpec, average_ensemble, build_model
+from tasks.model_spec import resolve_precision
 from tasks.prepare import Prepared
-from tasks.strategy import is_multi_worker, make_strategy, worker_index
+from tasks.progress import EVERY_S, Progress, duration, rate, run_logger
+from tasks.strategy import (
+    global_batch_size,
+    is_multi_worker,
+    make_strategy,
+    worker_index,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -49,10 +61,21 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------ inputs
+def resolved(cfg: Config) -> Config:
+    """`cfg` with training.mixed_precision `auto` replaced by this machine's choice
+    (tasks/model_spec.py: `auto_precision`)."""
+    t = cfg.training
+    precision = resolve_precision(t.mixed_precision)
+    if precision == t.mixed_precision:
+        return cfg
+    training = t.model_copy(update={"mixed_precision": precision})
+    return cfg.model_copy(update={"training": training})
+
+
 def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> keras.Model:
     """The (uncompiled) model the config describes, for this prepared data."""
     spec = ModelSpec.from_config(
-        cfg,
+        resolved(cfg),
         n_series=len(prepared.series_ids),
         lookback=prepared.geometry.lookback,
         horizon=prepared.geometry.horizon,
@@ -64,7 +87,7 @@ def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> k
 def _optimizer(cfg: Config) -> keras.optimizers.Optimizer:
     t = cfg.training
     opt = keras.optimizers.Adam(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
-    if t.mixed_precision == "mixed_float16":
+    if resolve_precision(t.mixed_precision) == "mixed_float16":
         # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -145,6 +168,68 @@ class EpochBackup(keras.callbacks.Callback):
         safe_state.save(self.path, state)  # atomic, and loading it runs no code
 
 
+# ------------------------------------------------------------------------------ progress
+class EpochProgress(keras.callbacks.Callback):
+    """A line per epoch: `train member 1/3 epoch 4/100: loss 0.0123 val_loss 0.0146
+    lr 0.003 | 12.3k windows/s, 7.2 s, ETA <=11m30s`, and, inside an epoch, a line at most
+    every `every_s` with the batches done, the rate and the epoch's ETA.
+
+    The ETA is an upper bound: the remaining epochs of this member and of the members after it,
+    at this run's mean epoch time; early stopping can end each member sooner. Runs after the
+    other callbacks, so ReduceLROnPlateau has put the epoch's learning rate in the logs.
+    """
+
+    def __init__(
+        self,
+        *,
+        member: int,
+        members: int,
+        epochs: int,
+        windows: int,
+        steps: int,
+        log=None,
+        every_s: float = EVERY_S,
+        clock=None,
+    ):
+        super().__init__()
+        self.member, self.members, self.epochs = member, members, epochs
+        self.windows, self.steps, self.every_s = windows, steps, every_s
+        self.log = log if log is not None else run_logger("forecast.train")
+        self.clock = clock or time.monotonic
+        self.seconds: list[float] = []
+        self.within: Progress | None = None
+        self.label = ""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        member = f"{self.member + 1}/{self.members}"
+        self.label = f"train member {member} epoch {epoch + 1}/{self.epochs}"
+        self.within = Progress(self.label, total=self.steps, unit="batches", every_s=self.every_s,
+                               log=self.log, clock=self.clock)  # fmt: skip
+
+    def on_train_batch_end(self, batch, logs=None):
+        # A cheap clock read per batch; the loss is converted (a device sync) only when logging.
+        within = self.within
+        if within is not None and self.clock() - within.last >= self.every_s:
+            loss = (logs or {}).get("loss")
+            within.update(batch + 1, "" if loss is None else f"loss {float(loss):.4g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        took = self.clock() - self.within.started if self.within else 0.0
+        self.seconds.append(took)
+        lr = logs.get("learning_rate")
+        if lr is None:
+            lr = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        mean = sum(self.seconds) / len(self.seconds)
+        left = (self.epochs - epoch - 1) + (self.members - self.member - 1) * self.epochs
+        self.log.info(
+            "%s: loss %.5g val_loss %.5g lr %.3g | %s windows/s, %.1f s, ETA <=%s",
+            self.label, float(logs.get("loss", float("nan"))),
+            float(logs.get("val_loss", float("nan"))), float(lr),
+            rate(self.windows / took if took > 0 else 0.0), took, duration(left * mean),
+        )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ fitting
 def _fit_member(
     prepared: Prepared,
@@ -182,11 +267,12 @@ def _fit_member(
 
     geometry, values = prepared.geometry, prepared.values
     channel = series_channel(prepared) if cfg.model.series_embedding else None
+    batch = global_batch_size(t.batch_size, strategy)  # the rule: tasks/strategy.py
     train_ds, steps = geometry.epoch_dataset(
-        values, prepared.train_starts, t.batch_size, seed=seed, epochs=t.epochs,
-        first_epoch=min(first, t.epochs - 1), index=channel,
+        values, prepared.train_starts, batch, seed=seed, epochs=t.epochs,
+        first_epoch=min(first, t.epochs - 1), index=channel, per_epoch=t.windows_per_epoch,
     )  # fmt: skip
-    val_ds = geometry.dataset(values, prepared.val_starts, t.batch_size, index=channel)
+    val_ds = geometry.dataset(values, prepared.val_starts, batch, index=channel)
     named = {
         "early_stopping": keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.patience, restore_best_weights=True
@@ -205,6 +291,9 @@ def _fit_member(
         ),
     }
     recorder = EpochBackup(state_path, state, named)
+    windows = min(prepared.train_starts.size, t.windows_per_epoch or prepared.train_starts.size)
+    progress = EpochProgress(member=member, members=t.ensemble, epochs=t.epochs,
+                             windows=int(windows), steps=steps)  # fmt: skip
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -212,7 +301,7 @@ def _fit_member(
         initial_epoch=first,
         steps_per_epoch=steps,
         shuffle=False,  # the dataset already visits each epoch in its own seeded order
-        callbacks=[*named.values(), recorder],
+        callbacks=[*named.values(), recorder, progress],
         verbose=0,
     )
     if done is not None:
@@ -252,6 +341,7 @@ def train(
     # First thing: the CPU can only be split into replicas before TensorFlow initialises.
     if strategy is None:
         strategy = make_strategy(cfg.training.replicas, mirrored=cfg.training.mirrored)
+    cfg = resolved(cfg)  # `auto` precision -> this machine's
     if is_multi_worker(strategy):
         from tasks.multiworker_compat import patch_keras_for_multi_worker
 
@@ -298,6 +388,11 @@ def train(
         "best_val_loss": best,
         "replicas": int(strategy.num_replicas_in_sync),
         "train_windows": int(prepared.train_starts.size),
+        "windows_per_epoch": int(
+            min(prepared.train_starts.size, cfg.training.windows_per_epoch or 1 << 62)
+        ),
+        "global_batch_size": global_batch_size(cfg.training.batch_size, strategy),
+        "precision": cfg.training.mixed_precision,
         "val_windows": int(prepared.val_starts.size),
         "seconds": round(time.perf_counter() - started, 2),
     }

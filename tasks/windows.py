@@ -123,6 +123,7 @@ class WindowGeometry:
         epochs: int,
         first_epoch: int = 0,
         index: np.ndarray | None = None,
+        per_epoch: int | None = None,
     ):
         """Training batches for epochs first_epoch..epochs-1 as one stream, and steps per epoch.
 
@@ -131,6 +132,13 @@ class WindowGeometry:
         of an uninterrupted run saw. The permutation is computed in the tf.data graph from the
         starts (no shuffle buffer: at 9M windows `Dataset.shuffle` would hold every start
         as a separate element). Pass `steps_per_epoch` to `fit` so one iterator spans the epochs.
+
+        `per_epoch` (training.windows_per_epoch): each epoch visits only that many windows, the
+        first `per_epoch` of its permutation: a sample without replacement within the epoch,
+        a different one each epoch, the same for the same seed. At 9M windows an epoch of 200k
+        gives early stopping and the learning-rate schedule 45 times more looks at validation
+        loss for the same work. Only the int32 starts are permuted (36 MB at 9M), never the
+        windows.
         """
         import tensorflow as tf
 
@@ -138,7 +146,8 @@ class WindowGeometry:
         n = int(starts.size)
         if n == 0:
             raise ValueError("no training windows")
-        steps = -(-n // batch_size)
+        take = n if per_epoch is None else min(int(per_epoch), n)
+        steps = -(-take // batch_size)
         starts_t = tf.constant(starts)
         gather = self._gatherer(values, index)
 
@@ -148,6 +157,8 @@ class WindowGeometry:
             # windows a 445 MB peak against 106 MB).
             seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch])
             order = tf.random.experimental.stateless_shuffle(starts_t, seed=seed_pair)
+            if take < n:
+                order = order[:take]
             return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
         ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)

@@ -27,7 +27,7 @@ ONE_STEP = textwrap.dedent(
     import json, sys
     import numpy as np
     sys.path.insert(0, {root!r})
-    from tasks.strategy import make_strategy
+    from tasks.strategy import global_batch_size, make_strategy
     mirrored = make_strategy(2)  # before anything else touches TensorFlow
     import keras
     import tensorflow as tf
@@ -81,6 +81,7 @@ ONE_STEP = textwrap.dedent(
         "train_identical": all(np.array_equal(a, b) for a, b in zip(w[0], w[1])),
         "train_epochs": runs[0].summary["epochs"],
         "train_loss": runs[0].history["loss"].to_list(),
+        "global_batch": [global_batch_size(16, s) for s in (default, mirrored)],
     }}))
     """
 )
@@ -106,6 +107,8 @@ def test_two_replicas_split_the_batch_match_one_replica_and_train_reproducibly()
     assert out["train_epochs"] == [3] and len(out["train_loss"]) == 3
     assert all(math.isfinite(x) for x in out["train_loss"])
     assert out["train_identical"] is True
+    # The batch rule: CPU replicas split training.batch_size (GPU ones would each get it).
+    assert out["global_batch"] == [16, 16]
 
 
 def test_one_cpu_replica_is_mirrored_unless_mirrored_false_asks_for_the_default_strategy():
@@ -140,3 +143,148 @@ def test_worker_index_and_count_come_from_tf_config(monkeypatch):
     assert strategy.worker_index() == 1
     monkeypatch.setenv("TF_CONFIG", "not json")
     assert strategy._workers() == 0 and strategy.worker_index() == 0
+
+
+# ------------------------------------------------------------------------------ GPU install path
+RUN_SH = ROOT / "run.sh"
+
+
+def _variant(tmp_path: Path, nvidia_smi: str | None, **env: str) -> subprocess.CompletedProcess:
+    """`./run.sh variant` (installs nothing) with a stand-in `nvidia-smi` script first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "nvidia-smi"
+    if nvidia_smi is None:
+        fake.unlink(missing_ok=True)
+    else:
+        fake.write_text("#!/bin/sh\n" + nvidia_smi + "\n")
+        fake.chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if k != "FORECAST_GPU"}
+    path = f"{bin_dir}:/usr/bin:/bin"  # no real nvidia-smi from elsewhere on PATH
+    return subprocess.run([str(RUN_SH), "variant"], capture_output=True, text=True, timeout=30,
+                          env={**base, "PATH": path, **env})  # fmt: skip
+
+
+LISTS_A_GPU = "echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0a1b2c3d)'"
+
+
+@pytest.mark.parametrize(
+    ("nvidia_smi", "env", "expected"),
+    [
+        (None, {}, "cpu"),  # no driver tools
+        (LISTS_A_GPU, {}, "gpu"),
+        ("echo 'No devices were found'; exit 6", {}, "cpu"),  # a driver, no GPU
+        ("echo 'NVIDIA-SMI has failed because it could not communicate'; exit 9", {}, "cpu"),
+        (LISTS_A_GPU, {"FORECAST_GPU": "0"}, "cpu"),  # the override, both ways
+        (None, {"FORECAST_GPU": "1"}, "gpu"),
+    ],
+)
+def test_run_sh_picks_the_gpu_variant_when_nvidia_smi_lists_a_gpu(
+    tmp_path: Path, nvidia_smi, env, expected
+):
+    proc = _variant(tmp_path, nvidia_smi, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
+def test_run_sh_rejects_a_bad_forecast_gpu_value(tmp_path: Path):
+    proc = _variant(tmp_path, None, FORECAST_GPU="yes")
+    assert proc.returncode == 64
+    assert "FORECAST_GPU must be 0 (CPU TensorFlow) or 1 (GPU TensorFlow), got 'yes'" in (
+        proc.stderr
+    )
+
+
+def test_the_lock_holds_both_tensorflow_variants_at_one_version_and_is_current():
+    import tomllib
+
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    packages = {p["name"]: p for p in lock["package"]}
+    cpu, gpu = packages["tensorflow-cpu"], packages["tensorflow"]
+    assert cpu["version"] == gpu["version"] == "2.21.0"
+    # The GPU wheel comes with its CUDA libraries (the and-cuda extra): no system CUDA needed.
+    cuda = {d["name"] for d in gpu["optional-dependencies"]["and-cuda"]}
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-nccl-cu12"} <= cuda
+    project = packages["lstm-forecast-pipeline"]
+    groups = project["dev-dependencies"]
+    assert [d["name"] for d in groups["cpu"]] == ["tensorflow-cpu"]
+    assert [(d["name"], d.get("extra")) for d in groups["gpu"]] == [("tensorflow", ["and-cuda"])]
+    # pyproject.toml and uv.lock agree (what `./run.sh` relies on with --frozen).
+    # `python3 -m uv` as run.sh calls it: uv lives with the Python the venv was made from.
+    base = getattr(sys, "_base_executable", None) or "python3"
+    proc = subprocess.run([base, "-m", "uv", "lock", "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    if "No module named uv" in proc.stderr:
+        pytest.skip("uv is not installed for this Python (./run.sh installs it)")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "policy"),
+    [
+        ([], "float32"),  # CPU only
+        ([(9, 0)], "mixed_bfloat16"),  # Hopper
+        ([(8, 0), (8, 6)], "mixed_bfloat16"),  # Ampere
+        ([(7, 5)], "mixed_float16"),  # Turing: float16 tensor cores, no bfloat16
+        ([(8, 0), (7, 0)], "mixed_float16"),  # the least capable GPU decides
+        ([(6, 1)], "float32"),  # Pascal: no tensor cores
+    ],
+)
+def test_auto_precision_follows_the_gpus(capabilities, policy):
+    from tasks.model_spec import auto_precision
+
+    assert auto_precision(capabilities) == policy
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
+def test_default_model_layers_meet_the_cudnn_conditions(precision: str):
+    """The model params.yaml describes, built by tasks/model.py, passes the exact predicates
+    Keras' TensorFlow backend applies before it picks the cuDNN kernel (keras 3.15:
+    keras/src/backend/tensorflow/rnn.py `cudnn_ok`, less its GPU check), in every precision
+    `auto` can choose, and the cuDNN op takes that compute dtype."""
+    import importlib
+
+    from tensorflow.python.framework import dtypes, op_def_registry
+
+    from tasks.config import load_config
+    from tasks.model import build_model
+    from tasks.model_spec import ModelSpec
+
+    tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")  # the module, not rnn()
+    cfg = load_config(ROOT / "params.yaml")
+    cfg = cfg.model_copy(update={
+        "training": cfg.training.model_copy(update={"mixed_precision": precision})
+    })  # fmt: skip
+    model = build_model(ModelSpec.from_config(cfg, n_series=3))
+    recurrent = [layer for layer in model.layers if layer.name.startswith("rnn_")]
+    assert len(recurrent) == len(cfg.model.units) >= 1
+    allowed = {
+        dtypes.as_dtype(t).name
+        for a in op_def_registry.get("CudnnRNNV3").attr
+        if a.name == "T"
+        for t in a.allowed_values.list.type
+    }
+    for layer in recurrent:
+        cell = layer.cell
+        assert layer.use_cudnn in ("auto", True)
+        assert layer.recurrent_dropout == 0  # else Keras skips cuDNN
+        assert not any(isinstance(x, keras_masking()) for x in model.layers)  # no masks
+        if type(layer).__name__ == "LSTM":
+            ok = tf_rnn._do_lstm_arguments_support_cudnn(
+                cell.activation, cell.recurrent_activation, layer.unroll, cell.use_bias
+            )
+        else:
+            ok = tf_rnn._do_gru_arguments_support_cudnn(
+                cell.activation, cell.recurrent_activation, layer.unroll, cell.use_bias,
+                cell.reset_after,
+            )  # fmt: skip
+        assert ok, f"{layer.name} would fall back to the generic kernel"
+        assert layer.compute_dtype in allowed
+        assert layer.compute_dtype == {"float32": "float32", "mixed_float16": "float16",
+                                       "mixed_bfloat16": "bfloat16"}[precision]  # fmt: skip
+
+
+def keras_masking():
+    import keras
+
+    return keras.layers.Masking

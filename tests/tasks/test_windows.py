@@ -173,6 +173,42 @@ def test_shuffled_epoch_covers_every_start_exactly_once():
     assert epochs[0] != epochs[1]  # reshuffled each epoch
 
 
+def _sampled_epochs(per_epoch, seed, epochs=3, first_epoch=0, batch_size=7):
+    """The starts each epoch of `epoch_dataset` visits (values = arange: input 0 is the start)."""
+    values = np.arange(300, dtype=np.float32)
+    g = WindowGeometry(lookback=5, horizon=2)
+    _, offsets = three_series()
+    starts = g.starts_ending_by(offsets[:-1], offsets[:-1], offsets[1:])
+    ds, steps = g.epoch_dataset(values, starts, batch_size, seed=seed, epochs=epochs,
+                                first_epoch=first_epoch, per_epoch=per_epoch)  # fmt: skip
+    batches = [np.asarray(x)[:, 0, 0].astype(np.int64) for x, _ in ds]
+    assert len(batches) == steps * (epochs - first_epoch)
+    flat = [b.tolist() for b in batches]
+    by_epoch = [sum(flat[i * steps : (i + 1) * steps], []) for i in range(epochs - first_epoch)]
+    return starts, steps, by_epoch
+
+
+def test_windows_per_epoch_samples_without_replacement_and_anew_each_epoch():
+    starts, steps, epochs = _sampled_epochs(per_epoch=40, seed=5)
+    assert steps == 6  # ceil(40 / 7)
+    valid = set(starts.tolist())
+    for seen in epochs:
+        assert len(seen) == 40
+        assert len(set(seen)) == 40  # no window twice within an epoch
+        assert set(seen) <= valid  # only real windows
+    assert len({tuple(sorted(e)) for e in epochs}) == 3  # a different sample every epoch
+    # Reproducible from the seed, and stateless: epoch 2 alone (a resumed run) is the same.
+    assert _sampled_epochs(per_epoch=40, seed=5)[2] == epochs
+    assert _sampled_epochs(per_epoch=40, seed=5, first_epoch=2)[2] == epochs[2:]
+    assert _sampled_epochs(per_epoch=40, seed=6)[2] != epochs  # and the seed matters
+
+
+def test_windows_per_epoch_above_the_window_count_visits_every_window():
+    starts, steps, epochs = _sampled_epochs(per_epoch=10_000, seed=5, epochs=1)
+    assert steps == -(-starts.size // 7)
+    assert sorted(epochs[0]) == starts.tolist()
+
+
 # ------------------------------------------------------------------------------------ classic loop
 @pytest.mark.parametrize("look_back", [1, 3, 12])
 def test_classic_create_dataset_equals_inputs(values, look_back):
