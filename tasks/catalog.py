@@ -62,6 +62,12 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("metrics_train", "metrics/train.json", "metric", "training summary"),
     Entry("checkpoints", "checkpoints", "scratch", "best-weights checkpoints and resume state"),
     Entry("intervals", "models/intervals.json", "out", "conformal interval calibration"),
+    Entry(
+        "selection",
+        "models/selection.json",
+        "out",
+        "per series the model to publish (LSTM or a baseline), baselines' interval calibration",
+    ),
     Entry("metrics_evaluate", "metrics/evaluate.json", "metric", "backtest scores per model"),
     Entry("metrics_folds", "metrics/folds.json", "metric", "backtest scores per fold"),
     Entry("metrics_gate", "metrics/gate.json", "metric", "the gate's decision and its numbers"),

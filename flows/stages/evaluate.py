@@ -49,8 +49,10 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.forecast import load_model
     from tasks.gate import decide
     from tasks.prepare import Prepared
+    from tasks.selection import require_folds
 
     p = STAGE.path
+    require_folds(cfg)  # the per-series choice needs older folds: stop before any work
     prepared = Prepared.load(p("prepared"), p("scaler"))
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
@@ -63,6 +65,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     io.write_json(p("metrics_evaluate"), result.scores)
     io.write_json(p("metrics_folds"), result.folds)
     io.write_json(p("intervals"), result.calibration.to_json())
+    io.write_json(p("selection"), result.selection.to_json())
     for key, frame in result.plots.items():
         io.write_atomic(p(key), frame.write_csv)
     for key, png in images.items():
@@ -101,6 +104,7 @@ STAGE = Stage(
     reads=("prepared", "scaler", "model"),
     writes=(
         "intervals",
+        "selection",
         "plot_test_forecast",
         "plot_backtest_forecast",
         "plot_fold_errors",

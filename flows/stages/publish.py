@@ -48,13 +48,18 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.lineage import collect_lineage
     from tasks.prepare import Prepared
     from tasks.publish import champion_meta, future_forecasts
+    from tasks.selection import load_choices
 
     p = STAGE.path
     check_gate()
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
+    # Per series the LSTM or a baseline (tasks/selection.py), each with its own intervals.
+    choices, calibrations = load_choices(io.read_json(p("selection")))
     model = load_model(p("model"))
-    forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
+    forecasts = future_forecasts(
+        prepared, model, cfg.data.frequency, calibration, choices, calibrations
+    )
     chart = forecast_image(forecasts)  # drawn before any target is written
     lineage = collect_lineage(
         data=p("validated"),
@@ -68,9 +73,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     written = targets.publish(forecasts, lineage, cfg, keep=tuple(quarantined.to_list()))
     record = written[cfg.publish.targets[0]]
     # After the targets: the champion is always a model whose forecasts were published.
-    save_champion(
-        champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
-    )
+    meta = champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
+    save_champion(meta | {"choices": choices})
     io.write_atomic(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
     # Per target what it wrote; the run key (the system of record's) names this publish.
     summary = {"run_key": record["run_key"], "targets": written, "champion": lineage["model_md5"]}
@@ -108,7 +112,16 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="publish",
     run=run,
-    reads=("validated", "quarantined", "prepared", "scaler", "model", "intervals", "metrics_gate"),
+    reads=(
+        "validated",
+        "quarantined",
+        "prepared",
+        "scaler",
+        "model",
+        "intervals",
+        "selection",
+        "metrics_gate",
+    ),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
