@@ -58,6 +58,12 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("prepared", "data/prepared/arrays.npz", "out", "values, index, split geometry"),
     Entry("scaler", "models/scaler.npz", "out", "per-series transforms fitted on training"),
     Entry("model", "models/model.keras", "out", "the trained (ensemble) model"),
+    Entry(
+        "model_full",
+        "models/model_full.keras",
+        "out",
+        "the shipped model: refit on each series' full history (tasks/refit.py)",
+    ),
     Entry("history", "plots/training_curve.csv", "plot", "loss per epoch"),
     Entry("metrics_train", "metrics/train.json", "metric", "training summary"),
     Entry("checkpoints", "checkpoints", "scratch", "best-weights checkpoints and resume state"),

@@ -101,9 +101,12 @@ def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at
     }
 
 
-def trained_through(prepared: Prepared) -> dict[str, str]:
-    """Per series, the last timestamp a model trained on `prepared` has seen."""
+def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:
+    """Per series, the last timestamp a model trained on `prepared` has seen: the end of its
+    training part, or with `full_history` its last observation (the shipped model,
+    tasks/refit.py)."""
+    ends = prepared.offsets[1:] if full_history else prepared.train_end
     return {
-        str(sid): iso(prepared.timestamps[int(prepared.train_end[s]) - 1])
+        str(sid): iso(prepared.timestamps[int(ends[s]) - 1])
         for s, sid in enumerate(prepared.series_ids)
     }

@@ -44,11 +44,14 @@ def load_champion(load_model):
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    import polars as pl
+
     from tasks.backtest import build_folds, fold_models
     from tasks.evaluate import evaluate
     from tasks.forecast import load_model
     from tasks.gate import decide
     from tasks.prepare import Prepared
+    from tasks.refit import fit_schedule, refit
     from tasks.selection import require_folds
 
     p = STAGE.path
@@ -60,10 +63,19 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     decision = decide(result.scores, cfg.gate, result.comparison)
     # The model this decision is about: publish refuses to ship any other.
     decision["model_md5"] = io.md5_file(p("model"))
+    # The backtest judged the procedure; what ships is refit on the full history (after the
+    # scoring: it has seen every value, so nothing could score it out of sample).
+    shipped = refit(prepared, cfg, fit_schedule(pl.read_csv(p("history"))))
     images = backtest_images(result.plots)  # drawn before anything is written
     # Written only after everything above succeeded: a failure leaves the last outputs as they were.
     io.write_json(p("metrics_evaluate"), result.scores)
     io.write_json(p("metrics_folds"), result.folds)
+    io.write_atomic(p("model_full"), shipped.model.save)
+    decision["shipped_model"] = {
+        "md5": io.md5_file(p("model_full")),
+        **{k: v for k, v in shipped.summary.items() if k != "trained_through"},
+        "trained_through_last": max(shipped.summary["trained_through"].values()),
+    }
     io.write_json(p("intervals"), result.calibration.to_json())
     io.write_json(p("selection"), result.selection.to_json())
     for key, frame in result.plots.items():
@@ -101,8 +113,9 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="evaluate",
     run=run,
-    reads=("prepared", "scaler", "model"),
+    reads=("prepared", "scaler", "model", "history"),
     writes=(
+        "model_full",
         "intervals",
         "selection",
         "plot_test_forecast",

@@ -28,13 +28,21 @@ def check_gate() -> dict:
             f"NOT PUBLISHED: {gate} judged model {judged[:12]}, but "
             f"{model} is {model_md5[:12]}: rerun evaluate (dvc repro)"
         )
+    # The shipped model is the one evaluate refit after judging the procedure, no other.
+    full = STAGE.path("model_full")
+    shipped, full_md5 = (decision.get("shipped_model") or {}).get("md5"), io.md5_file(full)
+    if shipped != full_md5:
+        raise GateFailed(
+            f"NOT PUBLISHED: {gate} was decided with shipped model {str(shipped)[:12]}, but "
+            f"{full} is {full_md5[:12]}: rerun evaluate (dvc repro)"
+        )
     return decision
 
 
 def save_champion(meta: dict) -> None:
     """Copy the published model beside the store, then its metadata (each atomically; evaluate
     ignores metadata whose md5 does not match the model, should a crash fall between them)."""
-    model = STAGE.path("model")
+    model = STAGE.path("model_full")
     io.write_atomic(STAGE.path("champion_model"), lambda tmp: shutil.copyfile(model, tmp))
     io.write_json(STAGE.path("champion_meta"), meta)
 
@@ -47,7 +55,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.intervals import Calibration
     from tasks.lineage import collect_lineage
     from tasks.prepare import Prepared
-    from tasks.publish import champion_meta, future_forecasts
+    from tasks.publish import champion_meta, future_forecasts, trained_through
     from tasks.selection import load_choices
 
     p = STAGE.path
@@ -56,7 +64,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     calibration = Calibration.from_json(io.read_json(p("intervals")))
     # Per series the LSTM or a baseline (tasks/selection.py), each with its own intervals.
     choices, calibrations = load_choices(io.read_json(p("selection")))
-    model = load_model(p("model"))
+    model = load_model(p("model_full"))  # refit through each series' last observation
     forecasts = future_forecasts(
         prepared, model, cfg.data.frequency, calibration, choices, calibrations
     )
@@ -64,7 +72,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     lineage = collect_lineage(
         data=p("validated"),
         params=cfg.source,
-        model=p("model"),
+        model=p("model_full"),
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
     )
@@ -74,10 +82,22 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     record = written[cfg.publish.targets[0]]
     # After the targets: the champion is always a model whose forecasts were published.
     meta = champion_meta(prepared, lineage["model_md5"], record["run_key"], lineage["published_at"])
-    save_champion(meta | {"choices": choices})
+    # The shipped model trained through each series' last observation (tasks/refit.py).
+    through = trained_through(prepared, full_history=True)
+    save_champion(meta | {"trained_through": through, "choices": choices})
     io.write_atomic(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
     # Per target what it wrote; the run key (the system of record's) names this publish.
-    summary = {"run_key": record["run_key"], "targets": written, "champion": lineage["model_md5"]}
+    last = sorted(set(through.values()))
+    models = list(choices.values())
+    summary = {
+        "run_key": record["run_key"],
+        "targets": written,
+        "champion": lineage["model_md5"],
+        # The last timestamp the shipped model trained on (earliest and latest over series;
+        # per series in published/champion.json).
+        "trained_through": {"first": last[0], "last": last[-1]},
+        "models": {name: models.count(name) for name in sorted(set(models))},  # series each
+    }
     io.write_json(p("metrics_publish"), summary)
     return summary
 
@@ -118,6 +138,7 @@ STAGE = Stage(
         "prepared",
         "scaler",
         "model",
+        "model_full",
         "intervals",
         "selection",
         "metrics_gate",
