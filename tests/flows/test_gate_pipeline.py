@@ -132,7 +132,7 @@ def test_the_champion_is_compared_only_where_neither_model_trained(project_after
     raw = project / "data/raw/airpassengers.csv"
     frame = pl.read_csv(raw, try_parse_dates=True)
     more = frame.tail(24).with_columns(
-        pl.col("timestamp").dt.offset_by("2y"), (pl.col("value") * 1.1).round(0)
+        pl.col("timestamp").dt.offset_by("2y"), (pl.col("value") * 1.1).round(0).cast(pl.Int64)
     )
     pl.concat([frame, more]).write_csv(raw, date_format="%Y-%m-%d")
     champion_md5 = md5_file(project / "published/champion.keras")
