@@ -235,7 +235,13 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     keep their original lineage, and later runs stay in the store's history."""
     from tasks import catalog
     from tasks.lineage import LINEAGE_FIELDS, utc_now
-    from tasks.store import FORECAST_COLUMNS, INTERVAL_COLUMNS, publish_forecasts, read_current
+    from tasks.store import (
+        FORECAST_COLUMNS,
+        INTERVAL_COLUMNS,
+        MODEL,
+        publish_forecasts,
+        read_current,
+    )
 
     root = Path(root)
     restore_dir = Path(scratch)
@@ -248,8 +254,10 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
         raise VersioningError(f"run {rev} had no published forecasts")
     lineage = {f: str(old[f][0]) for f in LINEAGE_FIELDS}
     lineage["published_at"] = utc_now()
-    # Intervals travel with their forecasts (a store from before intervals has none).
-    columns = [*FORECAST_COLUMNS, *(c for c in INTERVAL_COLUMNS if c in old.columns)]
+    # Intervals and the producing model travel with their forecasts (a store from before
+    # intervals has none).
+    extra = (*INTERVAL_COLUMNS, MODEL)
+    columns = [*FORECAST_COLUMNS, *(c for c in extra if c in old.columns)]
     result = publish_forecasts(old.select(columns), lineage, root / store, root / export)
     # The rolled-back model becomes the champion again, so the next gate compares against it.
     champion = [
