@@ -164,3 +164,42 @@ def test_publish_forecasts_each_series_with_its_model_and_intervals():
     with pytest.raises(ValueError, match="no interval calibration"):
         future_forecasts(folds[0], SeasonalDriftModel(), "1mo", ev.calibration, choices, {})
     assert isinstance(cals["drift"], Calibration)
+
+
+@pytest.mark.slow
+def test_a_real_lstm_loses_to_seasonal_naive_on_a_pure_season_and_is_not_published(tmp_path):
+    """A real (tiny) LSTM on an exactly repeating season, beside a trending one: seasonal naive
+    is exact there, no network matches it, and that series publishes seasonal naive."""
+    from tasks.train import train
+
+    t = np.arange(N)
+    exact = 100.0 * (1 + 0.3 * np.sin(2 * np.pi * (t % SEASON) / SEASON))
+    frame = pl.concat(
+        [
+            _frame({"trend": "trend"}),
+            _frame({"trend": "trend"}).with_columns(
+                pl.lit("exact").alias(SERIES_ID), pl.Series(VALUE, exact)
+            ),
+        ]
+    )
+    cfg = make_cfg(
+        n_windows=3,
+        step=6,
+        model={"units": [8], "dropout": 0.0},
+        training={"epochs": 5, "ensemble": 1, "patience": 2, "resume": False},
+    )
+    folds = backtest.build_folds(prepare(frame, cfg), cfg)
+    fits = [train(folds[k], cfg, tmp_path / f"f{k}").model for k in (0, 2)]
+    models = backtest.FoldModels([fits[1]] * 3, fits[0], [], "real")
+    ev = evaluate(folds, models, cfg)
+    chosen = dict(zip(ev.selection.series_ids, ev.selection.choices, strict=True))
+    evidence = dict(zip(ev.selection.series_ids, ev.selection.evidence, strict=True))
+    assert chosen["exact"] == "seasonal_naive"
+    assert evidence["exact"]["metric"] == "mae"  # MASE is undefined: a zero seasonal scale
+    assert evidence["exact"]["seasonal_naive"] < 1e-9 < evidence["exact"]["lstm"]
+    # the mixture's figure: per series the chosen model on fold 0 (the LSTM's by the final model)
+    final = backtest.score_fold(0, folds[0], fits[0])
+    rows = [final.scores[c][s]["mae"] for s, c in enumerate(ev.selection.choices)]
+    assert ev.scores["published"]["mae"] == pytest.approx(np.mean(rows))
+    exact_row = ev.selection.series_ids.index("exact")
+    assert final.scores["seasonal_naive"][exact_row]["mae"] < 1e-9
