@@ -4,7 +4,9 @@ file I/O and hands in the models.
 
 Scores are means over every (fold, series) pair: RMSE, MAE, sMAPE, MASE (scaled by the fold's
 in-sample seasonal-naive error; left out for a series whose training part is constant, listed
-under `mase_undefined`) and, for the LSTM, the backtest coverage of its intervals.
+under `mase_undefined`) and, for the LSTM, the backtest coverage of its intervals. Beside them,
+`published`: the per-series mixture publish would ship (tasks/selection.py), chosen on folds 1..
+and scored on fold 0 alone, with `latest_fold` (every model on fold 0) to compare it with.
 
 The champion (the model published last) is rescored on every current fold. Its change check
 compares it with the challenger on the fold-series pairs *neither* was trained on. The
