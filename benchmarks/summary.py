@@ -133,8 +133,19 @@ def windowing(d: dict) -> str:
     )
 
 
+def accuracy_m3(d: dict) -> str:
+    m = d["mase"]
+    counts = d["selection"]["counts"]
+    names = ("published", "lstm", "seasonal_naive", "AutoETS", "AutoARIMA")
+    shown = ", ".join(f"{k} {num(m[k])}" for k in names if k in m)
+    n = d["series"]
+    head = f"M3 monthly, {n} series, mean MASE on M3's test period"
+    return f"{head}: {shown}; LSTM published on {counts['lstm']}/{n}"
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
+    "accuracy_m3": accuracy_m3,
     "final_test": final_test,
     "ingest": ingest,
     "model_family": model_family,

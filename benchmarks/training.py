@@ -43,7 +43,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from tasks.config import parse_config
     from tasks.prepare import prepare
-    from tasks.train import _optimizer, build_member
+    from tasks.train import build_member, make_optimizer
 
     tf.config.experimental.enable_op_determinism()
     if args.tiny:  # the bundled series with the pipeline's geometry: overhead per epoch
@@ -64,7 +64,7 @@ def worker(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build_member(prepared, cfg)
-        model.compile(optimizer=_optimizer(cfg), loss="mse")
+        model.compile(optimizer=make_optimizer(cfg), loss="mse")
     t = cfg.training
     ds, steps = prepared.geometry.epoch_dataset(
         prepared.values, prepared.train_starts, t.batch_size, seed=0, epochs=args.epochs + 1

@@ -47,6 +47,14 @@ def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
         if model in scores:
             row = " | ".join(_fmt(scores[model].get(m)) for m in METRICS)
             lines.append(f"| {model} | {row} |")
+    if "published" in scores:  # the per-series mixture, scored on the latest fold alone
+        row = " | ".join(_fmt(scores["published"].get(m)) for m in METRICS)
+        lines.append(f"| published (latest fold) | {row} |")
+        counts = scores.get("selection", {}).get("counts", {})
+        lines += [
+            "",
+            "Series published by each model: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        ]
     coverage = {
         k[len("coverage_") :]: v
         for k, v in scores.get("lstm", {}).items()

@@ -89,6 +89,10 @@ def _metrics_section(scores: dict | None) -> str:
     if not scores:
         return "<p>No backtest scores yet (metrics/evaluate.json): run the evaluate stage.</p>"
     rows = [[_e(m), *(_num(scores[m].get(k)) for k in METRICS)] for m in MODELS if m in scores]
+    if "published" in scores:  # the per-series mixture, scored on the latest fold alone
+        rows.append(
+            ["published (latest fold)", *(_num(scores["published"].get(k)) for k in METRICS)]
+        )
     coverage = sorted(
         (k.removeprefix("coverage_"), v)
         for k, v in scores.get("lstm", {}).items()

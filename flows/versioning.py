@@ -261,7 +261,13 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     key, and later runs stay in the store's history."""
     from flows.stages.publish import STAGE as PUBLISH
     from tasks.lineage import LINEAGE_FIELDS, utc_now
-    from tasks.store import FORECAST_COLUMNS, INTERVAL_COLUMNS, publish_forecasts, read_current
+    from tasks.store import (
+        FORECAST_COLUMNS,
+        INTERVAL_COLUMNS,
+        MODEL,
+        publish_forecasts,
+        read_current,
+    )
 
     root = Path(root)
     restore_dir = Path(scratch)
@@ -275,8 +281,10 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     lineage = {f: str(old[f][0]) for f in LINEAGE_FIELDS}
     lineage["published_at"] = utc_now()
     lineage["run_key"] = str(old["run_key"][0])  # the stored run, not a new one
-    # Intervals travel with their forecasts (a store from before intervals has none).
-    columns = [*FORECAST_COLUMNS, *(c for c in INTERVAL_COLUMNS if c in old.columns)]
+    # Intervals and the producing model travel with their forecasts (a store from before
+    # intervals has none).
+    extra = (*INTERVAL_COLUMNS, MODEL)
+    columns = [*FORECAST_COLUMNS, *(c for c in extra if c in old.columns)]
     # The rolled-back model becomes the champion again, so the next gate compares against it.
     champion = [
         str(PUBLISH.path(key)) for key in ("champion_model", "champion_meta")

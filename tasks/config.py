@@ -202,7 +202,8 @@ class TrainingConfig(_Section):
 
 
 class GateConfig(_Section):
-    # Publish only when the LSTM's mean MASE is at most this ...
+    # Publish only when the published mixture's mean MASE on the latest fold (tasks/gate.py) is
+    # at most this ...
     max_mase: float = Field(default=1.0, gt=0.0)
     # ... and its RMSE beats seasonal naive by at least this fraction (0.05 = 5 % lower).
     min_improvement_over_seasonal_naive: float = Field(default=0.0, ge=-1.0, lt=1.0)
@@ -214,6 +215,9 @@ class GateConfig(_Section):
     metric: Literal["mase", "rmse", "mae", "smape"] = "mase"
     max_abs_change: float | None = Field(default=None, ge=0.0)
     max_rel_change: float | None = Field(default=0.1, ge=0.0)
+    # Per-series model choice (tasks/selection.py): at most this share of series may be
+    # published by a baseline instead of the LSTM (1.0: no limit; 0.0: every series the LSTM).
+    max_fallback_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class EvaluateConfig(_Section):

@@ -4,14 +4,19 @@ file I/O and hands in the models.
 
 Scores are means over every (fold, series) pair: RMSE, MAE, sMAPE, MASE (scaled by the fold's
 in-sample seasonal-naive error; left out for a series whose training part is constant, listed
-under `mase_undefined`) and, for the LSTM, the backtest coverage of its intervals.
+under `mase_undefined`) and, for the LSTM, the backtest coverage of its intervals. Beside them,
+`published`: the per-series mixture publish would ship (tasks/selection.py), chosen on folds 1..
+and scored on fold 0 alone, with `latest_fold` (every model on fold 0) to compare it with.
 
 The champion (the model published last) is rescored on every current fold. Its change check
-compares it with the challenger's final model (the one publish would ship) on the fold-series
-pairs *neither* was trained on: the challenger trained through fold 0's origin, so that is fold 0,
-minus any series the champion saw there (it trained on data up to its own publish's origin).
+compares it with the challenger on the fold-series pairs *neither* was trained on. The
+challenger is the mixture publish would ship (tasks/selection.py), scored on fold 0: its LSTM
+series by the final model, trained through fold 0's origin, its other series by a baseline. So
+that is fold 0, minus any series the champion saw there (it trained on data up to the last
+observation of its own run, `trained_through` in published/champion.json). A series the
+champion served with a baseline is rescored as that baseline, which trains on nothing.
 Comparing there, and not on folds one of them trained on, keeps the comparison fair: a champion
-trained on the same data as the challenger would otherwise be scored in-sample on the older folds.
+trained on the same data as the challenger would otherwise be scored in-sample.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from tasks import backtest, intervals
+from tasks import backtest, intervals, selection
 from tasks.backtest import FoldModels, FoldResult
 from tasks.baselines import BASELINES, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
+from tasks.selection import LSTM, Selection
 
 # Catalog keys of the plot frames evaluate returns (dvc.yaml's top-level `plots` render them).
 TEST_FORECAST = "plot_test_forecast"  # latest fold: actual, forecasts, intervals
@@ -51,6 +57,7 @@ class Evaluation:
     folds: dict  # metrics/folds.json
     calibration: intervals.Calibration  # models/intervals.json
     comparison: dict | None  # champion vs challenger (None: no champion, a first run)
+    selection: Selection | None = None  # the per-series choice (models/selection.json)
     plots: dict[str, pl.DataFrame] = field(default_factory=dict)  # by catalog key
 
 
@@ -149,7 +156,7 @@ def compare_champion(
 ) -> dict:
     """The champion rescored on every fold, and the gate metric of champion and challenger on
     the pairs neither trained on (see the module docstring). `challenger_rows`: the scores of
-    the challenger's final model on fold 0, one per series."""
+    the challenger (the published mixture) on fold 0, one per series."""
     metric = cfg.gate.metric
     base = {"path": champion.path, "md5": champion.md5, "metric": metric}
     if champion.meta:
@@ -174,6 +181,13 @@ def compare_champion(
     except DivergedModel as err:
         return {**base, "status": "diverged", "reason": f"champion: {err}"}
     seen0 = _seen(champion, results[0])
+    # A series the champion served with a baseline is rescored as that baseline: a function of
+    # the history before the origin, trained on nothing, so never "seen".
+    chosen = (champion.meta or {}).get("choices") or {}
+    for s, sid in enumerate(series_ids.astype(str)):
+        if chosen.get(sid, LSTM) != LSTM:
+            champion_rows[0][s] = results[0].scores[chosen[sid]][s]
+            seen0[s] = False
     pairs = [
         s
         for s, seen in enumerate(seen0)
@@ -263,7 +277,9 @@ def evaluate(
     cfg: Config,
     champion: Champion | None = None,
 ) -> Evaluation:
-    """Backtest every fold, calibrate the intervals, rescore the champion."""
+    """Backtest every fold, choose a model per series, calibrate the intervals, rescore the
+    champion."""
+    selection.require_folds(cfg)
     levels = tuple(cfg.evaluate.levels)
     results = backtest.run_backtest(folds, models.models)
     residuals = np.stack([r.residuals for r in results])  # (F, S, H), scaled space
@@ -305,14 +321,25 @@ def evaluate(
         "folds": fold_detail,
         "horizon_mase": backtest.per_horizon_mase(results),
     }
-    # The final model (what publish would ship) on fold 0: the backtest's own fold-0 model with
-    # refit or one fold; otherwise scored here, which also stops a diverged final model now.
+    # The final model (trained through fold 0's origin) on fold 0: the backtest's own fold-0
+    # model with refit or one fold; otherwise scored here, which also stops a diverged final
+    # model now.
     if models.models[0] is models.stage:
         final = results[0]
     else:
         final = backtest.score_fold(0, folds[0], models.stage)
     folds_json["final_model_fold_0"] = backtest.mean_scores(final.scores["lstm"])
-    comparison = (
-        None if champion is None else compare_champion(results, final.scores["lstm"], champion, cfg)
+    # Per series LSTM or a baseline, chosen on folds 1.. and scored on fold 0 (tasks/selection.py).
+    chosen = selection.select(results, final, cfg)
+    scores.update(
+        published=chosen.published,
+        latest_fold=chosen.latest_fold,
+        selection=chosen.summary(len(folds)),
     )
-    return Evaluation(scores, folds_json, calibration, comparison, _plots(results, lofo))
+    # The challenger is the published mixture: per series the chosen model's fold-0 scores.
+    mixture_rows = [final.scores[c][s] for s, c in enumerate(chosen.choices)]
+    comparison = (
+        None if champion is None else compare_champion(results, mixture_rows, champion, cfg)
+    )
+    plots = _plots(results, lofo)
+    return Evaluation(scores, folds_json, calibration, comparison, plots=plots, selection=chosen)

@@ -1,16 +1,22 @@
-"""The evaluation gate: publish only a model that is good enough, beats seasonal naive, and is not
-materially worse than the champion (the model published last).
+"""The evaluation gate: publish only when what would be published is good enough, beats seasonal
+naive, and is not materially worse than the champion (what was published last).
 
-Value thresholds judge the challenger's backtest (means over folds and series):
-  lstm MASE <= gate.max_mase, lstm RMSE <= seasonal-naive RMSE * (1 - margin), all finite.
+What is judged: the published mixture (`scores["published"]`, tasks/selection.py: per series the
+LSTM or its best baseline, chosen on the older folds, scored on the latest fold) against seasonal
+naive on that same fold (`scores["latest_fold"]`). Scores without a per-series choice (one
+model, as in the benchmarks) are judged as the LSTM over every fold.
+
+Value thresholds (means over series):
+  MASE <= gate.max_mase, RMSE <= seasonal-naive RMSE * (1 - margin), all finite,
+  share of series published by a baseline <= gate.max_fallback_fraction (with a choice).
 Change thresholds judge it against the champion rescored on the current folds (see
 tasks/evaluate.py for which folds), on `gate.metric` (lower is better for every metric offered):
   worsening = challenger - champion <= gate.max_abs_change,
   relative worsening = worsening / champion <= gate.max_rel_change  (null disables either).
 A first run (no champion) is judged on the value thresholds alone; so is a run whose champion
 cannot be compared (params changed the horizon or transform, its series embedding has no
-vector for a current series, or it diverges), which the decision says in `champion.status` and
-`notes`.
+vector for a current series, it diverges, or it trained on every series' latest fold), which
+the decision says in `champion.status` and `notes`.
 
 The decision is a JSON-able dict holding every number it rests on, so metrics/gate.json alone
 explains why a run was or was not published.
@@ -26,6 +32,7 @@ from tasks.config import GateConfig
 from tasks.metrics import METRICS
 
 MODEL = "lstm"
+PUBLISHED = "published"  # the per-series mixture (tasks/selection.py)
 REFERENCE = "seasonal_naive"
 # The champion: the model published last, kept beside the store by publish (persist outs).
 # Evaluate reads it as state, not as a DVC dependency: publish depends on evaluate's gate.json,
@@ -61,8 +68,8 @@ def _check(name: str, value: float, threshold: float) -> dict:
     return {"name": name, "value": value, "threshold": threshold, "passed": value <= threshold}
 
 
-def _non_finite(lstm: Mapping[str, float]) -> list[str]:
-    return [f"{MODEL} {m} is not finite ({v})" for m, v in lstm.items() if not math.isfinite(v)]
+def _non_finite(judged: Mapping[str, float], subject: str) -> list[str]:
+    return [f"{subject} {m} is not finite ({v})" for m, v in judged.items() if not math.isfinite(v)]
 
 
 def worsening(challenger: float, champion: float, metric: str) -> tuple[float, float]:
@@ -90,15 +97,15 @@ def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[lis
         checks.append(_check(f"{metric}_abs_change_vs_champion", diff, gate.max_abs_change))
         if not checks[-1]["passed"]:
             reasons.append(
-                f"lstm {metric} {chal:.4g} is {diff:.4g} worse than the champion's {champ:.4g} "
-                f"(model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
+                f"challenger {metric} {chal:.4g} is {diff:.4g} worse than the champion's "
+                f"{champ:.4g} (model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
             )
     if gate.max_rel_change is not None:
         checks.append(_check(f"{metric}_rel_change_vs_champion", rel, gate.max_rel_change))
         if not checks[-1]["passed"]:
             reasons.append(
-                f"lstm {metric} {chal:.4g} is {rel:.1%} worse than the champion's {champ:.4g} "
-                f"(model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
+                f"challenger {metric} {chal:.4g} is {rel:.1%} worse than the champion's "
+                f"{champ:.4g} (model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
             )
     if not (math.isfinite(chal) and math.isfinite(champ)):
         reasons.append(f"{metric} of challenger ({chal}) or champion ({champ}) is not finite")
@@ -110,26 +117,41 @@ def decide(
     gate: GateConfig,
     comparison: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Gate the model on `scores` ({"lstm": {...}, "seasonal_naive": {...}, ...}, backtest means;
-    other entries are ignored) and, when there is a champion, on `comparison`
-    (tasks.evaluate.compare_champion: {"status", "metric", "champion", "challenger", ...}).
+    """Gate on `scores` (metrics/evaluate.json: {"published": {...}, "latest_fold": {...},
+    "selection": {...}, "lstm": {...}, "seasonal_naive": {...}, ...}; without "published" the
+    LSTM is judged against seasonal naive over every fold) and, when there is a champion, on
+    `comparison` (tasks.evaluate.compare_champion: {"status", "metric", "champion",
+    "challenger", ...}).
     """
+    subject = PUBLISHED if PUBLISHED in scores else MODEL
+    judged = _metrics(scores, subject)
+    # The reference is scored on the same fold-series pairs as what is judged.
+    ref = _metrics(scores["latest_fold"] if subject == PUBLISHED else scores, REFERENCE)
     lstm = _metrics(scores, MODEL)
-    ref = _metrics(scores, REFERENCE)
     margin = gate.min_improvement_over_seasonal_naive
     rmse_threshold = ref["rmse"] * (1.0 - margin)
     checks = [
-        _check("lstm_mase_max", lstm["mase"], gate.max_mase),
-        _check("lstm_rmse_vs_seasonal_naive", lstm["rmse"], rmse_threshold),
+        _check(f"{subject}_mase_max", judged["mase"], gate.max_mase),
+        _check(f"{subject}_rmse_vs_seasonal_naive", judged["rmse"], rmse_threshold),
     ]
-    reasons = _non_finite(lstm)
+    reasons = _non_finite(judged, subject)
     if not checks[0]["passed"]:
-        reasons.append(f"lstm MASE {lstm['mase']:.4g} > gate.max_mase {gate.max_mase:.4g}")
+        reasons.append(f"{subject} MASE {judged['mase']:.4g} > gate.max_mase {gate.max_mase:.4g}")
     if not checks[1]["passed"]:
         reasons.append(
-            f"lstm RMSE {lstm['rmse']:.4g} > seasonal naive RMSE {ref['rmse']:.4g} * "
+            f"{subject} RMSE {judged['rmse']:.4g} > seasonal naive RMSE {ref['rmse']:.4g} * "
             f"(1 - gate.min_improvement_over_seasonal_naive {margin:.4g}) = {rmse_threshold:.4g}"
         )
+    selection = scores.get("selection") if subject == PUBLISHED else None
+    if selection is not None:
+        fraction = float(selection["fallback_fraction"])
+        checks.append(_check("fallback_fraction_max", fraction, gate.max_fallback_fraction))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"{fraction:.1%} of series would be published by a baseline "
+                f"({selection['counts']}) > gate.max_fallback_fraction "
+                f"{gate.max_fallback_fraction:.1%}"
+            )
 
     notes: list[str] = []
     champion: dict | None = None
@@ -153,9 +175,11 @@ def decide(
         "checks": checks,
         "notes": notes,
         "first_run": comparison is None,
+        "judged": subject,
+        **({PUBLISHED: judged, "selection": selection} if subject == PUBLISHED else {}),
         "lstm": lstm,
         "seasonal_naive": ref,
-        "improvement_over_seasonal_naive": _improvement(lstm["rmse"], ref["rmse"]),
+        "improvement_over_seasonal_naive": _improvement(judged["rmse"], ref["rmse"]),
         "champion": champion,
         "gate": {
             "max_mase": gate.max_mase,
@@ -163,5 +187,6 @@ def decide(
             "metric": gate.metric,
             "max_abs_change": gate.max_abs_change,
             "max_rel_change": gate.max_rel_change,
+            "max_fallback_fraction": gate.max_fallback_fraction,
         },
     }

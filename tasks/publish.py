@@ -9,11 +9,15 @@ import re
 import numpy as np
 import polars as pl
 
+from tasks.baselines import BASELINES
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.forecast import predict_scaled, to_original
 from tasks.intervals import Calibration, bands
 from tasks.prepare import Prepared
+from tasks.selection import LSTM, to_scaled
 from tasks.timefmt import iso
+
+MODEL = "model"  # column: which model produced a published row (lstm or a baseline's name)
 
 
 def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
@@ -29,13 +33,31 @@ def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Seri
 
 
 def future_forecasts(
-    prepared: Prepared, model, frequency: str, calibration: Calibration | None = None
+    prepared: Prepared,
+    model,
+    frequency: str,
+    calibration: Calibration | None = None,
+    choices: dict[str, str] | None = None,
+    calibrations: dict[str, Calibration] | None = None,
 ) -> pl.DataFrame:
-    """series_id, timestamp, horizon_step, forecast (+ lo_L, hi_L per calibrated level) for the
-    steps after the last observation."""
+    """series_id, timestamp, horizon_step, forecast, model (+ lo_L, hi_L per calibrated level)
+    for the steps after the last observation.
+
+    `choices`: per series the model that publishes it (tasks/selection.py; a series not listed,
+    or no choices, gets the LSTM); `calibration` is the LSTM's intervals, `calibrations` each
+    baseline's. A baseline forecasts from the series' whole history."""
     horizon = prepared.geometry.horizon
-    scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
+    lstm_scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
     n = len(prepared.series_ids)
+    names = [(choices or {}).get(str(sid), LSTM) for sid in prepared.series_ids]
+    scaled = np.empty_like(lstm_scaled)
+    for s, name in enumerate(names):
+        if name == LSTM:
+            scaled[s] = lstm_scaled[s]
+        else:
+            history = prepared.raw[prepared.series(s)]
+            pred = BASELINES[name](history, horizon, prepared.season_length)
+            scaled[s] = to_scaled(prepared, s, pred)
     preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]
     columns = {
@@ -43,13 +65,18 @@ def future_forecasts(
         TIMESTAMP: future_timestamps(last, horizon, frequency),
         "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
         "forecast": preds.reshape(-1),
+        MODEL: np.repeat(np.asarray(names, dtype=str), horizon),
     }
     if calibration is not None:
-        if any(len(w) != horizon for w in calibration.widths.values()):
+        cals = {LSTM: calibration, **(calibrations or {})}
+        missing = sorted(set(names) - set(cals))
+        if missing:
+            raise ValueError(f"no interval calibration for {missing}: rerun evaluate")
+        if any(len(w) != horizon for c in cals.values() for w in c.widths.values()):
             raise ValueError(
                 f"the interval calibration is for another horizon than {horizon}: rerun evaluate"
             )
-        per_series = [bands(prepared, s, scaled[s], calibration) for s in range(n)]
+        per_series = [bands(prepared, s, scaled[s], cals[names[s]]) for s in range(n)]
         for name in per_series[0]:
             columns[name] = np.concatenate([b[name] for b in per_series])
     return pl.DataFrame(columns)
@@ -74,9 +101,12 @@ def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at
     }
 
 
-def trained_through(prepared: Prepared) -> dict[str, str]:
-    """Per series, the last timestamp a model trained on `prepared` has seen."""
+def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:
+    """Per series, the last timestamp a model trained on `prepared` has seen: the end of its
+    training part, or with `full_history` its last observation (the shipped model,
+    tasks/refit.py)."""
+    ends = prepared.offsets[1:] if full_history else prepared.train_end
     return {
-        str(sid): iso(prepared.timestamps[int(prepared.train_end[s]) - 1])
+        str(sid): iso(prepared.timestamps[int(ends[s]) - 1])
         for s, sid in enumerate(prepared.series_ids)
     }

@@ -43,8 +43,12 @@ FORECAST_COLUMNS = (SERIES_ID, TIMESTAMP, HORIZON_STEP, FORECAST)
 # Prediction-interval bounds (optional in a publish; NULL when absent), innermost level first.
 INTERVAL_LEVELS = (80, 95)
 INTERVAL_COLUMNS = tuple(f"{b}_{lv}" for lv in INTERVAL_LEVELS for b in ("lo", "hi"))
+# Which model produced a row (tasks/selection.py: the LSTM or a baseline); optional in a
+# publish, "lstm" when absent (and for every row stored before schema version 4).
+MODEL = "model"
+DEFAULT_MODEL = "lstm"
 # Columns of a stored forecast row, in this order; the view and export add STALE.
-ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, *LINEAGE_FIELDS)
+ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, MODEL, *LINEAGE_FIELDS)
 # True on a current row kept from an earlier run for a series the latest run did not forecast
 # (quarantined by ingest): its forecasts stay visible, marked as not refreshed.
 STALE = "stale"
@@ -54,8 +58,9 @@ RUN_COLUMNS = ("run_key", *LINEAGE_FIELDS, "last_published_at", "publish_seq", "
 # ISO 8601 without zone; fractional seconds only when present (Python's isoformat does the same).
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # 1: forecasts without intervals; 2: + INTERVAL_COLUMNS; 3: + stale_series and the view's STALE
-# (an older store is migrated in place, inside the publish's transaction on the temp copy).
-SCHEMA_VERSION = 3
+# 4: + MODEL (an older store is migrated in place, inside the publish's transaction on the temp
+# copy).
+SCHEMA_VERSION = 4
 BATCH_SIZE = 10_000
 # The journal of a publish in progress, beside the store (tasks/transaction.py).
 JOURNAL_NAME = ".publish-journal.json"
@@ -78,6 +83,7 @@ _SCHEMA = (
     {HORIZON_STEP} INTEGER NOT NULL,
     {FORECAST} REAL NOT NULL,
     {_INTERVAL_DDL},
+    {MODEL} TEXT NOT NULL DEFAULT '{DEFAULT_MODEL}',
     {_LINEAGE_DDL},
     UNIQUE (run_key, {SERIES_ID}, {TIMESTAMP})
 )""",
@@ -103,6 +109,7 @@ _ROW_SCHEMA = {
     HORIZON_STEP: pl.Int64,
     FORECAST: pl.Float64,
     **dict.fromkeys(INTERVAL_COLUMNS, pl.Float64),
+    MODEL: pl.String,
     **dict.fromkeys(LINEAGE_FIELDS, pl.String),
     STALE: pl.Int64,
 }
@@ -205,6 +212,9 @@ def _rows(forecasts: pl.DataFrame, lineage: Mapping[str, str], key: str) -> pl.D
             (pl.col(c) if c in forecasts.columns else pl.lit(None)).cast(pl.Float64).alias(c)
             for c in INTERVAL_COLUMNS
         ),
+        (pl.col(MODEL) if MODEL in forecasts.columns else pl.lit(DEFAULT_MODEL))
+        .cast(pl.String)
+        .alias(MODEL),
         *(pl.lit(str(lineage[f])).alias(f) for f in LINEAGE_FIELDS),
     )
     return frame
@@ -237,7 +247,7 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
 
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, 1, 2, SCHEMA_VERSION):
+    if version not in (0, 1, 2, 3, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
@@ -246,6 +256,12 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         _migrate_v1(conn)
     if version == 2:
         conn.execute("DROP VIEW IF EXISTS current_forecasts")  # rebuilt with STALE below
+    if version in (1, 2, 3):
+        # Every row stored before version 4 was the LSTM's; the view is rebuilt with MODEL.
+        conn.execute(
+            f"ALTER TABLE forecasts ADD COLUMN {MODEL} TEXT NOT NULL DEFAULT '{DEFAULT_MODEL}'"
+        )
+        conn.execute("DROP VIEW IF EXISTS current_forecasts")
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -352,7 +368,12 @@ def _read_view(path: Path) -> pl.DataFrame:
         # An older store (not yet migrated by a publish) reads with NULL intervals (version 1)
         # and nothing stale (versions 1 and 2).
         columns = [
-            f"NULL AS {c}" if version < 2 and c in INTERVAL_COLUMNS else c for c in ROW_COLUMNS
+            f"NULL AS {c}"
+            if version < 2 and c in INTERVAL_COLUMNS
+            else f"'{DEFAULT_MODEL}' AS {c}"
+            if version < 4 and c == MODEL
+            else c
+            for c in ROW_COLUMNS
         ] + [STALE if version >= 3 else f"0 AS {STALE}"]
         frame = _frame(
             conn,

@@ -84,9 +84,12 @@ def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> k
     return build_model(spec, name=name)
 
 
-def _optimizer(cfg: Config) -> keras.optimizers.Optimizer:
+def make_optimizer(cfg: Config, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """Adam with the configured clipping (and loss scaling under float16); the refit
+    (tasks/refit.py) starts it at the replayed schedule's first rate."""
     t = cfg.training
-    opt = keras.optimizers.Adam(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
+    rate = t.learning_rate if learning_rate is None else learning_rate
+    opt = keras.optimizers.Adam(learning_rate=rate, clipnorm=t.clipnorm)
     if resolve_precision(t.mixed_precision) == "mixed_float16":
         # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
         opt = keras.optimizers.LossScaleOptimizer(opt)
@@ -252,7 +255,7 @@ def _fit_member(
     # Variables must be created under the scope to be mirrored on every replica.
     with strategy.scope():
         model = build_member(prepared, cfg, name=f"member_{member}")
-        model.compile(optimizer=_optimizer(cfg), loss="mse")
+        model.compile(optimizer=make_optimizer(cfg), loss="mse")
 
     done = backup / f"member_{member}.done.npz" if backup else None
     if done is not None and done.exists():

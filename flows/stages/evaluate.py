@@ -44,13 +44,18 @@ def load_champion(load_model):
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    import polars as pl
+
     from tasks.backtest import build_folds, fold_models
     from tasks.evaluate import evaluate
     from tasks.forecast import load_model
     from tasks.gate import decide
     from tasks.prepare import Prepared
+    from tasks.refit import fit_schedule, refit
+    from tasks.selection import require_folds
 
     p = STAGE.path
+    require_folds(cfg)  # the per-series choice needs older folds: stop before any work
     prepared = Prepared.load(p("prepared"), p("scaler"))
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
@@ -58,11 +63,21 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     decision = decide(result.scores, cfg.gate, result.comparison)
     # The model this decision is about: publish refuses to ship any other.
     decision["model_md5"] = io.md5_file(p("model"))
+    # The backtest judged the procedure; what ships is refit on the full history (after the
+    # scoring: it has seen every value, so nothing could score it out of sample).
+    shipped = refit(prepared, cfg, fit_schedule(pl.read_csv(p("history"))))
     images = backtest_images(result.plots)  # drawn before anything is written
     # Written only after everything above succeeded: a failure leaves the last outputs as they were.
     io.write_json(p("metrics_evaluate"), result.scores)
     io.write_json(p("metrics_folds"), result.folds)
+    io.write_atomic(p("model_full"), shipped.model.save)
+    decision["shipped_model"] = {
+        "md5": io.md5_file(p("model_full")),
+        **{k: v for k, v in shipped.summary.items() if k != "trained_through"},
+        "trained_through_last": max(shipped.summary["trained_through"].values()),
+    }
     io.write_json(p("intervals"), result.calibration.to_json())
+    io.write_json(p("selection"), result.selection.to_json())
     for key, frame in result.plots.items():
         io.write_atomic(p(key), frame.write_csv)
     for key, png in images.items():
@@ -98,9 +113,11 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="evaluate",
     run=run,
-    reads=("prepared", "scaler", "model"),
+    reads=("prepared", "scaler", "model", "history"),
     writes=(
+        "model_full",
         "intervals",
+        "selection",
         "plot_test_forecast",
         "plot_backtest_forecast",
         "plot_fold_errors",

@@ -28,13 +28,22 @@ def check_gate() -> dict:
             f"NOT PUBLISHED: {gate} judged model {judged[:12]}, but "
             f"{model} is {model_md5[:12]}: rerun evaluate (dvc repro)"
         )
+    # The shipped model is the one evaluate refit after judging the procedure, no other.
+    full = STAGE.path("model_full")
+    shipped, full_md5 = (decision.get("shipped_model") or {}).get("md5"), io.md5_file(full)
+    if shipped != full_md5:
+        raise GateFailed(
+            f"NOT PUBLISHED: {gate} was decided with shipped model {str(shipped)[:12]}, but "
+            f"{full} is {full_md5[:12]}: rerun evaluate (dvc repro)"
+        )
     return decision
 
 
 def stage_champion(pub, meta: dict) -> None:
-    """The published model and its metadata as the champion, in the publish's transaction: the
-    champion is always the model whose forecasts the store and export hold."""
-    model = STAGE.path("model")
+    """The shipped model (refit through the last observation) and its metadata as the champion,
+    in the publish's transaction: the champion is always the model whose forecasts the store and
+    export hold."""
+    model = STAGE.path("model_full")
     pub.write(STAGE.path("champion_model"), lambda tmp: shutil.copyfile(model, tmp))
     pub.write(STAGE.path("champion_meta"), lambda tmp: io.write_json_to(tmp, meta))
 
@@ -48,7 +57,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.lineage import collect_lineage
     from tasks.model_id import model_id
     from tasks.prepare import Prepared
-    from tasks.publish import champion_meta, future_forecasts
+    from tasks.publish import champion_meta, future_forecasts, trained_through
+    from tasks.selection import load_choices
     from tasks.transaction import recover
 
     p = STAGE.path
@@ -56,20 +66,28 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     check_gate()
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
-    model = load_model(p("model"))
-    forecasts = future_forecasts(prepared, model, cfg.data.frequency, calibration)
+    # Per series the LSTM or a baseline (tasks/selection.py), each with its own intervals.
+    choices, calibrations = load_choices(io.read_json(p("selection")))
+    model = load_model(p("model_full"))  # refit through each series' last observation
+    forecasts = future_forecasts(
+        prepared, model, cfg.data.frequency, calibration, choices, calibrations
+    )
     chart = forecast_image(forecasts)  # drawn before any target is written
     lineage = collect_lineage(
         data=p("validated"),
         params=cfg.source,
-        model=p("model"),
+        model=p("model_full"),
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
     )
     # The run is keyed by the weights and config: the same weights saved again are one run.
-    lineage["model_id"] = model_id(p("model"))
+    lineage["model_id"] = model_id(p("model_full"))
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
+    # The shipped model trained through each series' last observation (tasks/refit.py).
+    through = trained_through(prepared, full_history=True)
+    last = sorted(set(through.values()))
+    models = list(choices.values())
     summary: dict = {}
 
     def champion_and_summary(pub) -> None:
@@ -77,11 +95,17 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         meta = champion_meta(
             prepared, lineage["model_md5"], record["run_key"], lineage["published_at"]
         )
-        stage_champion(pub, meta)
+        stage_champion(pub, meta | {"trained_through": through, "choices": choices})
         pub.write(p("plot_forecast_png"), lambda tmp: tmp.write_bytes(chart))
         # Per target what it wrote; the run key (the system of record's) names this publish.
         summary.update(
-            run_key=record["run_key"], targets=pub.summaries, champion=lineage["model_md5"]
+            run_key=record["run_key"],
+            targets=pub.summaries,
+            champion=lineage["model_md5"],
+            # The last timestamp the shipped model trained on (earliest and latest over series;
+            # per series in published/champion.json).
+            trained_through={"first": last[0], "last": last[-1]},
+            models={name: models.count(name) for name in sorted(set(models))},  # series each
         )
         pub.write(p("metrics_publish"), lambda tmp: io.write_json_to(tmp, summary))
 
@@ -126,7 +150,17 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="publish",
     run=run,
-    reads=("validated", "quarantined", "prepared", "scaler", "model", "intervals", "metrics_gate"),
+    reads=(
+        "validated",
+        "quarantined",
+        "prepared",
+        "scaler",
+        "model",
+        "model_full",
+        "intervals",
+        "selection",
+        "metrics_gate",
+    ),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     scratch=("publish_journal",),
     declares=(

@@ -102,7 +102,7 @@ def test_published_report_and_a_refused_gate(project_after_run: Path):
     assert refused.returncode == 3, refused.stderr
     assert "NOT PUBLISHED" in refused.stderr and refused.stdout == ""
     page = (project / "reports/run.html").read_text()
-    assert "Decision: NOT PUBLISHED" in page and "<td>lstm_mase_max</td>" in page
+    assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"]["run_key"] == run_key
 
@@ -119,6 +119,6 @@ def test_a_pipeline_the_gate_refuses_exits_3_and_its_report_says_why(
     assert "NOT PUBLISHED" in refused.stderr and refused.stdout == ""
     # The flow's end hook wrote the report of this run: the refusal and every check.
     page = (project / "reports/run.html").read_text()
-    assert "Decision: NOT PUBLISHED" in page and "<td>lstm_mase_max</td>" in page
+    assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"] == before["run"]

@@ -1,6 +1,7 @@
 """The backtest, the champion/challenger gate and the intervals through the real pipeline
-(`dvc repro` in a temp git repo, tiny params): the first run, a challenger worse than the champion,
-a diverged model and folds that do not fit; plots that render; the published-forecasts command."""
+(`dvc repro` in a temp git repo, tiny params): the first run (per-series choice, shipped refit),
+the champion compared only where neither model trained, a diverged model and folds that do not
+fit; plots that render; the published-forecasts command."""
 
 from __future__ import annotations
 
@@ -38,18 +39,42 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     project = project_after_run
     gate = _json(project, "metrics/gate.json")
     assert gate["first_run"] is True and gate["champion"] is None and gate["passed"] is True
-    assert [c["name"] for c in gate["checks"]] == ["lstm_mase_max", "lstm_rmse_vs_seasonal_naive"]
-    model_md5 = md5_file(project / "models/model.keras")
-    assert gate["model_md5"] == model_md5
+    assert [c["name"] for c in gate["checks"]] == [
+        "published_mase_max",
+        "published_rmse_vs_seasonal_naive",
+        "fallback_fraction_max",
+    ]
+    # The gate judged the train stage's model (through 1958-12, the backtest's last origin);
+    # what ships is the refit through the last observation, 1960-12.
+    assert gate["model_md5"] == md5_file(project / "models/model.keras")
+    model_md5 = md5_file(project / "models/model_full.keras")
+    assert gate["shipped_model"]["md5"] == model_md5 != gate["model_md5"]
+    assert gate["shipped_model"]["trained_through_last"] == "1960-12-01T00:00:00"
+    train_epochs = _json(project, "metrics/train.json")["epochs"]
+    assert all(
+        0 < e <= t for e, t in zip(gate["shipped_model"]["epochs"], train_epochs, strict=True)
+    )
     assert md5_file(project / "published/champion.keras") == model_md5
     meta = _json(project, "published/champion.json")
     assert meta["model_md5"] == model_md5
-    assert meta["trained_through"] == {"airpassengers": "1958-12-01T00:00:00"}
+    assert meta["trained_through"] == {"airpassengers": "1960-12-01T00:00:00"}
+    published = _json(project, "metrics/publish.json")
+    assert published["trained_through"] == {
+        "first": "1960-12-01T00:00:00",
+        "last": "1960-12-01T00:00:00",
+    }
 
     scores = _json(project, "metrics/evaluate.json")
     assert scores["n_folds"] == 3
     assert {"rmse", "mase", "coverage_80", "coverage_95"} <= set(scores["lstm"])
     assert set(scores) >= {"naive", "seasonal_naive", "drift"}
+    # The per-series choice: made on folds 1 and 2, scored on fold 0.
+    assert set(scores["published"]) == set(scores["lstm"])
+    choice = scores["selection"]
+    assert choice["chosen_on_folds"] == [1, 2] and sum(choice["counts"].values()) == 1
+    chosen = meta["choices"]["airpassengers"]
+    assert choice["counts"][chosen] == 1
+    assert scores["published"]["mase"] == scores["latest_fold"][chosen]["mase"]
     folds = _json(project, "metrics/folds.json")["folds"]
     assert [folds[f"fold_{k}"]["origin"]["airpassengers"][:7] for k in range(3)] == [
         "1959-01",
@@ -58,7 +83,7 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     ]
 
     export = pl.read_parquet(project / "published/forecasts.parquet")
-    assert export.height == 24
+    assert export.height == 24 and export["model"].to_list() == [chosen] * 24
     assert (
         export.select("lo_80", "hi_80", "lo_95", "hi_95").null_count().sum_horizontal().item() == 0
     )
@@ -90,37 +115,41 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     assert model_md5[:12] in runs.stdout
 
 
-def test_challenger_worse_than_the_champion_is_not_published(project_after_run: Path):
+def test_the_champion_is_compared_only_where_neither_model_trained(project_after_run: Path):
     project = project_after_run
-    before = _snapshot(project)
     champion_md5 = md5_file(project / "published/champion.keras")
-    # A challenger that cannot learn (no seasonal base, a learning rate that barely moves it):
-    # it forecasts about the training mean, far worse than the champion on fold 0.
-    update_params(
-        project,
-        {
-            "model": {"seasonal_residual": False},
-            "training": {"epochs": 1, "learning_rate": 1e-6},
-            "gate": {"max_mase": 1000.0, "max_rel_change": 0.5},
-        },
-    )
-    failed = run(["dvc", "repro"], project, env=base_env(), check=False)
-    assert failed.returncode != 0
-    assert "NOT PUBLISHED" in failed.stderr
-    assert "worse than the champion" in failed.stderr
-
+    # Same data again: the champion (refit through 1960-12) trained on the latest fold, so
+    # nothing can be compared out of sample; the value thresholds alone decide.
+    update_params(project, {"training": {"seed": 7}})
+    run(["dvc", "repro"], project, env=base_env())
     gate = _json(project, "metrics/gate.json")
-    assert gate["passed"] is False and gate["first_run"] is False
-    assert gate["champion"]["status"] == "compared"
-    assert gate["champion"]["md5"] == champion_md5
-    assert gate["champion"]["challenger"] > 1.5 * gate["champion"]["champion"]
-    change = [c for c in gate["checks"] if c["name"] == "mase_rel_change_vs_champion"]
-    assert change and change[0]["passed"] is False
-    # the champion was rescored on every fold, flagged where it had trained
-    assert gate["champion"]["per_fold"]["fold_1"]["seen_in_training"] is True
-    assert gate["champion"]["per_fold"]["fold_0"]["seen_in_training"] is False
-    # nothing published: store, export and champion byte for byte as they were
-    assert _snapshot(project) == before
+    assert gate["first_run"] is False and gate["champion"]["md5"] == champion_md5
+    assert gate["champion"]["status"] == "no_comparable_folds"
+    assert any("judged on the value thresholds" in n for n in gate["notes"])
+    assert gate["champion"]["per_fold"]["fold_0"]["seen_in_training"] is True
+
+    # Two more years of data: fold 0 now lies after everything the champion saw.
+    raw = project / "data/raw/airpassengers.csv"
+    frame = pl.read_csv(raw, try_parse_dates=True)
+    more = frame.tail(24).with_columns(
+        pl.col("timestamp").dt.offset_by("2y"), (pl.col("value") * 1.1).round(0).cast(pl.Int64)
+    )
+    pl.concat([frame, more]).write_csv(raw, date_format="%Y-%m-%d")
+    champion_md5 = md5_file(project / "published/champion.keras")
+    published = _snapshot(project)
+    update_params(project, {"gate": {"max_rel_change": 0.0}})
+    done = run(["dvc", "repro"], project, env=base_env(), check=False)
+    gate = _json(project, "metrics/gate.json")
+    c = gate["champion"]
+    assert c["status"] == "compared" and c["md5"] == champion_md5
+    assert c["compared_on"] == {"fold": 0, "series": 1, "series_ids": ["airpassengers"]}
+    assert c["per_fold"]["fold_0"]["seen_in_training"] is False
+    # zero tolerance: published exactly when the challenger is no worse than the champion
+    assert gate["passed"] == (c["challenger"] <= c["champion"])
+    assert (done.returncode == 0) == gate["passed"]
+    if not gate["passed"]:
+        assert "worse than the champion" in done.stderr
+        assert _snapshot(project) == published  # nothing of the last publish lost
 
 
 def test_diverged_model_and_folds_that_do_not_fit_stop_with_exit_2(project_after_run: Path):
@@ -138,7 +167,10 @@ def test_diverged_model_and_folds_that_do_not_fit_stop_with_exit_2(project_after
     gate_before = (project / "metrics/gate.json").read_bytes()
 
     stage = [sys.executable, "-m", "flows.stages"]
-    update_params(project, {"evaluate": {"n_windows": 1}})  # no fold fit: straight to the model
+    update_params(project, {"evaluate": {"n_windows": 1}})
+    one = run([*stage, "evaluate"], project, env=base_env(), check=False)
+    assert one.returncode == 2 and "evaluate.n_windows >= 2" in one.stderr
+    update_params(project, {"evaluate": {"n_windows": 2}})  # one fold fit, then the model
     diverged = run([*stage, "evaluate"], project, env=base_env(), check=False)
     assert diverged.returncode == 2, diverged.stderr
     assert "non-finite forecasts" in diverged.stderr

@@ -98,6 +98,7 @@ def test_every_number_behind_the_decision_is_recorded():
         "metric": "mase",
         "max_abs_change": None,
         "max_rel_change": 0.1,
+        "max_fallback_fraction": 1.0,
     }
     assert d["checks"] == [
         {"name": "lstm_mase_max", "value": 0.8, "threshold": 1.0, "passed": True},

@@ -269,7 +269,7 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert (current["hi_95"] - current["forecast"]).to_list() == [9.0] * (2 * H)
     assert pl.read_parquet(export).equals(current)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 4
 
 
 def test_forecasts_without_intervals_store_nulls(paths):
@@ -624,8 +624,10 @@ def test_a_version_2_store_reads_nothing_stale_and_is_migrated(paths):
     with sqlite3.connect(store) as conn:  # back to what schema version 2 wrote
         conn.execute("DROP VIEW current_forecasts")
         conn.execute("DROP TABLE stale_series")
+        conn.execute("ALTER TABLE forecasts DROP COLUMN model")
+        columns = [c for c in store_mod.ROW_COLUMNS if c != "model"]
         conn.execute(
-            f"CREATE VIEW current_forecasts AS SELECT {', '.join(store_mod.ROW_COLUMNS)} FROM "
+            f"CREATE VIEW current_forecasts AS SELECT {', '.join(columns)} FROM "
             "forecasts WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC "
             "LIMIT 1)"
         )
@@ -634,4 +636,46 @@ def test_a_version_2_store_reads_nothing_stale_and_is_migrated(paths):
     publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
     assert _view(store)["b"][:2] == ({"m" * 32}, {True})
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+# ---------------------------------------------------------------- model column (schema 4)
+def test_each_row_says_which_model_produced_it(paths):
+    store, export = paths
+    mixed = _forecasts().with_columns(
+        model=pl.when(pl.col("series_id") == "a").then(pl.lit("lstm")).otherwise(pl.lit("drift"))
+    )
+    _publish(paths, mixed)
+    current = read_current(store)
+    assert dict(zip(current["series_id"], current["model"], strict=True)) == {
+        "a": "lstm",
+        "b": "drift",
+    }
+    assert pl.read_parquet(export)["model"].to_list() == current["model"].to_list()
+    # a publish without the column (one model) stores the LSTM
+    _publish(paths, _forecasts(1.0), _lineage(model_md5="n" * 32))
+    assert set(read_current(store)["model"]) == {"lstm"}
+
+
+def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(paths):
+    store, export = paths
+    _publish(paths)
+    with sqlite3.connect(store) as conn:  # back to what schema version 3 wrote
+        conn.execute("DROP VIEW current_forecasts")
+        conn.execute("ALTER TABLE forecasts DROP COLUMN model")
+        columns = [c for c in store_mod.ROW_COLUMNS if c != "model"]
+        conn.execute(
+            f"CREATE VIEW current_forecasts AS SELECT {', '.join(columns)}, 0 AS stale FROM "
+            "forecasts WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC "
+            "LIMIT 1)"
+        )
+        conn.execute("PRAGMA user_version = 3")
+    assert set(read_current(store)["model"]) == {"lstm"}  # read before any migration
+    mixed = _only("a", 0.5).with_columns(model=pl.lit("seasonal_naive"))
+    publish_forecasts(mixed, _lineage(model_md5="n" * 32), store, export)
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT model) FROM "
+                                   "forecasts GROUP BY model_md5").fetchall())  # fmt: skip
+    assert by_run == {"m" * 32: "lstm", "n" * 32: "seasonal_naive"}
+    assert set(read_current(store)["model"]) == {"seasonal_naive"}

