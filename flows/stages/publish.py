@@ -11,6 +11,7 @@ from flows.stage import NO_RUN, Stage, StageContext
 from tasks import catalog, io
 from tasks.config import Config
 from tasks.errors import GateFailed
+from tasks.monitor_gate import check_drift
 
 
 def check_gate() -> dict:
@@ -54,6 +55,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     p = STAGE.path
     recover(p("publish_journal"))  # a publish killed mid-rename is completed, gate or not
     check_gate()
+    check_drift(io.read_json(p("metrics_monitor")))  # monitor.drift_gate: fail
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
     model = load_model(p("model"))
@@ -83,6 +85,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         summary.update(
             run_key=record["run_key"], targets=pub.summaries, champion=lineage["model_md5"]
         )
+        # The backtest figures this run was published on: the monitor's expected error.
+        summary["backtest"] = io.read_json(p("metrics_evaluate")).get("lstm")
         pub.write(p("metrics_publish"), lambda tmp: io.write_json_to(tmp, summary))
 
     targets.publish(
@@ -126,7 +130,17 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="publish",
     run=run,
-    reads=("validated", "quarantined", "prepared", "scaler", "model", "intervals", "metrics_gate"),
+    reads=(
+        "validated",
+        "quarantined",
+        "prepared",
+        "scaler",
+        "model",
+        "intervals",
+        "metrics_gate",
+        "metrics_evaluate",
+        "metrics_monitor",
+    ),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     scratch=("publish_journal",),
     declares=(
