@@ -181,7 +181,7 @@ def emit_degraded(alerts: list[dict], flow_run_id: str) -> None:
         emit_event(
             event=DEGRADED_EVENT,
             resource={
-                "prefect.resource.id": "forecast.monitor",
+                "prefect.resource.id": f"forecast.monitor.{flow_run_id}",
                 "prefect.resource.name": "forecast accuracy",
             },
             related=[

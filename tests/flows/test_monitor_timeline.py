@@ -9,6 +9,7 @@ import csv
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import base_env, git_commit, run, update_params
+from tests.flows import api
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +50,9 @@ def table(db: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def test_second_run_scores_the_first_runs_1959_forecasts(project: Path, tmp_path: Path):
+def test_second_run_scores_the_first_runs_1959_forecasts(
+    project: Path, tmp_path: Path, prefect_server: str, prefect_env: dict
+):
     env = base_env()
     # Run 1: history through 1958-12, publish.
     cut(project, "1958-12-01")
@@ -141,12 +145,38 @@ def test_second_run_scores_the_first_runs_1959_forecasts(project: Path, tmp_path
         json.dumps({n: backtest.get(n) for n in names}),
     )
 
-    # Drift gate: fail with a test level every series fails: publish refuses, nothing changes.
-    current = table(db, "SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1")
-    update_params(project, {"monitor": {"drift_gate": "fail", "drift_alpha": 0.999999}})
-    proc = run(["dvc", "repro"], project, env=env, check=False)
+    # The alert through a real Prefect run: arrange a backtest that promised a tenth of the
+    # realized error, and rerun the monitor (a changed monitor param) in the pipeline flow.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE run_expectations SET value = value / 10 WHERE run_key = ?", (key,))
+    conn.commit()
+    conn.close()
+    update_params(project, {"monitor": {"max_degradation": 0.2}})
+    git_commit(project, "tighter monitoring")
+    run([sys.executable, "-m", "flows.pipeline"], project, env=prefect_env)
+    flow_run_id = json.loads((project / "logs/pipeline-runs.jsonl").read_text().splitlines()[-1])[
+        "flow_run_id"
+    ]
+    event = api.wait_event(prefect_server, "forecast.accuracy.degraded", flow_run_id)
+    (alert,) = event["payload"]["runs"]
+    assert alert["run_key"] == key and alert["metric"] == "mase"
+    assert alert["realized"] == pytest.approx(expect["mase"], rel=1e-9)
+    assert alert["expected"] == pytest.approx(backtest["mase"] / 10, rel=1e-9)
+    assert alert["series"] == {"airpassengers": pytest.approx(expect["mase"], rel=1e-9)}
     monitor = json.loads((project / "metrics/monitor.json").read_text())
-    if monitor["drift"]["drifted_series"]:
-        assert proc.returncode != 0
-        assert "NOT PUBLISHED: input drift" in proc.stdout + proc.stderr
-        assert table(db, "SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1") == current
+    assert monitor["degraded"] and monitor["runs"][0]["degraded"]
+    artifact = api.artifacts(prefect_server, flow_run_id)["forecast-monitor"]
+    assert key[:12] in artifact["data"] and "**yes**" in artifact["data"]
+
+    # Drift gate: the newest 24 months of AirPassengers do drift (growth slowed in 1958-59:
+    # KS D = 0.469 on 96 vs 24 seasonal log differences, p = 0.00025 < 0.01). With
+    # monitor.drift_gate: fail publish refuses, and the current run stays.
+    assert monitor["drift"]["drifted_series"] == ["airpassengers"]
+    assert monitor["drift"]["series"][0]["ks_statistic"] == pytest.approx(0.46875)
+    current = table(db, "SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1")
+    update_params(project, {"monitor": {"drift_gate": "fail"}})
+    proc = run(["dvc", "repro"], project, env=env, check=False)
+    assert proc.returncode != 0
+    assert "NOT PUBLISHED: input drift in 1 series (airpassengers)" in proc.stdout + proc.stderr
+    assert json.loads((project / "metrics/monitor.json").read_text())["drift"]["blocks_publish"]
+    assert table(db, "SELECT run_key FROM runs ORDER BY publish_seq DESC LIMIT 1") == current
