@@ -133,6 +133,9 @@ def test_second_run_scores_the_first_runs_1959_forecasts(
     plot = pl.read_csv(project / "plots/monitor_errors.csv")
     assert plot.height == 12
     np.testing.assert_allclose(plot["realized_mase"].to_numpy(), np.abs(err) / scale, rtol=1e-9)
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], project, env=env).stdout)
+    values = shown["data"]["realized error over time"][0]["content"]["data"]["values"]
+    assert {"realized_mase", "expected_mase"} <= {v["field"] for v in values}
     assert monitor["drift"]["n_series"] == 1
     # The second run published too, and is the current one; the store holds both.
     second = json.loads((project / "metrics/publish.json").read_text())
