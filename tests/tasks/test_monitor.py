@@ -237,3 +237,61 @@ def test_a_newer_monitor_schema_is_refused(tmp_path):
         monitor_store.write_monitor(db, store.journal_for(db), {}, {"k": {"mase": 1.0}}, "t", "n")
     assert db.read_bytes() == before
     assert monitor.SCORES[0] == "mase"
+
+
+WRITE_SCORES = """
+import sys
+from datetime import datetime
+import polars as pl
+from tasks import monitor_store, store
+from tasks.monitor import score_published
+
+db = sys.argv[1]
+runs, published = monitor_store.read_published(db)
+actuals = pl.DataFrame({"series_id": "a", "timestamp": [datetime(2000, m, 1) for m in range(1, 13)],
+                        "value": [float(v) for v in range(10, 22)]})
+realized = score_published(published, actuals, 4)
+tables = {"monitor_steps": realized.steps, "monitor_series": realized.series,
+          "monitor_runs": realized.runs}
+monitor_store.write_monitor(db, store.journal_for(db), tables, {}, "t", "now")
+"""
+
+
+@pytest.mark.parametrize(
+    ("point", "scored"),
+    [("publish.staged.forecasts.sqlite", False), ("publish.journal", True)],
+)
+def test_a_killed_monitor_write_leaves_the_old_store_or_is_rolled_forward(tmp_path, point, scored):
+    """A real SIGKILL (tasks/faults.py) while the scores are written: before the commit point
+    the store is byte for byte the old one; after it, the next start completes the write."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tasks.transaction import recover
+
+    db, export = tmp_path / "forecasts.sqlite", tmp_path / "forecasts.parquet"
+    f = pl.DataFrame(
+        {
+            "series_id": "a",
+            "timestamp": months(8, 4),
+            "horizon_step": [1, 2, 3, 4],
+            "forecast": [18.0, 19.0, 20.0, 21.0],
+        }
+    )
+    store.publish_forecasts(f, LINEAGE, db, export)
+    before = db.read_bytes()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "FORECAST_KILL_AT": point}
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_SCORES, str(db)], cwd=root, env=env, capture_output=True
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    if not scored:
+        assert db.read_bytes() == before
+    recover(store.journal_for(db))
+    assert not store.journal_for(db).exists()
+    assert monitor_store.read_scores(db, "monitor_runs").height == (1 if scored else 0)
+    assert store.read_current(db)["forecast"].to_list() == [18.0, 19.0, 20.0, 21.0]
