@@ -137,6 +137,8 @@ def test_second_run_scores_the_first_runs_1959_forecasts(
     values = shown["data"]["realized error over time"][0]["content"]["data"]["values"]
     assert {"realized_mase", "expected_mase"} <= {v["field"] for v in values}
     assert monitor["drift"]["n_series"] == 1
+    # The monitor's write into the store came before publish's: dvc.lock records the end state.
+    assert run(["dvc", "status", "--json"], project, env=env).stdout.strip() == "{}"
     # The second run published too, and is the current one; the store holds both.
     second = json.loads((project / "metrics/publish.json").read_text())
     assert second["run_key"] != key
