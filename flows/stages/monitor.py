@@ -174,8 +174,10 @@ def emit_degraded(alerts: list[dict], flow_run_id: str) -> None:
 
     payload = {
         "runs": [
-            a | {"series": dict(list(a["series"].items())[:MAX_SERIES_LISTED])} for a in alerts
-        ]
+            a | {"series": dict(list(a["series"].items())[:MAX_SERIES_LISTED])}
+            for a in alerts[:MAX_SERIES_LISTED]
+        ],
+        "n_runs": len(alerts),
     }
     try:
         emit_event(
