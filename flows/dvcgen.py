@@ -55,6 +55,11 @@ PLOTS = [
         "title": "Backtest MASE per horizon step (mean over folds and series)",
         "x": "horizon_step",
         "y": {"plot_horizon_errors": ["lstm", "naive", "seasonal_naive", "drift"]}}},
+    {"realized error over time": {
+        "template": "linear",
+        "title": "Published forecasts vs actuals: realized MASE per target time (vs backtest)",
+        "x": "timestamp",
+        "y": {"plot_monitor": ["realized_mase", "expected_mase"]}}},
 ]  # fmt: skip
 # Image plots (PNG, drawn by tasks/charts.py): DVC shows an image entry as it is.
 IMAGE_PLOTS = ("plot_forecast_png", "plot_backtest_png", "plot_horizon_png")

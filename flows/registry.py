@@ -15,6 +15,7 @@ from tasks import catalog
 
 STAGE_MODULES: tuple[str, ...] = (
     "flows.stages.ingest",
+    "flows.stages.monitor",
     "flows.stages.prepare",
     "flows.stages.train",
     "flows.stages.evaluate",
@@ -54,6 +55,11 @@ def check(stages: tuple[Stage, ...]) -> None:
             if key in written:
                 problems.append(f"{key!r} is written by both {written[key]} and {stage.name}")
             written[key] = stage.name
+    # State may also be an output a stage writes given the config (publish: the store).
+    from tasks.config import Config
+
+    for stage in stages:
+        written.update(dict.fromkeys(stage.outputs(Config()), stage.name))
     for stage in stages:
         for key in stage.state:
             if key not in written:

@@ -106,6 +106,16 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("champion_meta", "published/champion.json", "out", "its training period", persist=True),
     Entry("metrics_publish", "metrics/publish.json", "metric", "what the last publish wrote"),
     Entry("plot_forecast_png", "plots/forecast.png", "plot", "history, forecast, 80/95 % bands"),
+    Entry("metrics_monitor", "metrics/monitor.json", "metric", "realized accuracy, drift, alerts"),
+    Entry("plot_monitor", "plots/monitor_errors.csv", "plot", "realized error per target time"),
+    # Also declared by publish (Stage.declares, an identical entry): the monitor writes into
+    # the store through the same journal, and runs without publish's module being imported.
+    Entry(
+        "publish_journal",
+        "published/.publish-journal.json",
+        "scratch",
+        "the files a publish in progress is renaming (tasks/transaction.py)",
+    ),
     # Rewritten when a pipeline run ends and by `forecast report` (flows/report.py); not versioned.
     Entry("report", "reports/run.html", "scratch", "HTML report of the last run"),
     Entry(

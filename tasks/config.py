@@ -271,6 +271,21 @@ class PublishConfig(_Section):
         return self
 
 
+class MonitorConfig(_Section):
+    """Realized accuracy of published forecasts and input drift (tasks/monitor.py)."""
+
+    # Alert (Prefect event forecast.accuracy.degraded) when a run's realized `metric` exceeds
+    # its backtest figure by more than this fraction (0.5: 50 % worse than the backtest said).
+    max_degradation: float = Field(default=0.5, ge=0.0)
+    metric: Literal["mase", "rmse", "smape"] = "mase"
+    # Drift: the newest `drift_window` steps of a series (null: forecast.horizon) against the
+    # rest of its history, as seasonal differences; a two-sample KS test at `drift_alpha`.
+    drift_window: int | None = Field(default=None, ge=2)
+    drift_alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    # warn: drifted series are reported, publishing goes on; fail: drift blocks publishing.
+    drift_gate: Literal["warn", "fail"] = "warn"
+
+
 class OrchestrationConfig(_Section):
     """How production runs are scheduled, serialised, retried and versioned (flows/deploy.py,
     flows/pipeline.py, flows/versioning.py). No stage reads it: changing it reruns nothing."""
@@ -304,6 +319,7 @@ class Config(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
     publish: PublishConfig = PublishConfig()
+    monitor: MonitorConfig = MonitorConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     # The file this config was read from (lineage hashes it).
     _source: Path = PrivateAttr(default=DEFAULT_PARAMS)

@@ -11,6 +11,7 @@ from flows.stage import NO_RUN, Stage, StageContext
 from tasks import catalog, io
 from tasks.config import Config
 from tasks.errors import GateFailed
+from tasks.monitor_gate import check_drift
 
 
 def check_gate() -> dict:
@@ -64,6 +65,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     p = STAGE.path
     recover(p("publish_journal"))  # a publish killed mid-rename is completed, gate or not
     check_gate()
+    check_drift(io.read_json(p("metrics_monitor")))  # monitor.drift_gate: fail
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
     # Per series the LSTM or a baseline (tasks/selection.py), each with its own intervals.
@@ -107,6 +109,10 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             trained_through={"first": last[0], "last": last[-1]},
             models={name: models.count(name) for name in sorted(set(models))},  # series each
         )
+        # The backtest figures of what this run publishes (the per-series mixture, scored on the
+        # latest fold): the monitor's expected error.
+        scores = io.read_json(p("metrics_evaluate"))
+        summary["backtest"] = scores.get("published") or scores.get("lstm")
         pub.write(p("metrics_publish"), lambda tmp: io.write_json_to(tmp, summary))
 
     targets.publish(
@@ -160,6 +166,8 @@ STAGE = Stage(
         "intervals",
         "selection",
         "metrics_gate",
+        "metrics_evaluate",
+        "metrics_monitor",
     ),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     scratch=("publish_journal",),

@@ -34,7 +34,7 @@ def snapshot(project: Path) -> dict[str, bytes]:
 
 def test_repro_runs_all_then_nothing(reproduced_project: Path, project_after_run: Path):
     first = (reproduced_project.parent / "first_repro.log").read_text()
-    assert ran_stages(first) == ["ingest", "prepare", "train", "evaluate", "publish"]
+    assert ran_stages(first) == ["ingest", "monitor", "prepare", "train", "evaluate", "publish"]
     project = project_after_run
 
     scores = json.loads((project / "metrics/evaluate.json").read_text())
