@@ -139,7 +139,7 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
     assert set(arts) >= {"forecast-metrics", "forecast-published", "forecast-chart"}
     assert "seasonal_naive" in arts["forecast-metrics"]["data"]
     assert "Decision: PASSED" in arts["forecast-metrics"]["data"]
-    assert "data:image/svg+xml;base64," in arts["forecast-chart"]["data"]
+    assert "data:image/png;base64," in arts["forecast-chart"]["data"]
 
     # Versioned: exactly one run tag (the no-op run adds none), on a commit holding dvc.lock,
     # and the DVC remote next to the project holds the objects.
