@@ -305,17 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from flows.ephemeral import prefect_api
-    from tasks.transaction import disk_error
+    from tasks.transaction import user_error
 
     try:
         # Without a Prefect server configured: a temporary one that dies with this process.
         with prefect_api():
             summary = pipeline(params=args.params, force=args.force, version=args.version)
-    except PipelineError as err:
-        print(f"pipeline failed: {err}", file=sys.stderr)
-        return 2
     except Exception as err:
-        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        message = user_error(err)  # bad input, params or disk: one line, not a traceback
         if message is None:
             raise
         print(f"pipeline failed: {message}", file=sys.stderr)

@@ -22,8 +22,7 @@ from pathlib import Path
 from flows.repolock import repository_lock
 from flows.versioning import list_runs, resolve_run, restore, rollback, version_run
 from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.errors import PipelineError
-from tasks.transaction import disk_error
+from tasks.transaction import user_error
 
 
 def _list(root: Path, prefix: str) -> int:
@@ -75,11 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         # pipeline run (flows/repolock.py), and first completes a publish killed mid-rename.
         with repository_lock("rollback", root, logger=logging.getLogger("forecast")):
             return _rollback(root, cfg, tag, args.no_version)
-    except PipelineError as err:
-        print(f"{args.command} failed: {err}", file=sys.stderr)
-        return 2
     except Exception as err:
-        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        message = user_error(err)  # bad input, params or disk: one line, not a traceback
         if message is None:
             raise
         print(f"{args.command} failed: {message}", file=sys.stderr)

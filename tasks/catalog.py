@@ -108,8 +108,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("plot_forecast_png", "plots/forecast.png", "plot", "history, forecast, 80/95 % bands"),
     Entry("metrics_monitor", "metrics/monitor.json", "metric", "realized accuracy, drift, alerts"),
     Entry("plot_monitor", "plots/monitor_errors.csv", "plot", "realized error per target time"),
-    # Also declared by publish (Stage.declares, an identical entry): the monitor writes into
-    # the store through the same journal, and runs without publish's module being imported.
+    # Publish's and the monitor's: both write into the store through the same journal.
     Entry(
         "publish_journal",
         "published/.publish-journal.json",

@@ -69,6 +69,12 @@ def disk_error(err: BaseException) -> str | None:
     return None
 
 
+def user_error(err: BaseException) -> str | None:
+    """The one line an entry point ends with (exit 2) instead of a traceback: a PipelineError's
+    text or a disk error (disk_error); None for anything unexpected."""
+    return str(err) if isinstance(err, PipelineError) else disk_error(err)
+
+
 def _reason(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror

@@ -23,8 +23,7 @@ from flows.repolock import repository_lock
 from flows.stage import Stage, StageContext
 from tasks import plugins
 from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.errors import PipelineError
-from tasks.transaction import disk_error
+from tasks.transaction import user_error
 
 log = logging.getLogger("forecast")
 
@@ -79,11 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = find_stage(args.stage)
     try:
         result = run(stage, args.params)
-    except PipelineError as err:
-        print(f"{stage.name} failed: {err}", file=sys.stderr)
-        return 2
     except Exception as err:
-        message = disk_error(err)  # a full or read-only disk: one line, not a traceback
+        message = user_error(err)  # bad input, params or disk: one line, not a traceback
         if message is None:
             raise
         print(f"{stage.name} failed: {message}", file=sys.stderr)

@@ -171,14 +171,6 @@ STAGE = Stage(
     ),
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     scratch=("publish_journal",),
-    declares=(
-        catalog.Entry(
-            "publish_journal",
-            "published/.publish-journal.json",
-            "scratch",
-            "the files a publish in progress is renaming (tasks/transaction.py)",
-        ),
-    ),
     writes_for=target_outputs,
     plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
     params=("data.frequency", "publish"),
