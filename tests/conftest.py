@@ -47,6 +47,38 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
     return proc
 
 
+# The monitor's tables (tasks/monitor_store.py) share the store file with the forecasts: they
+# record what was observed since, not what was published.
+MONITOR_TABLES = (
+    "monitor_steps",
+    "monitor_series",
+    "monitor_runs",
+    "run_expectations",
+    "schema_versions",
+)
+
+
+def published_state(project: Path, rels) -> dict:
+    """Each published file's bytes; for the SQLite store, its schema version and SQL dump without
+    the monitor's tables (a run that fails may have scored earlier forecasts first)."""
+    import sqlite3
+
+    state = {}
+    for rel in rels:
+        path = project / rel
+        if path.suffix != ".sqlite":
+            state[rel] = path.read_bytes()
+            continue
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            dump = [ln for ln in conn.iterdump() if not any(t in ln for t in MONITOR_TABLES)]
+        finally:
+            conn.close()
+        state[rel] = (version, dump)
+    return state
+
+
 def base_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     venv_bin = str(Path(sys.executable).parent)

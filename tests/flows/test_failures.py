@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import run, update_params
+from tests.conftest import published_state, run, update_params
 from tests.flows import api
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ PUBLISHED = ("published/forecasts.sqlite", "published/forecasts.parquet")
 RUN_LOG = "logs/pipeline-runs.jsonl"
 
 
-def published(project: Path) -> dict[str, bytes]:
-    return {rel: (project / rel).read_bytes() for rel in PUBLISHED}
+def published(project: Path) -> dict:
+    return published_state(project, PUBLISHED)
 
 
 def last_logged(project: Path) -> dict:

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from tasks.io import md5_file
-from tests.conftest import base_env, run, update_params
+from tests.conftest import base_env, published_state, run, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,8 @@ def _json(project: Path, rel: str) -> dict:
     return json.loads((project / rel).read_text())
 
 
-def _snapshot(project: Path) -> dict[str, bytes]:
-    return {rel: (project / rel).read_bytes() for rel in STATE}
+def _snapshot(project: Path) -> dict:
+    return published_state(project, STATE)
 
 
 def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(project_after_run):

@@ -22,7 +22,7 @@ from tests.conftest import base_env, run, update_params
 TRAIN_OUTPUTS = ("models/model.keras", "plots/training_curve.csv", "metrics/train.json")
 # Two workers, and as little training as still makes a model: 2 epochs, and one backtest fold
 # (evaluate then scores the train stage's own model instead of fitting another).
-TWO_WORKERS = {"training": {"workers": 2, "epochs": 2}, "evaluate": {"n_windows": 1}}
+TWO_WORKERS = {"training": {"workers": 2, "epochs": 2}, "evaluate": {"n_windows": 2}}
 
 
 def _h5_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -38,10 +38,11 @@ def test_metric_lookup_in_exp_show_metrics():
 
 @pytest.mark.slow
 def test_search_queues_runs_and_applies_the_best(project: Path):
-    # One backtest fold keeps each experiment's evaluate stage short, and 2 epochs its train
-    # stage: the queue, the comparison and the apply are what is tested, not the model.
-    update_params(project, {"evaluate": {"n_windows": 1}, "training": {"epochs": 2}})
-    git_commit(project, "one fold")
+    # Two backtest folds (the fewest the per-series choice takes) keep each experiment's evaluate
+    # stage short, and 2 epochs its train stage: the queue, the comparison and the apply are what
+    # is tested, not the model.
+    update_params(project, {"evaluate": {"n_windows": 2}, "training": {"epochs": 2}})
+    git_commit(project, "two folds")
     env = base_env()
     proc = run(
         [

@@ -182,7 +182,7 @@ def test_evaluate_refits_folds_and_rescores_an_embedding_champion(trained, tmp_p
     assert models.models[0] is model and len(models.trained) == 1  # fold 1 refitted
     assert series_table_size(models.models[1]) == 3
 
-    ev = evaluate(folds, models, cfg, _champion(folds, model))
+    ev = evaluate(folds, models, cfg)
     assert ev.scores["n_series"] == 3 and ev.scores["n_folds"] == 2
     assert all(np.isfinite(v) for v in ev.scores["lstm"].values())
     lstm = ev.plots[BACKTEST_FORECAST]["lstm"].to_numpy()
@@ -191,8 +191,12 @@ def test_evaluate_refits_folds_and_rescores_an_embedding_champion(trained, tmp_p
     for k, r in enumerate(backtest.run_backtest(folds, models.models)):
         a, b = r.preds["lstm"][:2]
         assert np.abs(a - b).max() > 1e-4 * np.abs(a).max(), f"fold {k}"
-    # The champion is the challenger itself: rescored through the same inputs, it scores the same.
-    c = ev.comparison
+    # The champion is the challenger itself (the same model and the same per-series choice, as
+    # publish records it): rescored through the same inputs, it scores the same.
+    same = _champion(folds, model)
+    choices = dict(zip(ev.selection.series_ids, ev.selection.choices, strict=True))
+    same.meta["choices"] = choices
+    c = evaluate(folds, models, cfg, same).comparison
     assert c["status"] == "compared", c
     assert c["champion"] == pytest.approx(c["challenger"], rel=1e-6)
 
