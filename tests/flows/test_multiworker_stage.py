@@ -70,7 +70,8 @@ def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
     assert not list(project.glob("checkpoints/**/*.keras"))  # only the chief's, in models/
 
     rest = run(["dvc", "repro"], project, env=base_env())
-    assert ran_stages(rest.stdout) == ["evaluate", "publish"]
+    # The monitor is not upstream of train: it runs with the rest, before publish reads it.
+    assert ran_stages(rest.stdout) == ["monitor", "evaluate", "publish"]
     assert json.loads((project / "metrics/gate.json").read_text())["passed"] is True
     forecasts = pl.read_parquet(project / "published/forecasts.parquet")
     assert forecasts.height == 24  # the horizon after the last observation (1961-1962)
