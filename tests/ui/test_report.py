@@ -21,7 +21,6 @@ import pytest
 from tasks import catalog, charts
 from tests.conftest import ROOT, base_env, run
 from tests.flows import api
-from tests.ui import chromium
 from tests.ui.chromium import history_bands, not_blank
 
 pytestmark = pytest.mark.slow
@@ -88,16 +87,6 @@ def four_series(tmp_path: Path) -> Path:
     shutil.copyfile(ROOT / "params.yaml", project / "params.yaml")
     _write_outputs(project)
     return project
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    if chromium.missing():
-        # `./run.sh test` installs them (apt-get, as root); never skip the UI check silently.
-        pytest.fail(f"{chromium.missing()} not installed: apt-get install chromium chromium-driver")
-    driver = chromium.driver(tmp_path / "chromium-profile")
-    yield driver
-    driver.quit()
 
 
 def forecast_cmd(args: list[str], project: Path, env: dict | None = None) -> dict:

@@ -16,23 +16,12 @@ import pytest
 from flows import registry
 from tests.conftest import run
 from tests.flows import api
-from tests.ui import chromium
 from tests.ui.chromium import history_bands, not_blank
 
 pytestmark = pytest.mark.slow
 
 STAGES = [s.name for s in registry.stages()]  # every declared stage, in order
 ARTIFACT_KEYS = ["forecast-metrics", "forecast-published", "forecast-chart"]
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    if chromium.missing():
-        # `./run.sh test` installs them (apt-get, as root); never skip the UI check silently.
-        pytest.fail(f"{chromium.missing()} not installed: apt-get install chromium chromium-driver")
-    driver = chromium.driver(tmp_path / "chromium-profile")
-    yield driver
-    driver.quit()
 
 
 def _text_appears(driver, text: str, timeout: float = 30) -> None:
