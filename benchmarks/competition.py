@@ -69,7 +69,7 @@ def config(overrides: dict, params: Path = Path("params.yaml")) -> Config:
     return parse_config(raw, source="params.yaml (+ M3 monthly)")
 
 
-def stat_scores(fold) -> dict[str, list[dict]]:
+def stat_scores(fold, season: int = SEASON) -> dict[str, list[dict]]:
     """AutoETS and AutoARIMA per series on the fold's training part; {} without statsforecast."""
     try:
         from statsforecast.models import AutoARIMA, AutoETS
@@ -81,8 +81,8 @@ def stat_scores(fold) -> dict[str, list[dict]]:
         lo, end = int(fold.offsets[s]), int(fold.train_end[s])
         insample, actual = fold.raw[lo:end], fold.raw[end : end + h]
         for name, model in (("AutoETS", AutoETS), ("AutoARIMA", AutoARIMA)):
-            pred = np.asarray(model(season_length=SEASON).forecast(y=insample, h=h)["mean"])
-            out[name].append(metrics.score(actual, pred, insample, SEASON))
+            pred = np.asarray(model(season_length=season).forecast(y=insample, h=h)["mean"])
+            out[name].append(metrics.score(actual, pred, insample, season))
     return out
 
 
