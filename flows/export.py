@@ -1,12 +1,15 @@
-"""Export the trained model to TFLite (LiteRT) and check it against the Keras model.
+"""Export the shipped model to TFLite (LiteRT) and check it against the Keras model.
 
-    python -m flows.export [--quantize] [--model models/model.keras] [--out models/model.tflite]
+    python -m flows.export [--quantize] [--model models/model_full.keras] [--out ...tflite]
 
 Converts (tasks/export.py), then forecasts the prepared data's last window of every series
 with both models and prints the largest difference in the scaled space; exits 1 if it exceeds
 --tolerance (default 1e-4 float, 2e-2 quantized: the tolerances tests/tasks/test_export.py
 checks). A missing model, prepared arrays or scaler exits 2 with a message and writes nothing.
-Not a DVC stage: an artefact for serving, made on demand from the train stage's model.
+Not a DVC stage: an artefact for serving, made on demand. By default from the model publish
+ships (`model_full`: refit by evaluate through each series' last observation, tasks/refit.py),
+not the train stage's `model`, which only the backtest scores: a served flatbuffer forecasts
+what the published forecasts say. `--model models/model.keras` exports the train stage's.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
     p = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument("--model", type=Path, default=catalog.path("model"))
-    p.add_argument("--out", type=Path, default=None, help="default: models/model[.int8].tflite")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=catalog.path("model_full"),
+        help="default: the shipped model, %(default)s",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: beside --model, .tflite (.int8.tflite)"
+    )
     p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights")
     p.add_argument("--batch", type=int, default=1, help="fixed batch size of the flatbuffer")
     p.add_argument("--prepared", type=Path, default=catalog.path("prepared"))
@@ -44,8 +54,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
                (("model", args.model), ("prepared arrays", args.prepared),
                 ("scaler", args.scaler)) if not path.is_file()]  # fmt: skip
     if missing:
-        print(f"flows.export: nothing exported: no {', no '.join(missing)} (train a model first: "
-              "dvc repro train)", file=sys.stderr)  # fmt: skip
+        print(f"flows.export: nothing exported: no {', no '.join(missing)} (run the pipeline "
+              "through evaluate first, which trains and refits the shipped model: dvc repro "
+              "evaluate)", file=sys.stderr)  # fmt: skip
         return 2
 
     from tasks.export import export_tflite, predict_tflite

@@ -199,10 +199,15 @@ def record_outcome(flow, flow_run, state) -> None:
 
 # ---------------------------------------------------------------- the flow
 def _model_version() -> str | None:
+    """The shipped model's version (`model_full`: what publish forecasts with, the store's
+    lineage `model_version`); the train stage's model before evaluate ever refit one."""
     from tasks.io import md5_file
 
-    model = catalog.path("model")
-    return md5_file(model)[:12] if model.exists() else None
+    for key in ("model_full", "model"):
+        model = catalog.path(key)
+        if model.exists():
+            return md5_file(model)[:12]
+    return None
 
 
 @flow(

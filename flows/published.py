@@ -30,6 +30,7 @@ RUN_SHOWN = (
     "data_md5",
     "flow_run_id",
     "published_at",
+    "trained_through",
     "last_published_at",
     "n_rows",
 )
@@ -42,7 +43,8 @@ def describe_run(current: pl.DataFrame) -> str:
     return (
         f"published run {row['run_key'][:12]}: model {row['model_version']}, "
         f"git {row['git_commit'][:12]}, data md5 {row['data_md5'][:12]}, "
-        f"flow run {row['flow_run_id']}, published {row['published_at']}; "
+        f"flow run {row['flow_run_id']}, published {row['published_at']}, "
+        f"model trained through {row['trained_through']}; "
         f"{current.height} rows, {current['series_id'].n_unique()} series"
     )
 

@@ -83,12 +83,12 @@ def _table(header: Sequence[str], rows: list[list[str]], cls: str = "") -> str:
 
 
 def _metrics_section(scores: dict | None) -> str:
-    from tasks.baselines import MODELS
+    from tasks.baselines import ALL_MODELS
     from tasks.metrics import METRICS
 
     if not scores:
         return "<p>No backtest scores yet (metrics/evaluate.json): run the evaluate stage.</p>"
-    rows = [[_e(m), *(_num(scores[m].get(k)) for k in METRICS)] for m in MODELS if m in scores]
+    rows = [[_e(m), *(_num(scores[m].get(k)) for k in METRICS)] for m in ALL_MODELS if m in scores]
     if "published" in scores:  # the per-series mixture, scored on the latest fold alone
         rows.append(
             ["published (latest fold)", *(_num(scores["published"].get(k)) for k in METRICS)]

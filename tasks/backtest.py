@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from tasks import metrics
-from tasks.baselines import BASELINES, MODELS
+from tasks.baselines import FORECASTERS, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import PipelineError
@@ -203,10 +203,20 @@ def score_series(prepared: Prepared, preds: np.ndarray) -> list[dict]:
     return out
 
 
-def score_fold(fold: int, prepared: Prepared, model) -> FoldResult:
+def score_fold(
+    fold: int,
+    prepared: Prepared,
+    model,
+    names: tuple[str, ...] = MODELS,
+    reuse: FoldResult | None = None,
+) -> FoldResult:
+    """The fold's forecasts and scores of the LSTM `model` and of every other name in `names`
+    (tasks.baselines.scored_models). `reuse`: a result of the same fold whose non-network
+    forecasts are taken instead of fitted again (they depend on the history alone)."""
     h, m = prepared.geometry.horizon, prepared.season_length
     scaled, lstm = model_forecasts(prepared, model)
-    preds: dict[str, list] = {name: [] for name in MODELS}
+    others = [name for name in names if name != "lstm"]
+    preds: dict[str, list] = {name: [] for name in names}
     actual, actual_scaled, scales = [], [], []
     for s, sid in enumerate(prepared.series_ids):
         lo, end = int(prepared.offsets[s]), int(prepared.train_end[s])
@@ -215,8 +225,11 @@ def score_fold(fold: int, prepared: Prepared, model) -> FoldResult:
         actual_scaled.append(prepared.transform.transform(str(sid), y))
         scales.append(metrics.seasonal_naive_scale(insample, m))
         preds["lstm"].append(lstm[s])
-        for name, baseline in BASELINES.items():
-            preds[name].append(baseline(insample, h, m))
+        for name in others:
+            if reuse is not None and name in reuse.preds:
+                preds[name].append(reuse.preds[name][s])
+            else:
+                preds[name].append(FORECASTERS[name](insample, h, m))
     stacked = {name: np.stack(v) for name, v in preds.items()}
     return FoldResult(
         fold=fold,
@@ -225,13 +238,16 @@ def score_fold(fold: int, prepared: Prepared, model) -> FoldResult:
         actual_scaled=np.stack(actual_scaled),
         actual=np.stack(actual),
         preds=stacked,
-        scores={name: score_series(prepared, stacked[name]) for name in MODELS},
+        scores={name: score_series(prepared, stacked[name]) for name in names},
         scales=np.asarray(scales),
     )
 
 
-def run_backtest(folds: list[Prepared], models: list) -> list[FoldResult]:
-    return [score_fold(k, p, models[k]) for k, p in enumerate(folds)]
+def run_backtest(
+    folds: list[Prepared], models: list, names: tuple[str, ...] = MODELS
+) -> list[FoldResult]:
+    """Every fold scored: the LSTM by its fold's model, and every other forecaster in `names`."""
+    return [score_fold(k, p, models[k], names) for k, p in enumerate(folds)]
 
 
 # ---------------------------------------------------------------- aggregation
@@ -246,7 +262,8 @@ def mean_scores(rows: list[dict]) -> dict[str, float | None]:
 
 def aggregate(results: list[FoldResult]) -> dict[str, dict]:
     """Per model: the mean over every (fold, series) pair."""
-    return {name: mean_scores([row for r in results for row in r.scores[name]]) for name in MODELS}
+    names = results[0].scores
+    return {name: mean_scores([row for r in results for row in r.scores[name]]) for name in names}
 
 
 def undefined_mase(results: list[FoldResult]) -> list[dict]:
@@ -261,7 +278,7 @@ def undefined_mase(results: list[FoldResult]) -> list[dict]:
 def per_horizon_mase(results: list[FoldResult]) -> dict[str, list[float | None]]:
     """Per model, per horizon step: |error| / in-sample scale, averaged over folds and series."""
     out = {}
-    for name in MODELS:
+    for name in results[0].preds:
         rows = [
             np.abs(r.actual[s] - r.preds[name][s]) / r.scales[s]
             for r in results

@@ -1,8 +1,10 @@
 """Reference forecasts the LSTM must beat: naive, seasonal naive and drift. Pure numpy.
 
 `BASELINES` is the one list of them (name -> forecast function, in report order) and `MODELS`
-the one list of everything scored: the backtest, evaluate's plots, the gate, the UI artifacts
+the one list of what every run scores: the backtest, evaluate's plots, the gate, the UI artifacts
 and the benchmarks all read these, so a new baseline is one function and one entry here.
+`FORECASTERS` adds the statistical candidates (tasks/statistical.py), scored only in runs whose
+`evaluate.candidates` list them; `ALL_MODELS` is every name a run may report, in report order.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from tasks.statistical import STATISTICAL
 
 # (history, horizon, season_length) -> (horizon,) forecast
 Baseline = Callable[[ArrayLike, int, int], NDArray[np.float64]]
@@ -63,3 +67,12 @@ BASELINES: dict[str, Baseline] = {
 }
 # Every forecaster the backtest scores: the network first, then the baselines.
 MODELS = ("lstm", *BASELINES)
+# Every non-network forecaster by name: what a series may be published by besides the LSTM.
+FORECASTERS: dict[str, Baseline] = {**BASELINES, **STATISTICAL}
+ALL_MODELS = ("lstm", *FORECASTERS)
+
+
+def scored_models(candidates: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """What a run scores: the LSTM, every baseline (the gate's references), and the statistical
+    candidates it lists (`evaluate.candidates`), in report order."""
+    return (*MODELS, *(name for name in STATISTICAL if name in candidates))

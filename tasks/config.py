@@ -235,11 +235,20 @@ class EvaluateConfig(_Section):
     refit: bool = False
     # Prediction-interval levels in percent; the store has columns for these two.
     levels: tuple[Literal[80, 95], ...] = Field(default=(80, 95), min_length=1)
+    # What the per-series choice (tasks/selection.py) may publish a series with where the LSTM
+    # does not beat it on the older folds: baselines and statistical models (tasks/statistical.py,
+    # scored on every fold only when listed here). The code default is the three baselines;
+    # params.yaml adds the statistical ones. Order breaks ties: the earlier one is published.
+    candidates: tuple[Literal["naive", "seasonal_naive", "drift", "ets", "theta"], ...] = Field(
+        default=("naive", "seasonal_naive", "drift"), min_length=1
+    )
 
     @model_validator(mode="after")
     def _levels(self) -> EvaluateConfig:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"evaluate.levels holds duplicates: {list(self.levels)}")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"evaluate.candidates holds duplicates: {list(self.candidates)}")
         return self
 
 

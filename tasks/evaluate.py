@@ -11,10 +11,11 @@ and scored on fold 0 alone, with `latest_fold` (every model on fold 0) to compar
 The champion (the model published last) is rescored on every current fold. Its change check
 compares it with the challenger on the fold-series pairs *neither* was trained on. The
 challenger is the mixture publish would ship (tasks/selection.py), scored on fold 0: its LSTM
-series by the final model, trained through fold 0's origin, its other series by a baseline. So
-that is fold 0, minus any series the champion saw there (it trained on data up to the last
-observation of its own run, `trained_through` in published/champion.json). A series the
-champion served with a baseline is rescored as that baseline, which trains on nothing.
+series by the final model, trained through fold 0's origin, its other series by their chosen
+candidate (a baseline or statistical model fitted on the history before the origin). So that is
+fold 0, minus any series the champion saw there (it trained on data up to the last observation
+of its own run, `trained_through` in published/champion.json). A series the champion served
+with another candidate is rescored as that candidate, refitted on the history before the origin.
 Comparing there, and not on folds one of them trained on, keeps the comparison fair: a champion
 trained on the same data as the challenger would otherwise be scored in-sample.
 """
@@ -28,7 +29,7 @@ import polars as pl
 
 from tasks import backtest, intervals, selection
 from tasks.backtest import FoldModels, FoldResult
-from tasks.baselines import BASELINES, MODELS
+from tasks.baselines import scored_models
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
@@ -181,13 +182,16 @@ def compare_champion(
     except DivergedModel as err:
         return {**base, "status": "diverged", "reason": f"champion: {err}"}
     seen0 = _seen(champion, results[0])
-    # A series the champion served with a baseline is rescored as that baseline: a function of
-    # the history before the origin, trained on nothing, so never "seen".
+    # A series the champion served with another candidate is rescored as that candidate: a
+    # function of the history before the origin (fitted there), so never "seen".
     chosen = (champion.meta or {}).get("choices") or {}
     for s, sid in enumerate(series_ids.astype(str)):
         if chosen.get(sid, LSTM) != LSTM:
-            champion_rows[0][s] = results[0].scores[chosen[sid]][s]
-            seen0[s] = False
+            if chosen[sid] in results[0].scores:
+                champion_rows[0][s] = results[0].scores[chosen[sid]][s]
+                seen0[s] = False
+            else:  # a candidate this run does not score (evaluate.candidates changed)
+                seen0[s] = True
     pairs = [
         s
         for s, seen in enumerate(seen0)
@@ -231,7 +235,7 @@ def _forecast_frame(r: FoldResult, cal: intervals.Calibration) -> pl.DataFrame:
                     "actual": r.actual[s],
                     "lstm": r.preds["lstm"][s],
                     **b,
-                    **{name: r.preds[name][s] for name in BASELINES},
+                    **{name: r.preds[name][s] for name in r.preds if name != LSTM},
                 }
             )
         )
@@ -239,6 +243,7 @@ def _forecast_frame(r: FoldResult, cal: intervals.Calibration) -> pl.DataFrame:
 
 
 def _plots(results: list[FoldResult], lofo: list[intervals.Calibration]) -> dict:
+    names = tuple(results[0].scores)
     cal_for = lofo if len(lofo) == len(results) else lofo * len(results)
     backtest_frame = pl.concat([_forecast_frame(r, cal_for[r.fold]) for r in results])
     fold_errors = pl.DataFrame(
@@ -246,7 +251,7 @@ def _plots(results: list[FoldResult], lofo: list[intervals.Calibration]) -> dict
             "fold": [r.fold for r in results],
             **{
                 name: [backtest.mean_scores(r.scores[name])["rmse"] for r in results]
-                for name in MODELS
+                for name in names
             },
         }
     )
@@ -260,7 +265,7 @@ def _plots(results: list[FoldResult], lofo: list[intervals.Calibration]) -> dict
                 for name, vals in horizon.items()
             },
         },
-        schema_overrides={name: pl.Float64 for name in MODELS},
+        schema_overrides={name: pl.Float64 for name in names},
     )
     return {
         TEST_FORECAST: backtest_frame.filter(pl.col("fold") == 0).drop("fold"),
@@ -281,7 +286,8 @@ def evaluate(
     champion."""
     selection.require_folds(cfg)
     levels = tuple(cfg.evaluate.levels)
-    results = backtest.run_backtest(folds, models.models)
+    names = scored_models(cfg.evaluate.candidates)
+    results = backtest.run_backtest(folds, models.models, names)
     residuals = np.stack([r.residuals for r in results])  # (F, S, H), scaled space
     calibration = intervals.calibrate(residuals.reshape(-1, residuals.shape[-1]), levels)
     cov = intervals.coverage(residuals, levels)
@@ -308,7 +314,7 @@ def evaluate(
     fold_detail = {
         f"fold_{r.fold}": {
             "origin": backtest.fold_origin_timestamps(r),
-            **{name: backtest.mean_scores(r.scores[name]) for name in MODELS},
+            **{name: backtest.mean_scores(r.scores[name]) for name in names},
             "coverage": {str(lv): cov["per_fold"][r.fold][lv] for lv in levels},
         }
         for r in results
@@ -327,9 +333,10 @@ def evaluate(
     if models.models[0] is models.stage:
         final = results[0]
     else:
-        final = backtest.score_fold(0, folds[0], models.stage)
+        final = backtest.score_fold(0, folds[0], models.stage, names, reuse=results[0])
     folds_json["final_model_fold_0"] = backtest.mean_scores(final.scores["lstm"])
-    # Per series LSTM or a baseline, chosen on folds 1.. and scored on fold 0 (tasks/selection.py).
+    # Per series the LSTM or another candidate, chosen on folds 1.., scored on fold 0
+    # (tasks/selection.py).
     chosen = selection.select(results, final, cfg)
     scores.update(
         published=chosen.published,

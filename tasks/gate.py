@@ -2,13 +2,14 @@
 naive, and is not materially worse than the champion (what was published last).
 
 What is judged: the published mixture (`scores["published"]`, tasks/selection.py: per series the
-LSTM or its best baseline, chosen on the older folds, scored on the latest fold) against seasonal
-naive on that same fold (`scores["latest_fold"]`). Scores without a per-series choice (one
+LSTM or its best other candidate, chosen on the older folds, scored on the latest fold) against
+seasonal naive on that same fold (`scores["latest_fold"]`). Scores without a per-series choice (one
 model, as in the benchmarks) are judged as the LSTM over every fold.
 
 Value thresholds (means over series):
   MASE <= gate.max_mase, RMSE <= seasonal-naive RMSE * (1 - margin), all finite,
-  share of series published by a baseline <= gate.max_fallback_fraction (with a choice).
+  share of series published by another candidate than the LSTM <= gate.max_fallback_fraction
+  (with a choice).
 Change thresholds judge it against the champion rescored on the current folds (see
 tasks/evaluate.py for which folds), on `gate.metric` (lower is better for every metric offered):
   worsening = challenger - champion <= gate.max_abs_change,
@@ -148,7 +149,7 @@ def decide(
         checks.append(_check("fallback_fraction_max", fraction, gate.max_fallback_fraction))
         if not checks[-1]["passed"]:
             reasons.append(
-                f"{fraction:.1%} of series would be published by a baseline "
+                f"{fraction:.1%} of series would be published by another model than the LSTM "
                 f"({selection['counts']}) > gate.max_fallback_fraction "
                 f"{gate.max_fallback_fraction:.1%}"
             )

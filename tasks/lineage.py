@@ -18,6 +18,10 @@ LINEAGE_FIELDS = (
     "model_md5",
     "flow_run_id",
     "published_at",
+    # The last timestamp the shipped model trained on (tasks/refit.py: each series' last
+    # observation; the latest over series when they end at different times, per series in
+    # published/champion.json). "unknown" on rows stored before it was recorded.
+    "trained_through",
 )
 
 
@@ -40,10 +44,17 @@ def utc_now() -> str:
 
 
 def collect_lineage(
-    data: Path, params: Path, model: Path, flow_run_id: str | None, *, commit: str
+    data: Path,
+    params: Path,
+    model: Path,
+    flow_run_id: str | None,
+    *,
+    commit: str,
+    trained_through: str,
 ) -> dict[str, str]:
     """Lineage of one publish. The md5s equal the ones DVC records in dvc.lock for these files;
-    `commit`: the code's git commit (flows.git.head_commit)."""
+    `commit`: the code's git commit (flows.git.head_commit); `trained_through`: the last
+    timestamp the model trained on (ISO 8601)."""
     model_md5 = md5_file(model)
     return {
         "model_version": model_md5[:12],
@@ -53,4 +64,5 @@ def collect_lineage(
         "model_md5": model_md5,
         "flow_run_id": str(flow_run_id) if flow_run_id is not None else "none",
         "published_at": utc_now(),
+        "trained_through": trained_through,
     }

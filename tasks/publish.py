@@ -9,7 +9,7 @@ import re
 import numpy as np
 import polars as pl
 
-from tasks.baselines import BASELINES
+from tasks.baselines import FORECASTERS
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.forecast import predict_scaled, to_original
 from tasks.intervals import Calibration, bands
@@ -17,7 +17,7 @@ from tasks.prepare import Prepared
 from tasks.selection import LSTM, to_scaled
 from tasks.timefmt import iso
 
-MODEL = "model"  # column: which model produced a published row (lstm or a baseline's name)
+MODEL = "model"  # column: which model produced a published row (lstm or a candidate's name)
 
 
 def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
@@ -45,7 +45,8 @@ def future_forecasts(
 
     `choices`: per series the model that publishes it (tasks/selection.py; a series not listed,
     or no choices, gets the LSTM); `calibration` is the LSTM's intervals, `calibrations` each
-    baseline's. A baseline forecasts from the series' whole history."""
+    other candidate's. Another candidate forecasts from (is fitted on) the series' whole
+    history."""
     horizon = prepared.geometry.horizon
     lstm_scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
     n = len(prepared.series_ids)
@@ -56,7 +57,7 @@ def future_forecasts(
             scaled[s] = lstm_scaled[s]
         else:
             history = prepared.raw[prepared.series(s)]
-            pred = BASELINES[name](history, horizon, prepared.season_length)
+            pred = FORECASTERS[name](history, horizon, prepared.season_length)
             scaled[s] = to_scaled(prepared, s, pred)
     preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]

@@ -1,5 +1,7 @@
-"""Per-series model choice: for each series, publish the LSTM where it beats the best baseline on
-that series, else that baseline. Pure functions over the backtest's FoldResults.
+"""Per-series model choice: for each series, publish the LSTM where it beats the best of the other
+candidates (`evaluate.candidates`: the naive baselines, tasks/baselines.py, and the statistical
+models, tasks/statistical.py) on that series, else that candidate. Pure functions over the
+backtest's FoldResults.
 
 Leak-free by construction: the choice is made on the older folds (1 .. n_windows - 1) and the
 published mixture is scored on the latest fold (0) alone, which the choice never looked at. So
@@ -8,7 +10,7 @@ estimate of what publishing it does, not the best of four models picked on its o
 That needs two folds or more (`require_folds`).
 
 On fold 0 an LSTM-chosen series is scored by the final fold-0 model (trained through fold 0's
-origin, the model closest to the one shipped), a baseline-chosen one by that baseline.
+origin, the model closest to the one shipped), any other by that candidate.
 
 Intervals: every candidate gets split-conformal intervals by the same method as the LSTM
 (tasks/intervals.py): absolute residuals in the scaled space, pooled over folds and series, one
@@ -23,7 +25,6 @@ import numpy as np
 
 from tasks import intervals
 from tasks.backtest import FoldResult, mean_scores
-from tasks.baselines import BASELINES, MODELS
 from tasks.config import Config
 from tasks.errors import PipelineError
 
@@ -84,22 +85,32 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def choose(results: list[FoldResult], metric: str) -> tuple[list[str], list[dict]]:
-    """Per series: the candidate to publish, chosen on folds 1.. (never fold 0), and the mean
-    metric of every candidate there (what the choice rests on)."""
+DEFAULT_CANDIDATES = ("naive", "seasonal_naive", "drift")
+
+
+def choose(
+    results: list[FoldResult], metric: str, candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+) -> tuple[list[str], list[dict]]:
+    """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
+    (never fold 0), and the mean metric of each there (what the choice rests on)."""
     older = [r for r in results if r.fold > 0]
     if not older:
         raise SelectionError("no fold older than the latest to choose on (evaluate.n_windows)")
+    missing = [name for name in candidates if name not in older[0].scores]
+    if missing:
+        raise SelectionError(f"candidates {missing} were not scored by the backtest")
+    names = (LSTM, *candidates)
     choices, evidence = [], []
     for s in range(len(older[0].scales)):
         by = metric
-        means = {name: _mean([r.scores[name][s][by] for r in older]) for name in MODELS}
+        means = {name: _mean([r.scores[name][s][by] for r in older]) for name in names}
         if any(v is None for v in means.values()):
             by = FALLBACK_METRIC
-            means = {name: _mean([r.scores[name][s][by] for r in older]) for name in MODELS}
-        best_baseline = min(BASELINES, key=lambda n: means[n])
-        # Strictly better: on a tie the baseline (no network to run or trust) is published.
-        chosen = LSTM if means[LSTM] < means[best_baseline] else best_baseline
+            means = {name: _mean([r.scores[name][s][by] for r in older]) for name in names}
+        # min keeps the first of equals: on a tie the earlier candidate is published.
+        best_other = min(candidates, key=lambda n: means[n])
+        # Strictly better: on a tie the other candidate (no network to run or trust) is published.
+        chosen = LSTM if means[LSTM] < means[best_other] else best_other
         choices.append(chosen)
         evidence.append({"metric": by, **means})
     return choices, evidence
@@ -108,16 +119,17 @@ def choose(results: list[FoldResult], metric: str) -> tuple[list[str], list[dict
 @dataclass
 class Selection:
     series_ids: list[str]
-    choices: list[str]  # per series, a name of MODELS
+    choices: list[str]  # per series, the LSTM or a name of `candidates`
     evidence: list[dict]  # per series: the metric and each candidate's mean on folds 1..
     calibrations: dict[str, intervals.Calibration]  # per candidate, every fold pooled
     published: dict  # mixture scores on fold 0 (+ coverage_L)
     latest_fold: dict  # per candidate, its scores on fold 0 (what `published` is compared with)
     metric: str
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
 
     @property
     def counts(self) -> dict[str, int]:
-        return {name: self.choices.count(name) for name in MODELS}
+        return {name: self.choices.count(name) for name in (LSTM, *self.candidates)}
 
     @property
     def fallback_fraction(self) -> float:
@@ -127,6 +139,7 @@ class Selection:
         """The choice in metrics/evaluate.json: counts, and which folds chose and scored."""
         return {
             "metric": self.metric,
+            "candidates": [LSTM, *self.candidates],
             "chosen_on_folds": list(range(1, n_windows)),
             "scored_on_fold": 0,
             "counts": self.counts,
@@ -157,8 +170,9 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
     require_folds(cfg)
     levels = tuple(cfg.evaluate.levels)
     metric = cfg.gate.metric
-    choices, evidence = choose(results, metric)
-    fold0 = {name: final.scores[name] for name in MODELS}
+    candidates = tuple(cfg.evaluate.candidates)
+    choices, evidence = choose(results, metric, candidates)
+    fold0 = dict(final.scores)  # every scored model, the baselines beside the candidates
     rows = [fold0[c][s] for s, c in enumerate(choices)]
     published: dict = mean_scores(rows)
 
@@ -178,7 +192,7 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
         published[f"coverage_{lv}"] = float(np.mean(np.concatenate(hits[lv])))
 
     calibrations = {}
-    for name in BASELINES:  # the LSTM's own calibration is models/intervals.json
+    for name in candidates:  # the LSTM's own calibration is models/intervals.json
         stacked = np.stack([residuals(r, name) for r in results])
         calibrations[name] = intervals.calibrate(stacked.reshape(-1, stacked.shape[-1]), levels)
     return Selection(
@@ -187,6 +201,7 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
         evidence=evidence,
         calibrations=calibrations,
         published=published,
-        latest_fold={name: mean_scores(fold0[name]) for name in MODELS},
+        latest_fold={name: mean_scores(rows) for name, rows in fold0.items()},
         metric=metric,
+        candidates=candidates,
     )

@@ -58,9 +58,11 @@ RUN_COLUMNS = ("run_key", *LINEAGE_FIELDS, "last_published_at", "publish_seq", "
 # ISO 8601 without zone; fractional seconds only when present (Python's isoformat does the same).
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # 1: forecasts without intervals; 2: + INTERVAL_COLUMNS; 3: + stale_series and the view's STALE
-# 4: + MODEL (an older store is migrated in place, inside the publish's transaction on the temp
-# copy).
-SCHEMA_VERSION = 4
+# 4: + MODEL; 5: + every lineage field an older store lacks (`trained_through`), 'unknown' on old
+# rows (an older store is migrated in place, inside the publish's transaction on the temp copy).
+SCHEMA_VERSION = 5
+# What an older store's rows and runs hold for a lineage field added since they were written.
+UNKNOWN = "unknown"
 BATCH_SIZE = 10_000
 # The journal of a publish in progress, beside the store (tasks/transaction.py).
 JOURNAL_NAME = ".publish-journal.json"
@@ -245,9 +247,24 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     conn.execute("DROP VIEW IF EXISTS current_forecasts")
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Column names of a table or view (empty when it does not exist)."""
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_lineage_columns(conn: sqlite3.Connection) -> None:
+    """Version <= 4 -> 5: every LINEAGE_FIELDS column runs or forecasts lacks is added (UNKNOWN
+    on the old rows) and the view rebuilt with it. By name, not by version: a lineage field
+    added later is migrated by the same code."""
+    for table in ("runs", "forecasts"):
+        for name in (f for f in LINEAGE_FIELDS if f not in _columns(conn, table)):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT NOT NULL DEFAULT '{UNKNOWN}'")
+    conn.execute("DROP VIEW IF EXISTS current_forecasts")
+
+
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, 1, 2, 3, SCHEMA_VERSION):
+    if version not in (0, 1, 2, 3, 4, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
@@ -262,6 +279,8 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             f"ALTER TABLE forecasts ADD COLUMN {MODEL} TEXT NOT NULL DEFAULT '{DEFAULT_MODEL}'"
         )
         conn.execute("DROP VIEW IF EXISTS current_forecasts")
+    if version in (1, 2, 3, 4):
+        _add_lineage_columns(conn)
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -365,13 +384,16 @@ def _read_view(path: Path) -> pl.DataFrame:
     conn = _connect_ro(path)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        # An older store (not yet migrated by a publish) reads with NULL intervals (version 1)
-        # and nothing stale (versions 1 and 2).
+        view = _columns(conn, "current_forecasts")
+        # An older store (not yet migrated by a publish) reads with NULL intervals (version 1),
+        # nothing stale (versions 1 and 2) and UNKNOWN for lineage fields it lacks (<= 4).
         columns = [
             f"NULL AS {c}"
             if version < 2 and c in INTERVAL_COLUMNS
             else f"'{DEFAULT_MODEL}' AS {c}"
             if version < 4 and c == MODEL
+            else f"'{UNKNOWN}' AS {c}"
+            if c in LINEAGE_FIELDS and view and c not in view
             else c
             for c in ROW_COLUMNS
         ] + [STALE if version >= 3 else f"0 AS {STALE}"]
@@ -473,8 +495,10 @@ def list_runs(store: str | Path) -> pl.DataFrame:
     """Every run in the store, oldest publish first."""
     conn = _connect_ro(Path(store))
     try:
+        have = _columns(conn, "runs")  # an older store: UNKNOWN for lineage fields it lacks
+        columns = [c if c in have or not have else f"'{UNKNOWN}' AS {c}" for c in RUN_COLUMNS]
         return _frame(
-            conn, f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY publish_seq", _RUN_SCHEMA
+            conn, f"SELECT {', '.join(columns)} FROM runs ORDER BY publish_seq", _RUN_SCHEMA
         )
     finally:
         conn.close()

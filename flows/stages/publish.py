@@ -75,20 +75,21 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         prepared, model, cfg.data.frequency, calibration, choices, calibrations
     )
     chart = forecast_image(forecasts)  # drawn before any target is written
+    # The shipped model trained through each series' last observation (tasks/refit.py).
+    through = trained_through(prepared, full_history=True)
+    last = sorted(set(through.values()))
     lineage = collect_lineage(
         data=p("validated"),
         params=cfg.source,
         model=p("model_full"),
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
+        trained_through=last[-1],  # per series: champion.json
     )
     # The run is keyed by the weights and config: the same weights saved again are one run.
     lineage["model_id"] = model_id(p("model_full"))
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
-    # The shipped model trained through each series' last observation (tasks/refit.py).
-    through = trained_through(prepared, full_history=True)
-    last = sorted(set(through.values()))
     models = list(choices.values())
     summary: dict = {}
 

@@ -115,9 +115,21 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     assert model_md5[:12] in runs.stdout
 
 
+def _serve_champion_with(project: Path, model: str) -> None:
+    meta_path = project / "published/champion.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "choices": {"airpassengers": model}}))
+
+
+# Three evaluate runs (two whole repros) after the shared first run, which a fresh session
+# builds within this test's time: more than the default 600 s on 2 busy cores.
+@pytest.mark.timeout(1500)
 def test_the_champion_is_compared_only_where_neither_model_trained(project_after_run: Path):
     project = project_after_run
     champion_md5 = md5_file(project / "published/champion.keras")
+    # A champion that published AirPassengers with its LSTM (what it chose depends on the data
+    # and candidates: set here, as champion.json would say it).
+    _serve_champion_with(project, "lstm")
     # Same data again: the champion (refit through 1960-12) trained on the latest fold, so
     # nothing can be compared out of sample; the value thresholds alone decide.
     update_params(project, {"training": {"seed": 7}})
@@ -127,6 +139,16 @@ def test_the_champion_is_compared_only_where_neither_model_trained(project_after
     assert gate["champion"]["status"] == "no_comparable_folds"
     assert any("judged on the value thresholds" in n for n in gate["notes"])
     assert gate["champion"]["per_fold"]["fold_0"]["seen_in_training"] is True
+
+    # A champion that served it with a statistical candidate (evaluate.candidates): rescored as
+    # that candidate fitted on the history before fold 0's origin, so compared there, with
+    # exactly that candidate's fold-0 score.
+    _serve_champion_with(project, "theta")
+    run(["dvc", "repro", "--single-item", "--force", "evaluate"], project, env=base_env())
+    c = _json(project, "metrics/gate.json")["champion"]
+    assert c["status"] == "compared" and c["per_fold"]["fold_0"]["seen_in_training"] is True
+    theta = _json(project, "metrics/evaluate.json")["latest_fold"]["theta"]["mase"]
+    assert c["champion"] == pytest.approx(theta)
 
     # Two more years of data: fold 0 now lies after everything the champion saw.
     raw = project / "data/raw/airpassengers.csv"

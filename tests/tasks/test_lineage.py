@@ -25,6 +25,7 @@ def _collect(root: Path, flow_run_id: str | None = None, commit: str = "c0ffee")
         model=root / "model.keras",
         flow_run_id=flow_run_id,
         commit=commit,
+        trained_through="1960-12-01T00:00:00",
     )
 
 
@@ -32,6 +33,7 @@ def test_lineage_hashes_the_inputs_and_keeps_the_commit(tmp_path):
     _inputs(tmp_path)
     lineage = _collect(tmp_path, commit="0123abc-dirty")
     assert lineage["git_commit"] == "0123abc-dirty"
+    assert lineage["trained_through"] == "1960-12-01T00:00:00"
     model_md5 = hashlib.md5((tmp_path / "model.keras").read_bytes()).hexdigest()
     assert lineage["model_md5"] == model_md5
     assert lineage["model_version"] == model_md5[:12]

@@ -182,6 +182,7 @@ LINEAGE = {
     "model_md5": "mm",
     "flow_run_id": "none",
     "published_at": "2026-01-01T00:00:00Z",
+    "trained_through": "2025-12-01T00:00:00",
 }
 
 

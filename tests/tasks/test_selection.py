@@ -203,3 +203,65 @@ def test_a_real_lstm_loses_to_seasonal_naive_on_a_pure_season_and_is_not_publish
     assert ev.scores["published"]["mae"] == pytest.approx(np.mean(rows))
     exact_row = ev.selection.series_ids.index("exact")
     assert final.scores["seasonal_naive"][exact_row]["mae"] < 1e-9
+
+
+# ---------------------------------------------------------------- statistical candidates
+class LevelModel:
+    """Forecasts the scaled window's mean: no trend, no season (a network that learnt nothing)."""
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.repeat(x[:, :, 0].mean(axis=1, keepdims=True), HORIZON, axis=1)
+
+
+ALL = ("naive", "seasonal_naive", "drift", "ets", "theta")
+
+
+def test_a_statistical_candidate_publishes_where_it_beats_the_lstm_and_the_baselines():
+    from tasks.statistical import ets
+
+    kinds = {"trend": "trend", "walk": "walk"}
+    cfg, folds, ev = _evaluate(kinds, LevelModel())
+    assert "ets" not in ev.scores and "ets" not in ev.selection.counts  # not listed: not scored
+    cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"candidates": ALL})})
+    models = backtest.FoldModels([LevelModel()] * len(folds), LevelModel(), [], "fake")
+    ev = evaluate(folds, models, cfg)
+    chosen = dict(zip(ev.selection.series_ids, ev.selection.choices, strict=True))
+    evidence = dict(zip(ev.selection.series_ids, ev.selection.evidence, strict=True))
+    # trend x season is exactly a multiplicative ETS model: it wins there, by far
+    assert chosen["trend"] == "ets"
+    assert evidence["trend"]["ets"] < 0.1 * min(evidence["trend"][n] for n in ALL if n != "ets")
+    assert ev.scores["selection"]["candidates"] == ["lstm", *ALL]
+    assert ev.scores["selection"]["counts"]["ets"] >= 1
+    assert sum(ev.scores["selection"]["counts"].values()) == 2
+    # every listed candidate is scored on every fold and reported beside the baselines
+    assert {"ets", "theta"} <= set(ev.scores) and {"ets", "theta"} <= set(ev.scores["latest_fold"])
+    assert {"ets", "theta"} <= set(ev.folds["folds"]["fold_1"])
+    trend = ev.selection.series_ids.index("trend")
+    assert ev.scores["published"]["mase"] == pytest.approx(
+        np.mean(
+            [
+                backtest.score_fold(0, folds[0], LevelModel(), ("lstm", c)).scores[c][s]["mase"]
+                for s, c in enumerate(ev.selection.choices)
+            ]
+        )
+    )
+    # publish: the chosen candidate refitted on the whole history, with its own intervals
+    choices, cals = selection.load_choices(ev.selection.to_json())
+    assert set(cals) == set(ALL)
+    out = future_forecasts(folds[0], LevelModel(), "1mo", ev.calibration, choices, cals)
+    row = out.filter(pl.col(SERIES_ID) == "trend").sort("horizon_step")
+    assert row["model"].unique().to_list() == ["ets"]
+    history = folds[0].raw[folds[0].series(trend)]
+    np.testing.assert_allclose(row["forecast"], ets(history, HORIZON, SEASON), rtol=1e-9)
+    assert (row["lo_95"] < row["forecast"]).all() and (row["forecast"] < row["hi_95"]).all()
+
+
+def test_the_candidate_list_is_validated_naming_the_key():
+    from tasks.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="evaluate.candidates"):
+        parse_config({"evaluate": {"candidates": ["naive", "arima"]}})
+    with pytest.raises(ConfigError, match="evaluate.candidates holds duplicates"):
+        parse_config({"evaluate": {"candidates": ["ets", "ets"]}})
+    with pytest.raises(ConfigError, match="evaluate.candidates"):
+        parse_config({"evaluate": {"candidates": []}})

@@ -45,6 +45,7 @@ def _lineage(model_md5: str = "m" * 32, published_at: str = "2024-01-01T00:00:00
         "model_md5": model_md5,
         "flow_run_id": "none",
         "published_at": published_at,
+        "trained_through": "1960-12-01T00:00:00",
     }
 
 
@@ -269,7 +270,7 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert (current["hi_95"] - current["forecast"]).to_list() == [9.0] * (2 * H)
     assert pl.read_parquet(export).equals(current)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 5
 
 
 def test_forecasts_without_intervals_store_nulls(paths):
@@ -636,7 +637,7 @@ def test_a_version_2_store_reads_nothing_stale_and_is_migrated(paths):
     publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
     assert _view(store)["b"][:2] == ({"m" * 32}, {True})
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 # ---------------------------------------------------------------- model column (schema 4)
@@ -674,8 +675,45 @@ def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(paths):
     mixed = _only("a", 0.5).with_columns(model=pl.lit("seasonal_naive"))
     publish_forecasts(mixed, _lineage(model_md5="n" * 32), store, export)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT model) FROM "
                                    "forecasts GROUP BY model_md5").fetchall())  # fmt: skip
     assert by_run == {"m" * 32: "lstm", "n" * 32: "seasonal_naive"}
     assert set(read_current(store)["model"]) == {"seasonal_naive"}
+
+
+# ---------------------------------------------------------------- trained_through (schema 5)
+def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(paths):
+    store, export = paths
+    _publish(paths)
+    with sqlite3.connect(store) as conn:  # back to what schema version 4 wrote
+        conn.execute("DROP VIEW current_forecasts")
+        conn.execute("ALTER TABLE forecasts DROP COLUMN trained_through")
+        conn.execute("ALTER TABLE runs DROP COLUMN trained_through")
+        columns = [c for c in store_mod.ROW_COLUMNS if c != "trained_through"]
+        conn.execute(
+            f"CREATE VIEW current_forecasts AS SELECT {', '.join(columns)}, 0 AS stale FROM "
+            "forecasts WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC "
+            "LIMIT 1)"
+        )
+        conn.execute("PRAGMA user_version = 4")
+    # Read before any migration: the field is there, unknown.
+    assert set(read_current(store)["trained_through"]) == {"unknown"}
+    assert list_runs(store)["trained_through"].to_list() == ["unknown"]
+    lineage = _lineage(model_md5="n" * 32) | {"trained_through": "1961-06-01T00:00:00"}
+    publish_forecasts(_only("a", 0.5), lineage, store, export, keep=("b",))
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT trained_through) "
+                                   "FROM forecasts GROUP BY model_md5").fetchall())  # fmt: skip
+    assert by_run == {"m" * 32: "unknown", "n" * 32: "1961-06-01T00:00:00"}
+    assert list_runs(store)["trained_through"].to_list() == ["unknown", "1961-06-01T00:00:00"]
+    # Row level: each current row says what its model trained through, a kept stale row too.
+    current = read_current(store)
+    assert dict(zip(current["series_id"], current["trained_through"], strict=True)) == {
+        "a": "1961-06-01T00:00:00",
+        "b": "unknown",
+    }
+    assert pl.read_parquet(export)["trained_through"].to_list() == (
+        current["trained_through"].to_list()
+    )
