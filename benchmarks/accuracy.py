@@ -282,7 +282,7 @@ def m3_main(args) -> None:
     AutoARIMA on M3 monthly series (benchmarks/competition.py)."""
     from benchmarks import competition
 
-    overrides = {}
+    overrides: dict = {"evaluate.candidates": list(competition.TUNED_CANDIDATES)}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = parse_value(value)
@@ -315,7 +315,7 @@ def mixture_main(args) -> None:
     from benchmarks import competition
     from tasks.backtest import mean_scores
 
-    overrides = {}
+    overrides: dict = {"evaluate.candidates": list(competition.TUNED_CANDIDATES)}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = parse_value(value)

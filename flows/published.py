@@ -44,7 +44,8 @@ def describe_run(current: pl.DataFrame) -> str:
         f"published run {row['run_key'][:12]}: model {row['model_version']}, "
         f"git {row['git_commit'][:12]}, data md5 {row['data_md5'][:12]}, "
         f"flow run {row['flow_run_id']}, published {row['published_at']}, "
-        f"model trained through {row['trained_through']}; "
+        # An export written before lineage had trained_through lacks the column.
+        f"model trained through {row.get('trained_through', 'unknown')}; "
         f"{current.height} rows, {current['series_id'].n_unique()} series"
     )
 
