@@ -322,12 +322,36 @@ def _run_rows(conn: Connection, key: str) -> int:
     return conn.execute(sql, {"k": key}).scalar()
 
 
+def _copy_rows(conn: Connection, rows: pl.DataFrame) -> None:
+    """PostgreSQL: COPY into a temporary table (dropped at commit), then one INSERT ... SELECT
+    ON CONFLICT DO NOTHING: a round trip per batch, not per row."""
+    columns = ", ".join(ROW_COLUMNS)
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE incoming ON COMMIT DROP AS SELECT {columns} FROM forecasts WITH NO DATA"
+    )
+    cursor = conn.connection.cursor()
+    try:
+        # CSV from polars a batch at a time (an unquoted empty field is NULL in CSV COPY).
+        with cursor.copy(f"COPY incoming ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            for batch in rows.iter_slices(BATCH_SIZE * 10):
+                copy.write(batch.write_csv(include_header=False, float_precision=None))
+    finally:
+        cursor.close()
+    conn.exec_driver_sql(
+        f"INSERT INTO forecasts ({columns}) SELECT {columns} FROM incoming ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql("DROP TABLE incoming")
+
+
 def _insert_rows(conn: Connection, rows: pl.DataFrame, key: str) -> int:
     """Insert rows not yet stored; returns how many were new (counted through the unique index
     on run_key, series_id, timestamp: drivers' executemany row counts are not reliable)."""
     before = _run_rows(conn, key)
-    for batch in rows.iter_slices(BATCH_SIZE):
-        _insert_batch(conn, batch.rows())
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_rows(conn, rows)
+    else:
+        for batch in rows.iter_slices(BATCH_SIZE):
+            _insert_batch(conn, batch.rows())
     return _run_rows(conn, key) - before
 
 
@@ -406,6 +430,8 @@ def _write(
 
 
 def _frame(conn: Connection, sql: str, schema: Mapping[str, type[pl.DataType]]) -> pl.DataFrame:
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _copy_frame(conn, sql, schema)
     # The driver's own cursor, in the connection's transaction: plain tuples, a batch at a time.
     cursor = conn.connection.cursor()
     try:
@@ -416,6 +442,25 @@ def _frame(conn: Connection, sql: str, schema: Mapping[str, type[pl.DataType]]) 
     finally:
         cursor.close()
     return pl.concat(parts)
+
+
+def _copy_frame(conn: Connection, sql: str, schema: Mapping[str, type[pl.DataType]]):
+    """PostgreSQL: the query's rows as CSV through COPY TO (in this transaction), parsed by
+    polars: no Python object per value."""
+    import io
+
+    buffer = io.BytesIO()
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+    finally:
+        cursor.close()
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=dict(schema))
+    buffer.seek(0)
+    return pl.read_csv(buffer, has_header=False, new_columns=list(schema), schema=dict(schema))
 
 
 def _read_view(conn: Connection) -> pl.DataFrame:

@@ -216,7 +216,14 @@ def test_crash_mid_insert_leaves_store_and_export_untouched(paths, monkeypatch):
             raise OSError("simulated crash after the first batch")
         real_insert(conn, batch)
 
+    def copy_then_crash(conn, rows):  # PostgreSQL inserts through COPY: all rows, then crash
+        store_mod._copy_rows.__wrapped__(conn, rows)
+        calls.extend([2, 2])
+        raise OSError("simulated crash after the rows were written")
+
+    copy_then_crash.__wrapped__ = store_mod._copy_rows
     monkeypatch.setattr(store_mod, "_insert_batch", insert_then_crash)
+    monkeypatch.setattr(store_mod, "_copy_rows", copy_then_crash)
     name = paths[0].name if _is_file(paths) else re.escape("forecast:***@")
     with pytest.raises(PublishWriteError, match=f"{name}.*: simulated crash"):
         _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
@@ -254,6 +261,7 @@ def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
         raise OSError("simulated crash")
 
     monkeypatch.setattr(store_mod, "_insert_batch", crash)
+    monkeypatch.setattr(store_mod, "_copy_rows", crash)
     with pytest.raises(PublishWriteError):
         _publish(paths)
     assert not _dir(paths).exists() or _files(_dir(paths)) == set()
