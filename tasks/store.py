@@ -487,7 +487,7 @@ def _read_view(conn: Connection) -> pl.DataFrame:
 
 
 @contextlib.contextmanager
-def _reading(store: str | Path | Database) -> Iterator[Connection]:
+def reading(store: str | Path | Database) -> Iterator[Connection]:
     """One read transaction: a consistent snapshot (SQLite: a shared lock for its duration;
     PostgreSQL: REPEATABLE READ), so a concurrent publish is seen whole or not at all."""
     db = locate(store)
@@ -651,12 +651,12 @@ def publish_forecasts(
 def read_current(store: str | Path | Database) -> pl.DataFrame:
     """The current forecasts (the most recently published run, and the stale rows it keeps),
     sorted by series and time."""
-    with _reading(store) as conn:
+    with reading(store) as conn:
         return _read_view(conn)
 
 
 def list_runs(store: str | Path | Database) -> pl.DataFrame:
     """Every run in the store, oldest publish first."""
-    with _reading(store) as conn:
+    with reading(store) as conn:
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY publish_seq"
         return _frame(conn, sql, _RUN_SCHEMA)
