@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.db import PG_LOCK_KEY, Database, NoStore, locate
 from tasks.faults import fault_point
+from tasks.io import write_json_to
 from tasks.lineage import LINEAGE_FIELDS
 from tasks.transaction import DatabaseWrite, Transaction
 
@@ -545,23 +546,16 @@ def _open_write(db: Database) -> tuple[Connection, sa.RootTransaction]:
     return conn, trans
 
 
-def stage_store(
+def _stage(
     txn: Transaction,
-    forecasts: pl.DataFrame,
-    lineage: Mapping[str, str],
-    store: str | Path | Database,
-    keep: Sequence[str] = (),
+    db: Database,
+    write: Callable[[Connection], tuple[dict, str, int]],
 ) -> tuple[dict, pl.DataFrame]:
-    """Write this run into the store in one open database transaction that `txn` commits (or
-    rolls back) with the publish's files; returns its summary and the current view as it will
-    be after the commit (what the exports get). `keep`: series (quarantined by ingest) whose
-    current forecasts stay in the current view, marked stale, when this run has none for them."""
+    """Run write(conn) -> (counts, run key, publish_seq) in a new database transaction that
+    `txn` commits (or rolls back) with the publish's files; returns the summary and the current
+    view as it will be after the commit (this transaction sees its own writes)."""
     from tasks.transaction import _is_io
 
-    db = locate(store)
-    # The caller may name the run (a rollback republishing a stored run keeps its key).
-    key = lineage.get("run_key") or run_key(lineage)
-    rows = _rows(forecasts, lineage, key)
     created = db.file is not None and not db.file.exists()
     conn: Connection | None = None
 
@@ -583,8 +577,8 @@ def stage_store(
 
     try:
         conn, trans = _open_write(db)
-        counts, seq = _write(conn, rows, key, lineage, keep)
-        current = _read_view(conn)  # this transaction sees its own writes
+        counts, key, seq = write(conn)
+        current = _read_view(conn)
     except BaseException as err:
         if conn is not None:
             rollback()
@@ -602,6 +596,51 @@ def stage_store(
     }
     txn.bind_database(DatabaseWrite(marker=marker, commit=commit, rollback=rollback))
     return {"run_key": key, **counts, "store": db.masked}, current
+
+
+def stage_store(
+    txn: Transaction,
+    forecasts: pl.DataFrame,
+    lineage: Mapping[str, str],
+    store: str | Path | Database,
+    keep: Sequence[str] = (),
+) -> tuple[dict, pl.DataFrame]:
+    """Write this run into the store in one open database transaction that `txn` commits (or
+    rolls back) with the publish's files; returns its summary and the current view as it will
+    be after the commit (what the exports get). `keep`: series (quarantined by ingest) whose
+    current forecasts stay in the current view, marked stale, when this run has none for them."""
+    # The caller may name the run (a rollback republishing a stored run keeps its key).
+    key = lineage.get("run_key") or run_key(lineage)
+    rows = _rows(forecasts, lineage, key)
+
+    def write(conn: Connection) -> tuple[dict, str, int]:
+        counts, seq = _write(conn, rows, key, lineage, keep)
+        return counts, key, seq
+
+    return _stage(txn, locate(store), write)
+
+
+def stage_republish(
+    txn: Transaction, store: str | Path | Database, key: str, published_at: str
+) -> tuple[dict, pl.DataFrame]:
+    """Make run `key`, already in the store, the current one again (a rollback): a new publish
+    sequence number and last_published_at; its rows, lineage and stale series as stored."""
+
+    def write(conn: Connection) -> tuple[dict, str, int]:
+        found = conn.execute(
+            sa.text(f"SELECT {', '.join(LINEAGE_FIELDS)} FROM runs WHERE run_key = :k"),
+            {"k": key},
+        ).first() if _has_table(conn, "runs") else None  # fmt: skip
+        if found is None:
+            raise ValueError(f"run {key} is not in the store {locate(store).masked}")
+        lineage = {**found._asdict(), "published_at": published_at}
+        seq = _record_run(conn, key, lineage)
+        runs = conn.exec_driver_sql("SELECT COUNT(*) FROM runs").scalar()
+        counts = {"rows_inserted": 0, "rows_existing": _run_rows(conn, key),
+                  "stale_series": 0, "runs_in_store": runs}  # fmt: skip
+        return counts, key, seq
+
+    return _stage(txn, locate(store), write)
 
 
 def stage_export(txn: Transaction, current: pl.DataFrame, export: str | Path) -> None:
@@ -646,6 +685,33 @@ def publish_forecasts(
             txn.write(path, fill)
         txn.commit()
     return {**summary, "export": str(export)}
+
+
+def republish(
+    store: str | Path | Database,
+    key: str,
+    export: str | Path,
+    published_at: str,
+    also: Sequence[tuple[str | Path, Callable[[Path], object]]] = (),
+    journal: str | Path | None = None,
+    manifest_path: str | Path | None = None,
+) -> dict:
+    """stage_republish, the export of the view it makes current, `also` and (for a server
+    store) its manifest, all or nothing like publish_forecasts."""
+    db = locate(store)
+    journal = Path(
+        journal or (journal_for(db) if db.is_file else Path(export).parent / JOURNAL_NAME)
+    )
+    with directory_lock(journal.parent), Transaction(journal) as txn:
+        summary, current = stage_republish(txn, db, key, published_at)
+        stage_export(txn, current, export)
+        if manifest_path is not None:
+            content = manifest(summary, current)
+            txn.write(manifest_path, lambda tmp: write_json_to(tmp, content))
+        for path, fill in also:
+            txn.write(path, fill)
+        txn.commit()
+    return {**summary, "export": str(export), "current": current}
 
 
 def read_current(store: str | Path | Database) -> pl.DataFrame:

@@ -845,3 +845,37 @@ def test_the_url_may_name_its_password_only_through_an_environment_variable(pg_s
     assert Database.from_url(pg_server.url()).masked == pg_server.url().replace(
         "${FORECAST_TEST_PG_PASSWORD}", "***"
     )
+
+
+def test_republishing_a_stored_run_makes_it_current_with_its_stale_series(paths):
+    """A rollback on a server store republishes a run from the database itself: it becomes
+    current again with a new sequence number, its rows and stale series as stored, and the
+    export and manifest follow; nothing is inserted."""
+    import json
+
+    store, export = paths
+    _publish(paths)  # m: a and b
+    first = read_current(store)
+    publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
+    with_stale = read_current(store)  # n: a, b kept stale from m
+    _publish(paths, _forecasts(0.9), _lineage(model_md5="q" * 32))
+    manifest = _dir(paths) / "manifest.json"
+    key_n = run_key(_lineage(model_md5="n" * 32))
+    result = store_mod.republish(store, key_n, export, "2030-01-01T00:00:00Z",
+                                 manifest_path=manifest)  # fmt: skip
+    assert result["rows_inserted"] == 0 and result["runs_in_store"] == 3
+    assert read_current(store).equals(with_stale)
+    assert pl.read_parquet(export).equals(with_stale)
+    runs = list_runs(store)
+    assert runs["run_key"][-1] == key_n and runs["publish_seq"][-1] == 4
+    assert (
+        runs.filter(pl.col("run_key") == key_n)["last_published_at"].item()
+        == "2030-01-01T00:00:00Z"
+    )
+    written = json.loads(manifest.read_text())
+    assert written["run_key"] == key_n and written["rows"] == with_stale.height
+    assert "FORECAST_TEST_PG_PASSWORD" not in manifest.read_text()
+    with pytest.raises(ValueError, match="is not in the store"):
+        store_mod.republish(store, "0" * 32, export, "2030-01-02T00:00:00Z")
+    assert read_current(store).equals(with_stale)
+    assert not first.equals(with_stale)
