@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from tasks.config import ENV_VAR as _VAR
+from tasks.config import check_url_template
 from tasks.errors import PipelineError
 
 # One constant for every publisher of one PostgreSQL store: pg_advisory_xact_lock serialises
@@ -80,6 +81,8 @@ class Database:
 
     @classmethod
     def from_url(cls, template: str) -> Database:
+        # The template travels (publish journal): never with a literal password in it.
+        check_url_template(template)
         if "${" not in template:
             url = make_url(template)
             if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
@@ -103,13 +106,6 @@ class Database:
     def masked(self) -> str:
         """What logs, summaries and artifacts show: the file path, or the URL without password."""
         return str(self.file) if self.file is not None else mask(self.url)
-
-    @property
-    def dialect(self) -> str:
-        return "sqlite" if self.file is not None else self.url.get_backend_name()
-
-    def exists(self) -> bool:
-        return self.file.is_file() if self.file is not None else True
 
     def engine(self, write: bool = True) -> Engine:
         """A new engine without a pool (NullPool): a SQLite file may be replaced by a restore

@@ -837,6 +837,8 @@ def test_the_url_may_name_its_password_only_through_an_environment_variable(pg_s
     literal = pg_server.url(masked_password=False)
     with pytest.raises(ValueError, match="holds a password: put it in an environment variable"):
         PublishConfig(url=literal)
+    with pytest.raises(ValueError, match="holds a password"):
+        read_current(literal)  # nor through the library or `forecast published --store`
     assert PublishConfig(url=pg_server.url()).url == pg_server.url()
     assert PublishConfig(url="${FORECAST_DB_URL}").url == "${FORECAST_DB_URL}"
     unset = Database.from_url("postgresql+psycopg://u:${FORECAST_NOT_SET_VAR}@127.0.0.1/x")
