@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from tasks.store import list_runs, read_current
 from tests.conftest import git_commit, run, update_params
@@ -43,8 +44,9 @@ def test_pipeline_publishes_into_postgresql_then_rolls_back(
     assert manifest["store"].startswith("postgresql+psycopg://forecast:***@127.0.0.1:")
     assert not (project / "published/forecasts.sqlite").exists()  # nothing in the file store
     assert pl.read_parquet(project / "published/forecasts.parquet").equals(first_current)
-    lock = (project / "dvc.lock").read_text()
-    assert "published/manifest.json" in lock and "forecasts.sqlite" not in lock
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    outs = {o["path"] for o in lock["stages"]["publish"]["outs"]}
+    assert "published/manifest.json" in outs and "published/forecasts.sqlite" not in outs
     assert run(["dvc", "status", "--json"], project, env=env).stdout.strip() == "{}"
 
     # flows.published reads the server the params name.
