@@ -221,16 +221,23 @@ class Transaction:
             try:
                 database.commit()
             except Exception as err:
-                # Did the COMMIT land? The database says (a lost connection may hide it).
-                if _resolve(self.journal, content) is None:
-                    self.database = None  # rolled back by the database itself
-                    self.staged.clear()
-                    raise PublishWriteError(
-                        f"cannot write {database.marker['store']}: {_reason(err)}; nothing "
-                        "was published (every published file is as it was)"
-                    ) from err
-                self.committed = True
+                # From here the journal owns the temps: abort() must not delete them.
+                self.database, self.committed = None, True
                 self.staged.clear()
+                store = database.marker["store"]
+                try:
+                    # Did the COMMIT land? The database says (a lost connection may hide it).
+                    rolled_forward = _resolve(self.journal, content)
+                except Exception:
+                    raise PublishWriteError(
+                        f"cannot tell whether {store} committed ({_reason(err)}): the next "
+                        f"publish, pipeline run or rollback resolves it from {self.journal}"
+                    ) from err
+                if rolled_forward is None:
+                    raise PublishWriteError(
+                        f"cannot write {store}: {_reason(err)}; nothing was published (every "
+                        "published file is as it was)"
+                    ) from err
                 return
             self.database = None
             fault_point("publish.committed")

@@ -881,3 +881,37 @@ def test_republishing_a_stored_run_makes_it_current_with_its_stale_series(paths)
         store_mod.republish(store, "0" * 32, export, "2030-01-02T00:00:00Z")
     assert read_current(store).equals(with_stale)
     assert not first.equals(with_stale)
+
+
+def test_a_connection_lost_at_the_commit_point_publishes_nothing(pg_url, tmp_path, monkeypatch):
+    """The server ends the publisher's session (pg_terminate_backend, from another connection)
+    right after the journal is written: the COMMIT fails, the database says the run is not
+    there, and the publish ends with one error; the journal and temps are gone, every file and
+    the store as they were."""
+    import sqlalchemy as sa
+
+    from tasks import transaction
+
+    paths = (pg_url, tmp_path / "published" / "forecasts.parquet")
+    _publish_all(paths, b"old", "old", 0.0, "m" * 32)
+    before = _snapshot(paths)
+    ended = []
+
+    def end_the_session(point: str) -> None:
+        if point != "publish.journal":
+            return
+        engine = locate(pg_url).engine()
+        with engine.connect() as conn:
+            ended.extend(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars())  # fmt: skip
+            conn.commit()
+        engine.dispose()
+
+    monkeypatch.setattr(transaction, "fault_point", end_the_session)
+    with pytest.raises(PublishWriteError, match="forecast:\\*\\*\\*@.*nothing was published"):
+        _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert ended == [True]  # exactly the publisher's session
+    assert not _journal(paths).exists()
+    assert _same(_snapshot(paths), before)
