@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's two entry points, on a machine that has only Python 3.11 and pip:
 #   ./run.sh pipeline   install the locked environment, run the five stages on the bundled data
-#   ./run.sh test       install the locked environment (and test-only system packages), run the tests
+#   ./run.sh test       install the locked environment (and test-only system packages: chromium,
+#                       postgresql), run the tests
 # Anything else runs inside the locked environment: ./run.sh forecast --help (every user action,
 # flows/cli.py), ./run.sh dvc repro, ./run.sh prefect server start
 # TensorFlow: the CPU wheel, or the GPU one (CUDA wheels included) when `nvidia-smi -L` lists a
@@ -70,6 +71,26 @@ ensure_browser() {
   fi
 }
 
+# The store tests run against a real PostgreSQL server they start (tests/pgserver.py): Debian's
+# `postgresql` package, installed here when its server binaries are missing and running as root
+# (the tests fail, naming the package, where it is missing; they never skip silently).
+ensure_postgres() {
+  if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing postgresql for the store tests (apt-get)" >&2
+    if ! apt-get update -qq ||
+      ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; then
+      echo "cannot install postgresql for the store tests: network/registry unreachable;" \
+        "install the postgresql package by hand" >&2
+      exit 1
+    fi
+  else
+    echo "WARNING: PostgreSQL server binaries missing and not root: the store tests will fail" >&2
+  fi
+}
+
 case "${1:-}" in
   pipeline)
     shift
@@ -82,6 +103,7 @@ case "${1:-}" in
     shift
     ensure_env
     ensure_browser
+    ensure_postgres
     # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
     # start-up, so the two cores of a developer machine share it; the costliest session fixture
     # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.

@@ -161,6 +161,20 @@ def tune_candidates(d: dict) -> str:
     )
 
 
+def publish_store(d: dict) -> str:
+    parts = []
+    for name, b in d["backends"].items():
+        if "skipped" in b:
+            parts.append(f"{name} skipped")
+            continue
+        parts.append(
+            f"{name} first {num(b['first_s'])} s, last {num(b['last_s'])} s, median "
+            f"{num(b['median_s'])} s (last/first {num(b['last_over_first'])})"
+        )
+    head = f"{d['publishes']} publishes of {num(d['series'])} series x {d['horizon']}"
+    return f"{head}: {'; '.join(parts)}"
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "accuracy_m3": accuracy_m3,
@@ -169,6 +183,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "final_test": final_test,
     "ingest": ingest,
     "model_family": model_family,
+    "publish_store": publish_store,
     "scale": scale,
     "scale_training": scale_training,
     "training": training,

@@ -6,7 +6,8 @@
     python -m flows.published --parquet PATH
     python -m flows.published --json       # the run and every current row as one JSON document
 
-Reads the store named by `publish.store` in params.yaml (or --store); never writes to it.
+Reads the store named by `publish.url` in params.yaml (else the SQLite file `publish.store`), or
+--store (a file or a database URL, password as ${VAR}); never writes to it.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.published")
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
-    parser.add_argument("--store", help="the SQLite store (default: publish.store in params)")
+    parser.add_argument(
+        "--store", help="a SQLite file or database URL (default: publish.url / publish.store)"
+    )
     parser.add_argument("--runs", action="store_true", help="list every published run")
     parser.add_argument("--csv", type=Path, help="write the current forecasts to this CSV file")
     parser.add_argument("--parquet", type=Path, help="write them to this Parquet file")
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.published")
     parser.add_argument("--json", action="store_true", help="print JSON (every row) instead")
     args = parser.parse_args(argv)
     try:
-        store = args.store or load_config(args.params).publish.store
+        from tasks.db import from_config, locate
+
+        store = locate(args.store) if args.store else from_config(load_config(args.params))
         if args.runs:
             runs = list_runs(store)
             if args.json:

@@ -208,12 +208,13 @@ def _read_published(cfg: Config):
     export = catalog.path("export", cfg)
     if "parquet" in cfg.publish.targets and export.exists():
         return pl.read_parquet(export)
-    store = catalog.path("store", cfg)
-    if store.exists():
-        from tasks.store import read_current
+    from tasks.db import NoStore, from_config
+    from tasks.store import read_current
 
-        return read_current(store)
-    return None
+    try:
+        return read_current(from_config(cfg))  # the SQLite file or the server publish.url names
+    except NoStore:
+        return None
 
 
 def series_status(keys: Sequence[str] = ()) -> list[dict]:

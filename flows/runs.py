@@ -87,8 +87,10 @@ def _rollback(root: Path, cfg, tag: str, no_version: bool) -> int:
 
     prefix = cfg.orchestration.tag_prefix
     with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
-        result = rollback(root, tag, cfg.publish.store, cfg.publish.export, Path(scratch))
-    record_stage("publish")  # dvc.lock now names the rolled-back store
+        result = rollback(
+            root, tag, cfg.publish.store, cfg.publish.export, Path(scratch), url=cfg.publish.url
+        )
+    record_stage("publish")  # dvc.lock now names the rolled-back store (or its manifest)
     print(
         f"rolled back: the published forecasts are those of {tag} "
         f"(model {result['model_version']}, run_key {result['run_key']})"

@@ -252,7 +252,9 @@ def restore(root: Path, rev: str, dest: Path, remote: str | None = None) -> list
     return written
 
 
-def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> dict:
+def rollback(
+    root: Path, rev: str, store: str, export: str, scratch: Path, url: str | None = None
+) -> dict:
     """Make the forecasts that were current at run `rev` the current ones again.
 
     They are re-published from that run's own store (restored through DVC) into the live store
@@ -272,6 +274,8 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
     root = Path(root)
     restore_dir = Path(scratch)
     outs = lock_outputs(_lock_at(root, rev))
+    if url is not None:
+        return _rollback_server(root, rev, url, export, restore_dir, outs)
     if store not in outs:
         raise VersioningError(f"run {rev} has no {store} in its dvc.lock: nothing to roll back to")
     _restore_one(root, rev, store, restore_dir / store)
@@ -306,6 +310,57 @@ def rollback(root: Path, rev: str, store: str, export: str, scratch: Path) -> di
         "rolled_back_to": rev,
         "model_version": lineage["model_version"],
         "champion_restored": bool(champion),
+        **result,
+    }
+
+
+def _champion_files(root: Path, rev: str, outs, restore_dir: Path) -> list:
+    """(target, fill) pairs putting back the champion recorded at `rev` (the rolled-back model
+    becomes the champion again, so the next gate compares against it)."""
+    from flows.stages.publish import STAGE as PUBLISH
+
+    also = []
+    for key in ("champion_model", "champion_meta"):
+        path = str(PUBLISH.path(key))
+        if path in outs:
+            _restore_one(root, rev, path, restore_dir / path)
+            also.append(
+                (root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp))
+            )
+    return also
+
+
+def _rollback_server(root: Path, rev: str, url: str, export: str, restore_dir: Path, outs) -> dict:
+    """With a server store every run is still in the database: the run `rev` published (its
+    manifest, a DVC out) becomes the current one again, in place."""
+    from flows.stages.publish import STAGE as PUBLISH
+    from tasks import catalog
+    from tasks.db import Database
+    from tasks.lineage import utc_now
+    from tasks.store import republish
+
+    manifest = catalog.entry("publish_manifest").path
+    if manifest not in outs:
+        raise VersioningError(
+            f"run {rev} has no {manifest} in its dvc.lock: nothing to roll back to"
+        )
+    _restore_one(root, rev, manifest, restore_dir / manifest)
+    key = json.loads((restore_dir / manifest).read_text())["run_key"]
+    also = _champion_files(root, rev, outs, restore_dir)
+    result = republish(
+        Database.from_url(url),
+        key,
+        root / export,
+        utc_now(),
+        also=also,
+        journal=root / PUBLISH.path("publish_journal"),
+        manifest_path=root / manifest,
+    )
+    current = result.pop("current")
+    return {
+        "rolled_back_to": rev,
+        "model_version": str(current["model_version"][0]) if current.height else "-",
+        "champion_restored": bool(also),
         **result,
     }
 

@@ -92,6 +92,15 @@ ENTRIES: tuple[Entry, ...] = (
         param="publish.store",
         persist=True,
     ),
+    # With a server store (publish.url) the database is not a file DVC can hash: publish writes
+    # this manifest of what it wrote instead, as its DVC out (tasks/store.py: manifest).
+    Entry(
+        "publish_manifest",
+        "published/manifest.json",
+        "out",
+        "a server store's last publish: run key, rows, content md5 (no credentials)",
+        persist=True,
+    ),
     Entry(
         "export",
         "published/forecasts.parquet",

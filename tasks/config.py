@@ -7,6 +7,7 @@ values fail before any stage does work, with the dotted key in the message
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -252,17 +253,50 @@ class EvaluateConfig(_Section):
         return self
 
 
+# publish.url: `${VAR}` names an environment variable (tasks/db.py expands it at run time).
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_SENTINEL = "FORECASTVAR"
+
+
+def check_url_template(template: str) -> str:
+    """Config-time checks of publish.url (no environment needed): a URL once its variables are
+    filled in, and no literal password (a password is a whole ${VAR}, or absent: .pgpass)."""
+    if ENV_VAR.fullmatch(template):
+        return template  # the whole URL from the environment
+    probe = ENV_VAR.sub(_URL_SENTINEL, template)
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(probe)
+    except Exception as err:
+        raise ValueError(f"not a database URL ({err})") from None
+    if url.password is not None and str(url.password) != _URL_SENTINEL:
+        raise ValueError(
+            "holds a password: put it in an environment variable and write ${VAR} in its place "
+            "(credentials never go in params.yaml)"
+        )
+    return template
+
+
 class PublishConfig(_Section):
     # Where published forecasts go, in order (tasks/targets/: one module each); the first is
     # the system of record, the others export its current view.
     targets: tuple[str, ...] = Field(default=("sqlite", "parquet"), min_length=1)
     store: str = "published/forecasts.sqlite"
     export: str = "published/forecasts.parquet"
+    # The store's database (tasks/db.py): null = the SQLite file `store`; else a SQLAlchemy URL
+    # whose password (if any) is an environment variable written ${VAR}, expanded at run time.
+    url: str | None = None
 
     @field_validator("store", "export")
     @classmethod
     def _inside(cls, value: str) -> str:
         return inside_repository(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url_template(value)
 
     @model_validator(mode="after")
     def _targets(self) -> PublishConfig:

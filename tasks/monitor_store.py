@@ -12,24 +12,25 @@ PRAGMA user_version that publish checks and migrates:
 Every table holds the latest scoring of a run (rescored in full as more actuals arrive) and
 `scored_at`.
 
-Written like a publish (tasks/transaction.py): under the store directory's lock, into a copy of
-the store, in one SQLite transaction, renamed into place through the publish journal; a crash
-leaves the store as it was, a concurrent publish is never lost (the copy is taken under the
-lock).
+Written in place in the store's database (SQLite file or server, tasks/db.py) in one
+transaction, serialised with publishes the way they serialise with each other (BEGIN
+IMMEDIATE on SQLite, the advisory lock on PostgreSQL): a crash leaves the previous scores, a
+concurrent publish is never lost.
 """
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from tasks import store as forecast_store
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.transaction import Transaction
+from tasks.db import Database, locate
+from tasks.faults import fault_point
 
 COMPONENT = "monitor"
 # 1: monitor_steps, monitor_series, monitor_runs, run_expectations.
@@ -112,25 +113,18 @@ _TABLES = {
 }
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+def _has_table(conn: Connection, name: str) -> bool:
+    return sa.inspect(conn).has_table(name)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    return conn.execute(sql, (name,)).fetchone() is not None
-
-
-def _version(conn: sqlite3.Connection) -> int:
+def _version(conn: Connection) -> int:
     if not _has_table(conn, "schema_versions"):
         return 0
-    row = conn.execute(
-        "SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)
-    ).fetchone()
-    return row[0] if row else 0
+    sql = sa.text("SELECT version FROM schema_versions WHERE component = :c")
+    return conn.execute(sql, {"c": COMPONENT}).scalar() or 0
 
 
-def _ensure_schema(conn: sqlite3.Connection) -> None:
+def _ensure_schema(conn: Connection) -> None:
     """Version 0 (a store no monitor has written) -> 1: create the tables. A newer version is
     refused: this code would misread it."""
     version = _version(conn)
@@ -140,31 +134,30 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             f"{SCHEMA_VERSION}: refusing to write to them"
         )
     for statement in _SCHEMA:
-        conn.execute(statement)
+        conn.exec_driver_sql(forecast_store._ddl(statement, conn.dialect.name))
     conn.execute(
-        "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
-        "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-        (COMPONENT, SCHEMA_VERSION),
+        sa.text(
+            "INSERT INTO schema_versions (component, version) VALUES (:c, :v) "
+            "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+        ),
+        {"c": COMPONENT, "v": SCHEMA_VERSION},
     )
 
 
 # ---------------------------------------------------------------- read
-def read_published(store: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_published(store: str | Path | Database) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(runs, forecasts) of every published run: runs = run_key, model_md5, published_at,
     publish_seq; forecasts = run_key, series_id, timestamp (Datetime), horizon_step, forecast
     and the interval bounds (null where not published)."""
-    conn = _connect_ro(Path(store))
-    try:
-        runs = conn.execute(
+    with forecast_store.reading(store) as conn:
+        runs = conn.exec_driver_sql(
             "SELECT run_key, model_md5, published_at, publish_seq FROM runs ORDER BY publish_seq"
-        ).fetchall()
-        have = {r[1] for r in conn.execute("PRAGMA table_info(forecasts)")}
+        ).all()
+        have = {c["name"] for c in sa.inspect(conn).get_columns("forecasts")}
         columns = [c if c in have else f"NULL AS {c}" for c in _FORECAST_COLUMNS]
-        rows = conn.execute(f"SELECT {', '.join(columns)} FROM forecasts").fetchall()
-    finally:
-        conn.close()
+        rows = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM forecasts").all()
     runs_frame = pl.DataFrame(
-        runs,
+        [tuple(r) for r in runs],
         schema={
             "run_key": pl.String,
             "model_md5": pl.String,
@@ -181,40 +174,38 @@ def read_published(store: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         "forecast": pl.Float64,
         **dict.fromkeys(forecast_store.INTERVAL_COLUMNS, pl.Float64),
     }
-    forecasts = pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+    forecasts = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    forecasts = forecasts.with_columns(
         pl.col(TIMESTAMP).str.to_datetime(TS_FORMAT, time_unit="us", strict=True)
     )
     return runs_frame, forecasts
 
 
-def read_expectations(store: str | Path) -> dict[str, dict[str, float]]:
+def read_expectations(store: str | Path | Database) -> dict[str, dict[str, float]]:
     """{run_key: {metric: backtest figure}} recorded so far ({} before any monitor wrote)."""
-    conn = _connect_ro(Path(store))
-    try:
+    with forecast_store.reading(store) as conn:
         if not _has_table(conn, "run_expectations"):
             return {}
-        rows = conn.execute("SELECT run_key, metric, value FROM run_expectations").fetchall()
-    finally:
-        conn.close()
+        rows = conn.exec_driver_sql("SELECT run_key, metric, value FROM run_expectations").all()
     out: dict[str, dict[str, float]] = {}
     for key, metric, value in rows:
         out.setdefault(key, {})[metric] = value
     return out
 
 
-def read_scores(store: str | Path, table: str) -> pl.DataFrame:
+def read_scores(store: str | Path | Database, table: str) -> pl.DataFrame:
     """One monitor table (monitor_steps, monitor_series, monitor_runs), sorted by its key."""
     columns = _TABLES[table]
-    conn = _connect_ro(Path(store))
-    try:
+    with forecast_store.reading(store) as conn:
         if not _has_table(conn, table):
             rows = []
         else:
             order = ", ".join(c for c in ("run_key", SERIES_ID, TIMESTAMP) if c in columns)
             cols = ", ".join((*columns, "scored_at"))
-            rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY {order}").fetchall()
-    finally:
-        conn.close()
+            rows = [
+                tuple(r)
+                for r in conn.exec_driver_sql(f"SELECT {cols} FROM {table} ORDER BY {order}")
+            ]
     schema = {
         c: pl.String if c in _TEXT else pl.Int64 if c in _INT else pl.Float64 for c in columns
     }
@@ -228,66 +219,65 @@ def _text(frame: pl.DataFrame, columns: tuple[str, ...]) -> list[tuple]:
     return frame.select(columns).rows()
 
 
-def _fill(
-    path: Path,
+def _write(
+    conn: Connection,
     tables: Mapping[str, pl.DataFrame],
     expectations: Mapping[str, Mapping[str, float]],
     source: str,
     scored_at: str,
 ) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=DELETE")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _ensure_schema(conn)
-            for table, frame in tables.items():
-                columns = _TABLES[table]
-                # The latest scoring of a run replaces its earlier one as a whole.
-                conn.executemany(
-                    f"DELETE FROM {table} WHERE run_key = ?",
-                    [(k,) for k in frame["run_key"].unique().to_list()],
-                )
-                conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}, scored_at) "
-                    f"VALUES ({', '.join('?' * (len(columns) + 1))})",
-                    [(*row, scored_at) for row in _text(frame, columns)],
-                )
-            # The figure a run was published with never changes: the first one recorded stays.
-            conn.executemany(
-                "INSERT OR IGNORE INTO run_expectations (run_key, metric, value, source) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (key, metric, value, source)
-                    for key, figures in expectations.items()
-                    for metric, value in figures.items()
-                ],
+    _ensure_schema(conn)
+    for table, frame in tables.items():
+        columns = _TABLES[table]
+        # The latest scoring of a run replaces its earlier one as a whole.
+        keys = frame["run_key"].unique().to_list()
+        if keys:
+            conn.execute(
+                sa.text(f"DELETE FROM {table} WHERE run_key = :k"), [{"k": k} for k in keys]
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.close()
+        rows = [dict(zip((*columns, "scored_at"), (*row, scored_at), strict=True))
+                for row in _text(frame, columns)]  # fmt: skip
+        if rows:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} ({', '.join(columns)}, scored_at) "
+                    f"VALUES ({', '.join(':' + c for c in (*columns, 'scored_at'))})"
+                ),
+                rows,
+            )
+    # The figure a run was published with never changes: the first one recorded stays.
+    values = [
+        {"k": key, "m": metric, "v": value, "s": source}
+        for key, figures in expectations.items()
+        for metric, value in figures.items()
+    ]
+    if values:
+        conn.execute(
+            sa.text(
+                "INSERT INTO run_expectations (run_key, metric, value, source) "
+                "VALUES (:k, :m, :v, :s) ON CONFLICT DO NOTHING"
+            ),
+            values,
+        )
 
 
 def write_monitor(
-    store: str | Path,
-    journal: str | Path,
+    store: str | Path | Database,
     tables: Mapping[str, pl.DataFrame],
     expectations: Mapping[str, Mapping[str, float]],
     source: str,
     scored_at: str,
 ) -> None:
     """Replace the scores of the runs in `tables` ({table: frame}) and record `expectations`
-    (where the run has none yet, from `source`), all at once or not at all."""
-    store = Path(store)
-    with forecast_store.directory_lock(store.parent), Transaction(journal) as txn:
-
-        def fill(tmp: Path) -> None:
-            shutil.copyfile(store, tmp)  # under the lock: no publish can land in between
-            _fill(tmp, tables, expectations, source, scored_at)
-
-        txn.write(store, fill)
-        txn.commit()
+    (where the run has none yet, from `source`), all at once or not at all: one database
+    transaction, in place."""
+    conn, trans = forecast_store._open_write(locate(store))
+    try:
+        _write(conn, tables, expectations, source, scored_at)
+        fault_point("monitor.written")  # every row written, not committed
+        trans.commit()
+    finally:
+        if trans.is_active:
+            trans.rollback()
+        conn.close()
+    fault_point("monitor.committed")

@@ -255,6 +255,26 @@ def prefect_server(tmp_path_factory) -> str:
         proc.wait()
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server (tests/pgserver.py) for the whole session, stopped at its end.
+    Missing binaries fail the tests that need it (never a silent skip): `./run.sh test`
+    installs them."""
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """The URL template (password as ${VAR}) of a new empty database for this test."""
+    import hashlib
+
+    return pg_server.create_database("t_" + hashlib.md5(request.node.nodeid.encode()).hexdigest())
+
+
 @pytest.fixture
 def prefect_env(prefect_server: str, tmp_path: Path) -> dict:
     """Environment for a subprocess that reports to the session's Prefect server."""

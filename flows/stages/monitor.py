@@ -6,8 +6,8 @@ Contract (what couples it to the other stages):
   and metrics/publish.json (publish's outputs: as dependencies they would be a cycle, since
   publish reads this stage's decision). metrics/publish.json names the last published run and
   the backtest figures it was published with (tasks/monitor.py compares against those);
-- writes its scores into the store (tables of its own, tasks/monitor_store.py) through the
-  publish journal, like a publish; the forecasts and the current view are untouched;
+- writes its scores into the store's database (tables of its own, tasks/monitor_store.py) in
+  one transaction, in place; the forecasts and the current view are untouched;
 - writes metrics/monitor.json, whose `drift.blocks_publish` publish reads (tasks/monitor_gate.py):
   that is the only way monitoring can stop a publish (monitor.drift_gate: fail).
 An alert is a Prefect event `forecast.accuracy.degraded` (README "Monitoring").
@@ -40,6 +40,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
     from tasks import monitor, monitor_store
+    from tasks.db import NoStore, from_config
     from tasks.lineage import utc_now
     from tasks.transaction import recover
 
@@ -55,9 +56,9 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         alpha=m.drift_alpha,
     )
     decision = monitor.drift_decision(report, m.drift_gate)
-    store = p("store", cfg)
+    store = from_config(cfg)  # the SQLite file publish.store, or the server publish.url names
     scored_at = utc_now()
-    summary: dict = {"scored_at": scored_at, "store": str(store)}
+    summary: dict = {"scored_at": scored_at, "store": store.masked}
     alerts: list[dict] = []
     plot = pl.DataFrame(
         schema={
@@ -68,8 +69,11 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             "expected_mase": pl.Float64,
         }
     )
-    if store.exists():
+    try:
         runs, forecasts = monitor_store.read_published(store)
+    except NoStore:  # nothing published yet
+        runs = None
+    if runs is not None:
         realized = monitor.score_published(forecasts, validated, cfg.data.season_length)
         publish_path = p("metrics_publish")
         publish = io.read_json(publish_path) if publish_path.exists() else None
@@ -80,7 +84,6 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         if realized.runs.height or set(new) - set(stored):
             monitor_store.write_monitor(
                 store,
-                p("publish_journal"),
                 {
                     "monitor_steps": realized.steps,
                     "monitor_series": realized.series,

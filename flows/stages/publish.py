@@ -142,7 +142,7 @@ def target_outputs(cfg: Config) -> tuple[str, ...]:
     """The catalog keys the chosen publish targets write (their DVC outs)."""
     from tasks import targets
 
-    return tuple(e.key for name in cfg.publish.targets for e in targets.load(name).outputs)
+    return tuple(e.key for name in cfg.publish.targets for e in targets.load(name).outputs_for(cfg))
 
 
 def ui_artifacts(cfg: Config, header: str) -> None:

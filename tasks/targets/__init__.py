@@ -53,6 +53,10 @@ class PublishTarget(ABC):
     # True: keeps every run and sets Publication.current (must come first in publish.targets).
     record: ClassVar[bool] = False
 
+    def outputs_for(self, cfg: Config) -> tuple[catalog.Entry, ...]:
+        """The entries it writes under this config (default: all of `outputs`)."""
+        return self.outputs
+
     @abstractmethod
     def publish(self, pub: Publication, cfg: Config) -> dict:
         """Write the publication through pub.write (or pub.txn), never in place."""

@@ -179,10 +179,10 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
 def test_sigkill_between_the_publish_renames_is_completed_by_the_next_run(
     project_after_run: Path, prefect_env: dict
 ):
-    """SIGKILL inside publish after the new store was renamed into place and before the export
-    was (tasks/faults.py): the next run first completes the publish from its journal, so the
-    export and the champion never stay behind the store; no lock is left held and DVC, which
-    saw publish unfinished, is clean after the rerun."""
+    """SIGKILL inside publish after the database committed the new run (in place) and before
+    the export was renamed (tasks/faults.py): the next run first completes the publish from its
+    journal, so the export and the champion never stay behind the store; no lock is left held
+    and DVC, which saw publish unfinished, is clean after the rerun."""
     from tasks.io import md5_file
     from tasks.store import read_current
 
@@ -190,12 +190,13 @@ def test_sigkill_between_the_publish_renames_is_completed_by_the_next_run(
     before = published(project)
     # Publish's metrics file gone: publish alone is out of date, so the run goes straight there.
     (project / "metrics/publish.json").unlink()
-    env = {**prefect_env, "FORECAST_KILL_AT": "publish.renamed.forecasts.sqlite"}
+    env = {**prefect_env, "FORECAST_KILL_AT": "publish.committed"}
     killed = run(["python", "-m", "flows.pipeline"], project, env=env, check=False)
     assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr[-3000:])
     assert "publish: ran" not in killed.stdout
     after_kill = published(project)
-    # The kill left the store of this publish and the export of the last one, as the issue saw.
+    # The kill left the store of this publish and the export of the last one, as the issue saw
+    # (the same run key: the store differs by its publish sequence number and time).
     assert after_kill["published/forecasts.sqlite"] != before["published/forecasts.sqlite"]
     assert after_kill["published/forecasts.parquet"] == before["published/forecasts.parquet"]
     assert (project / "published/.publish-journal.json").exists()

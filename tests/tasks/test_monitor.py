@@ -202,9 +202,9 @@ def test_scores_round_trip_through_the_store_and_leave_the_forecasts_alone(tmp_p
         "monitor_runs": realized.runs,
     }
     journal = store.journal_for(db)
-    monitor_store.write_monitor(db, journal, tables, {key: {"mase": 0.5}}, "t", "now")
+    monitor_store.write_monitor(db, tables, {key: {"mase": 0.5}}, "t", "now")
     # Rescoring replaces a run's rows; the first expectation stays.
-    monitor_store.write_monitor(db, journal, tables, {key: {"mase": 9.0}}, "t", "later")
+    monitor_store.write_monitor(db, tables, {key: {"mase": 9.0}}, "t", "later")
     steps = monitor_store.read_scores(db, "monitor_steps")
     assert steps.height == 3 and set(steps["scored_at"]) == {"later"}
     assert steps["actual"].to_list() == [15.0, 22.0, 35.0]
@@ -217,7 +217,7 @@ def test_scores_round_trip_through_the_store_and_leave_the_forecasts_alone(tmp_p
         ("monitor", monitor_store.SCHEMA_VERSION)
     ]
     conn.close()
-    # A later publish (which copies and migrates the store) keeps the monitor's tables.
+    # A later publish (which migrates the store in place) keeps the monitor's tables.
     store.publish_forecasts(f.with_columns(pl.col("forecast") + 1), LINEAGE | {"data_md5": "e"},
                             db, export)  # fmt: skip
     assert monitor_store.read_scores(db, "monitor_runs").height == 1
@@ -235,7 +235,7 @@ def test_a_newer_monitor_schema_is_refused(tmp_path):
     conn.close()
     before = db.read_bytes()
     with pytest.raises(ValueError, match="schema version 99"):
-        monitor_store.write_monitor(db, store.journal_for(db), {}, {"k": {"mase": 1.0}}, "t", "n")
+        monitor_store.write_monitor(db, {}, {"k": {"mase": 1.0}}, "t", "n")
     assert db.read_bytes() == before
     assert monitor.SCORES[0] == "mase"
 
@@ -254,17 +254,18 @@ actuals = pl.DataFrame({"series_id": "a", "timestamp": [datetime(2000, m, 1) for
 realized = score_published(published, actuals, 4)
 tables = {"monitor_steps": realized.steps, "monitor_series": realized.series,
           "monitor_runs": realized.runs}
-monitor_store.write_monitor(db, store.journal_for(db), tables, {}, "t", "now")
+monitor_store.write_monitor(db, tables, {}, "t", "now")
 """
 
 
 @pytest.mark.parametrize(
     ("point", "scored"),
-    [("publish.staged.forecasts.sqlite", False), ("publish.journal", True)],
+    [("monitor.written", False), ("monitor.committed", True)],
 )
 def test_a_killed_monitor_write_leaves_the_old_store_or_is_rolled_forward(tmp_path, point, scored):
-    """A real SIGKILL (tasks/faults.py) while the scores are written: before the commit point
-    the store is byte for byte the old one; after it, the next start completes the write."""
+    """A real SIGKILL (tasks/faults.py) while the scores are written: before the COMMIT the
+    database file is byte for byte the old one (SQLite rolls the transaction back at the next
+    open); after it, the scores are there."""
     import os
     import signal
     import subprocess
@@ -296,3 +297,28 @@ def test_a_killed_monitor_write_leaves_the_old_store_or_is_rolled_forward(tmp_pa
     assert not store.journal_for(db).exists()
     assert monitor_store.read_scores(db, "monitor_runs").height == (1 if scored else 0)
     assert store.read_current(db)["forecast"].to_list() == [18.0, 19.0, 20.0, 21.0]
+
+
+def test_scores_round_trip_through_a_postgresql_store_like_a_sqlite_one(tmp_path, pg_url):
+    """The monitor's tables live beside the forecasts on a server store too: the same scores
+    written and read back from PostgreSQL equal those from the SQLite file."""
+    f = forecasts("x", "a", 8, [14.0, 25.0, 30.0, 50.0]).drop("run_key", "lo_80", "hi_80",
+                                                              "lo_95", "hi_95")  # fmt: skip
+    read = {}
+    for name, db in (("sqlite", tmp_path / "pub/forecasts.sqlite"), ("postgresql", pg_url)):
+        key = store.publish_forecasts(f, LINEAGE, db, tmp_path / f"{name}.parquet")["run_key"]
+        runs, published = monitor_store.read_published(db)
+        realized = score_published(published, actuals(ACTUALS), SEASON)
+        tables = {"monitor_steps": realized.steps, "monitor_series": realized.series,
+                  "monitor_runs": realized.runs}  # fmt: skip
+        monitor_store.write_monitor(db, tables, {key: {"mase": 0.5}}, "t", "now")
+        monitor_store.write_monitor(db, tables, {key: {"mase": 9.0}}, "t", "later")
+        read[name] = (
+            {t: monitor_store.read_scores(db, t) for t in tables},
+            monitor_store.read_expectations(db),
+        )
+    (sqlite_scores, sqlite_expected), (pg_scores, pg_expected) = read["sqlite"], read["postgresql"]
+    assert pg_expected == sqlite_expected == {key: {"mase": 0.5}}
+    for table, frame in sqlite_scores.items():
+        assert frame.height > 0 and pg_scores[table].equals(frame), table
+    assert pg_scores["monitor_steps"]["actual"].to_list() == [15.0, 22.0, 35.0]

@@ -1,8 +1,14 @@
-"""The published-forecasts store: idempotent publishes, the current view, the export, crashes."""
+"""The published-forecasts store: idempotent publishes, the current view, the export, crashes.
+
+Every test taking `paths` runs twice: against the embedded SQLite file and against a real
+PostgreSQL server the session starts (tests/pgserver.py), through the same calls; the tests of
+SQLite files' own history (schema versions 1-4, PRAGMA user_version) and of full or read-only
+disks take `file_paths`."""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -11,8 +17,9 @@ import polars as pl
 import pytest
 
 from tasks import store as store_mod
+from tasks.db import locate
 from tasks.lineage import LINEAGE_FIELDS
-from tasks.store import journal_for, list_runs, publish_forecasts, read_current, run_key
+from tasks.store import JOURNAL_NAME, list_runs, publish_forecasts, read_current, run_key
 from tasks.transaction import PublishWriteError, recover
 
 H = 3
@@ -50,8 +57,29 @@ def _lineage(model_md5: str = "m" * 32, published_at: str = "2024-01-01T00:00:00
 
 
 @pytest.fixture
-def paths(tmp_path) -> tuple[Path, Path]:
+def file_paths(tmp_path) -> tuple[Path, Path]:
     return tmp_path / "published" / "forecasts.sqlite", tmp_path / "published" / "forecasts.parquet"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def paths(request, tmp_path) -> tuple[Path | str, Path]:
+    """(store, export): the store a SQLite file, or a PostgreSQL URL (password as ${VAR})."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("file_paths")
+    return request.getfixturevalue("pg_url"), tmp_path / "published" / "forecasts.parquet"
+
+
+def _journal(paths) -> Path:
+    return paths[1].parent / JOURNAL_NAME
+
+
+def _dir(paths) -> Path:
+    """The directory of the published files (and of the SQLite store)."""
+    return paths[1].parent
+
+
+def _is_file(paths) -> bool:
+    return isinstance(paths[0], Path)
 
 
 def _publish(paths, forecasts=None, lineage=None) -> dict:
@@ -61,9 +89,13 @@ def _publish(paths, forecasts=None, lineage=None) -> dict:
     )
 
 
-def _count(store: Path, table: str) -> int:
-    with sqlite3.connect(store) as conn:
-        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+def _count(store: Path | str, table: str) -> int:
+    engine = locate(store).engine()
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar()
+    finally:
+        engine.dispose()
 
 
 def _files(directory: Path) -> set[str]:
@@ -79,9 +111,13 @@ def test_first_publish_stores_rows_with_lineage(paths):
         "rows_existing": 0,
         "stale_series": 0,
         "runs_in_store": 1,
-        "store": str(store),
+        # the file, or the URL with its password masked (and no ${VAR} either)
+        "store": str(store) if _is_file(paths) else locate(store).masked,
         "export": str(export),
     }
+    if not _is_file(paths):
+        assert summary["store"].startswith("postgresql+psycopg://forecast:***@127.0.0.1:")
+        assert os.environ["FORECAST_TEST_PG_PASSWORD"] not in repr(summary)
     current = read_current(store)
     assert current.height == 2 * H
     for field, value in _lineage().items():
@@ -90,14 +126,16 @@ def test_first_publish_stores_rows_with_lineage(paths):
         _forecasts().sort("series_id", "timestamp")
     )
     # DELETE journal mode: nothing but the store and the export beside each other.
-    assert _files(store.parent) == {"forecasts.sqlite", "forecasts.parquet"}
+    assert _files(_dir(paths)) == ({store.name} if _is_file(paths) else set()) | {export.name}
 
 
 def test_timestamps_are_stored_as_iso_strings(paths):
     _publish(paths)
-    with sqlite3.connect(paths[0]) as conn:
-        first = conn.execute("SELECT timestamp FROM forecasts ORDER BY timestamp LIMIT 1")
-        assert first.fetchone()[0] == "1961-01-01T00:00:00"
+    engine = locate(paths[0]).engine()
+    with engine.connect() as conn:
+        first = conn.exec_driver_sql("SELECT timestamp FROM forecasts ORDER BY timestamp LIMIT 1")
+        assert first.scalar() == "1961-01-01T00:00:00"
+    engine.dispose()
 
 
 def test_same_inputs_twice_add_no_duplicates(paths):
@@ -148,12 +186,22 @@ def test_export_equals_the_view(paths):
     store, export = paths
     exported = pl.read_parquet(export)
     assert exported.equals(read_current(store))
-    with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM current_forecasts").fetchone()[0] == len(exported)
+    assert _count(store, "current_forecasts") == len(exported)
 
 
-def _snapshot(paths) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in paths[0].parent.iterdir()}
+def _snapshot(paths) -> dict:
+    """Every file beside the export, and what the store holds. A SQLite rollback journal that
+    a killed writer left (`forecasts.sqlite-journal`) is SQLite's own: the database file is as
+    it was, and the next connection that writes rolls it back and deletes it."""
+    files = {p.name: p.read_bytes() for p in _dir(paths).iterdir()}
+    files = {n: b for n, b in files.items() if not n.endswith(".sqlite-journal")}
+    return {**files, "<current>": read_current(paths[0]), "<runs>": list_runs(paths[0])}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].equals(b[k]) if isinstance(a[k], pl.DataFrame) else a[k] == b[k] for k in a
+    )
 
 
 def test_crash_mid_insert_leaves_store_and_export_untouched(paths, monkeypatch):
@@ -169,23 +217,31 @@ def test_crash_mid_insert_leaves_store_and_export_untouched(paths, monkeypatch):
             raise OSError("simulated crash after the first batch")
         real_insert(conn, batch)
 
+    def copy_then_crash(conn, rows):  # PostgreSQL inserts through COPY: all rows, then crash
+        store_mod._copy_rows.__wrapped__(conn, rows)
+        calls.extend([2, 2])
+        raise OSError("simulated crash after the rows were written")
+
+    copy_then_crash.__wrapped__ = store_mod._copy_rows
     monkeypatch.setattr(store_mod, "_insert_batch", insert_then_crash)
-    with pytest.raises(PublishWriteError, match="forecasts.sqlite: simulated crash"):
+    monkeypatch.setattr(store_mod, "_copy_rows", copy_then_crash)
+    name = paths[0].name if _is_file(paths) else re.escape("forecast:***@")
+    with pytest.raises(PublishWriteError, match=f"{name}.*: simulated crash"):
         _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
     assert calls == [2, 2]
-    # Byte-identical, and no temp or journal file left beside them.
-    assert _snapshot(paths) == before
+    # Byte-identical files, the same store content, and no temp or journal file left.
+    assert _same(_snapshot(paths), before)
 
 
 def test_a_failed_rename_after_the_commit_point_is_rolled_forward(paths, monkeypatch):
-    """Once the journal is written the publish only goes forward: a rename that fails leaves
-    the old files, and the next start (recover, or any publish) completes it."""
+    """Once the database has committed the publish only goes forward: a rename that fails
+    leaves the old export, and the next start (recover, or any publish) completes it."""
     _publish(paths)
     store, export = paths
     real_replace = os.replace
 
     def replace(src, dst, *args, **kwargs):
-        if Path(dst) == store:
+        if Path(dst) == export:
             raise OSError("simulated crash at rename")
         return real_replace(src, dst, *args, **kwargs)
 
@@ -193,11 +249,12 @@ def test_a_failed_rename_after_the_commit_point_is_rolled_forward(paths, monkeyp
     with pytest.raises(OSError, match="simulated crash"):
         _publish(paths, _forecasts(offset=1.0), _lineage(model_md5="n" * 32))
     monkeypatch.undo()
-    assert set(read_current(store)["model_md5"]) == {"m" * 32}
-    assert recover(journal_for(store)) == [str(store), str(export)]
-    assert set(read_current(store)["model_md5"]) == {"n" * 32}
+    assert set(read_current(store)["model_md5"]) == {"n" * 32}  # committed
+    assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["m" * 32]
+    assert recover(_journal(paths)) == [str(export)]
     assert pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
-    assert _files(store.parent) == {store.name, export.name}
+    assert pl.read_parquet(export).equals(read_current(store))
+    assert _files(_dir(paths)) == ({store.name} if _is_file(paths) else set()) | {export.name}
 
 
 def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
@@ -205,14 +262,17 @@ def test_crash_on_first_publish_leaves_nothing(paths, monkeypatch):
         raise OSError("simulated crash")
 
     monkeypatch.setattr(store_mod, "_insert_batch", crash)
+    monkeypatch.setattr(store_mod, "_copy_rows", crash)
     with pytest.raises(PublishWriteError):
         _publish(paths)
-    assert _files(paths[0].parent) == set()
+    assert not _dir(paths).exists() or _files(_dir(paths)) == set()
+    with pytest.raises(FileNotFoundError, match="no forecast store"):
+        read_current(paths[0])
 
 
 def test_stale_temp_files_of_a_killed_publish_are_removed(paths):
     _publish(paths)
-    stale = paths[0].parent / ".forecasts.sqlite.abc123.sqlite-journal"
+    stale = _dir(paths) / ".forecasts.parquet.abc123.parquet"
     stale.write_bytes(b"left by kill -9")
     _publish(paths)
     assert not stale.exists()
@@ -235,7 +295,7 @@ def test_lineage_fields_match_the_lineage_module():
 def test_bad_forecasts_are_refused_before_touching_the_store(paths, change, message):
     with pytest.raises(ValueError, match=message):
         _publish(paths, change(_forecasts()))
-    assert not paths[0].parent.exists() or _files(paths[0].parent) == set()
+    assert not _dir(paths).exists() or _files(_dir(paths)) == set()
 
 
 def test_incomplete_lineage_is_refused(paths):
@@ -245,10 +305,12 @@ def test_incomplete_lineage_is_refused(paths):
         _publish(paths, lineage=lineage)
 
 
-def test_reading_a_missing_store_says_so(tmp_path):
+def test_reading_a_missing_store_says_so(tmp_path, pg_url):
     with pytest.raises(FileNotFoundError, match="no forecast store"):
         read_current(tmp_path / "nothing.sqlite")
     assert not (tmp_path / "nothing.sqlite").exists()
+    with pytest.raises(FileNotFoundError, match=r"no forecast store at .*forecast:\*\*\*@"):
+        read_current(pg_url)  # an empty database: masked URL in the message
 
 
 # ---------------------------------------------------------------- prediction intervals
@@ -269,8 +331,10 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert current.columns[5:9] == ["lo_80", "hi_80", "lo_95", "hi_95"]
     assert (current["hi_95"] - current["forecast"]).to_list() == [9.0] * (2 * H)
     assert pl.read_parquet(export).equals(current)
-    with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 5
+    engine = locate(store).engine()
+    with engine.connect() as conn:
+        assert store_mod._version(conn) == store_mod.SCHEMA_VERSION == 5
+    engine.dispose()
 
 
 def test_forecasts_without_intervals_store_nulls(paths):
@@ -291,7 +355,7 @@ def test_forecasts_without_intervals_store_nulls(paths):
 def test_bad_intervals_are_refused_before_touching_the_store(paths, change, message):
     with pytest.raises(ValueError, match=message):
         _publish(paths, change(_with_intervals(_forecasts())))
-    assert not paths[0].parent.exists() or _files(paths[0].parent) == set()
+    assert not _dir(paths).exists() or _files(_dir(paths)) == set()
 
 
 def _make_v1_store(path: Path) -> None:
@@ -329,7 +393,8 @@ def _make_v1_store(path: Path) -> None:
     conn.close()
 
 
-def test_a_version_1_store_is_read_and_then_migrated_by_the_next_publish(paths):
+def test_a_version_1_store_is_read_and_then_migrated_by_the_next_publish(file_paths):
+    paths = file_paths
     store, _ = paths
     _make_v1_store(store)
     old = read_current(store)  # readable before any migration, intervals null
@@ -361,7 +426,7 @@ def _champion(directory: Path) -> tuple[Path, Path]:
 
 def _publish_all(paths, model: bytes, meta: str, offset: float, md5: str) -> dict:
     """A publish like the stage's: store, export, champion model and its metadata."""
-    champion, champion_meta = _champion(paths[0].parent)
+    champion, champion_meta = _champion(_dir(paths))
     also = [
         (champion, lambda tmp: tmp.write_bytes(model)),
         (champion_meta, lambda tmp: tmp.write_text(meta)),
@@ -375,7 +440,7 @@ def _everything(directory: Path) -> dict[str, bytes]:
 
 def _is_new(paths) -> bool:
     store, export = paths
-    champion, meta = _champion(store.parent)
+    champion, meta = _champion(_dir(paths))
     return (
         set(read_current(store)["model_md5"]) == {"n" * 32}
         and pl.read_parquet(export)["model_md5"].unique().to_list() == ["n" * 32]
@@ -389,32 +454,38 @@ import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from tests.tasks.test_store import NEW_MODEL, _publish_all
-_publish_all((Path({store!r}), Path({export!r})), NEW_MODEL, "new", 1.0, "n" * 32)
+store = {store!r}
+store = store if "://" in store else Path(store)
+_publish_all((store, Path({export!r})), NEW_MODEL, "new", 1.0, "n" * 32)
 print("not killed")
 """
-# Every write and rename of a publish (tasks/transaction.py), in the order they happen.
-STAGED = [f"publish.staged.{n}" for n in ("forecasts.sqlite", "forecasts.parquet")]
-STAGED += [f"publish.staged.{n}" for n in ("champion.keras", "champion.json")]
+# Every write and rename of a publish (tasks/transaction.py), in the order they happen: the
+# rows go into the open database transaction, the files to temps, then the journal, the
+# database COMMIT (the commit point) and the renames.
+STAGED = [f"publish.staged.{n}" for n in ("forecasts.parquet", "champion.keras", "champion.json")]
 RENAMED = [p.replace("staged", "renamed") for p in STAGED]
-KILL_POINTS = [*STAGED, "publish.journal", *RENAMED]
+BEFORE_COMMIT = ["publish.db.inserted", *STAGED, "publish.journal"]
+KILL_POINTS = [*BEFORE_COMMIT, "publish.committed", *RENAMED]
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_at_each_write_and_rename_leaves_all_old_or_all_new(paths, tmp_path, point):
-    """A real SIGKILL (tasks/faults.py) at each point of a publish: before the journal every
-    published file is byte-identical (no cleanup ran); after it, the next start rolls the
-    publish forward and every file is new. Never the store of one run and the export or
-    champion of another."""
+    """A real SIGKILL (tasks/faults.py: the process kills itself, no cleanup runs) at each
+    point of a publish: before the database COMMIT the store holds the previous run and every
+    published file is byte-identical, and the next start discards the temps; after it, the
+    next start renames them and every file is new. Never the store of one run and the export
+    or champion of another."""
     import signal
     import subprocess
     import sys
 
     store, export = paths
+    directory = _dir(paths)
     publish_forecasts(
         _forecasts(), _lineage(), store, export,
-        also=[(p, lambda tmp: tmp.write_bytes(b"old")) for p in _champion(store.parent)],
+        also=[(p, lambda tmp: tmp.write_bytes(b"old")) for p in _champion(directory)],
     )  # fmt: skip
-    before = _everything(store.parent)
+    before = _snapshot(paths)
     marker = tmp_path / "killed-at"
     script = KILLED_PUBLISH.format(
         root=str(Path(__file__).resolve().parents[2]), store=str(store), export=str(export)
@@ -425,28 +496,30 @@ def test_sigkill_at_each_write_and_rename_leaves_all_old_or_all_new(paths, tmp_p
     )
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert marker.read_text().split()[0] == point
-    published = {store.name, export.name, *(p.name for p in _champion(store.parent))}
-    if point in STAGED:
-        # Before the commit point: the published files are the old bytes, as they are.
-        assert {k: v for k, v in _everything(store.parent).items() if k in published} == {
-            k: v for k, v in before.items() if k in published
-        }
-        assert recover(journal_for(store)) == []  # nothing to roll forward
-        assert _everything(store.parent).keys() >= published
-        assert {n: (store.parent / n).read_bytes() for n in published} == {
-            n: before[n] for n in published
-        }
+    files = {export.name, *(p.name for p in _champion(directory))}
+    published = files | ({store.name} if _is_file(paths) else set())
+    if point in BEFORE_COMMIT:
+        # Before the commit point: the published files are the old bytes, as the kill left
+        # them, and the store (read by another process) shows the previous run.
+        assert {n: (directory / n).read_bytes() for n in files} == {n: before[n] for n in files}
+        assert read_current(store).equals(before["<current>"])
+        assert recover(_journal(paths)) == []  # nothing to roll forward: temps discarded
+        assert not _journal(paths).exists()
+        # Temps staged before the journal stay until the next publish removes them (below).
+        now = {k: v for k, v in _snapshot(paths).items() if not k.startswith(".")}
+        assert _same(now, before)
     else:
         # After it: the next start renames what the kill left, and everything is new.
-        left = [n for n in published if any(store.parent.glob(f".{n}.*"))]
-        assert journal_for(store).exists()
-        assert sorted(Path(p).name for p in recover(journal_for(store))) == sorted(left)
+        assert set(read_current(store)["model_md5"]) == {"n" * 32}
+        left = [n for n in files if any(directory.glob(f".{n}.*"))]
+        assert _journal(paths).exists()
+        assert sorted(Path(p).name for p in recover(_journal(paths))) == sorted(left)
         assert _is_new(paths)
-        assert not journal_for(store).exists()
+        assert not _journal(paths).exists()
     # The next publish removes the leftovers and goes through.
     _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
     assert _is_new(paths)
-    assert _files(store.parent) == published
+    assert _files(directory) == published
 
 
 def test_kill_points_are_the_ones_the_publish_passes(paths, monkeypatch):
@@ -455,6 +528,7 @@ def test_kill_points_are_the_ones_the_publish_passes(paths, monkeypatch):
 
     seen = []
     monkeypatch.setattr(transaction, "fault_point", seen.append)
+    monkeypatch.setattr(store_mod, "fault_point", seen.append)
     _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
     assert seen == KILL_POINTS
 
@@ -463,8 +537,8 @@ def test_published_files_are_0644_like_a_plain_open(paths):
     from tasks.io import UMASK
 
     _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
-    modes = {p.name: p.stat().st_mode & 0o777 for p in paths[0].parent.iterdir()}
-    assert modes == dict.fromkeys(modes, 0o666 & ~UMASK) and len(modes) == 4
+    modes = {p.name: p.stat().st_mode & 0o777 for p in _dir(paths).iterdir()}
+    assert modes == dict.fromkeys(modes, 0o666 & ~UMASK) and len(modes) == 3 + _is_file(paths)
 
 
 # ---------------------------------------------------------------- full and read-only disks
@@ -619,8 +693,8 @@ def test_keeping_a_series_never_published_or_forecast_anew_keeps_nothing(paths):
     assert read_current(store).height == 2 * H
 
 
-def test_a_version_2_store_reads_nothing_stale_and_is_migrated(paths):
-    store, export = paths
+def test_a_version_2_store_reads_nothing_stale_and_is_migrated(file_paths):
+    store, export = paths = file_paths
     _publish(paths)
     with sqlite3.connect(store) as conn:  # back to what schema version 2 wrote
         conn.execute("DROP VIEW current_forecasts")
@@ -658,8 +732,8 @@ def test_each_row_says_which_model_produced_it(paths):
     assert set(read_current(store)["model"]) == {"lstm"}
 
 
-def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(paths):
-    store, export = paths
+def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(file_paths):
+    store, export = paths = file_paths
     _publish(paths)
     with sqlite3.connect(store) as conn:  # back to what schema version 3 wrote
         conn.execute("DROP VIEW current_forecasts")
@@ -683,9 +757,9 @@ def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(paths):
 
 
 # ---------------------------------------------------------------- trained_through (schema 5)
-def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(paths):
-    store, export = paths
-    _publish(paths)
+def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(file_paths):
+    store, export = file_paths
+    _publish(file_paths)
     with sqlite3.connect(store) as conn:  # back to what schema version 4 wrote
         conn.execute("DROP VIEW current_forecasts")
         conn.execute("ALTER TABLE forecasts DROP COLUMN trained_through")
@@ -717,3 +791,165 @@ def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(paths):
     assert pl.read_parquet(export)["trained_through"].to_list() == (
         current["trained_through"].to_list()
     )
+
+
+# ---------------------------------------------------------------- database URL (issue 14)
+def _many(n_series: int, offset: float) -> pl.DataFrame:
+    steps = pl.DataFrame({"horizon_step": list(range(1, H + 1))})
+    series = pl.DataFrame({"series_id": [f"s{i:04d}" for i in range(n_series)]})
+    return (
+        series.join(steps, how="cross")
+        .with_columns(
+            pl.datetime(1961, pl.col("horizon_step"), 1).cast(pl.Datetime("us")).alias("timestamp"),
+            (pl.col("horizon_step") * 1.0 + offset).alias("forecast"),
+        )
+        .select("series_id", "timestamp", "horizon_step", "forecast")
+    )
+
+
+def test_a_concurrent_reader_sees_the_old_run_or_the_new_one_never_a_part(paths):
+    """A publisher thread alternates two runs of 2,000 series; every read meanwhile (its own
+    connection) is one whole run: all its rows, one run key, one forecast value per step."""
+    import threading
+
+    n = 2_000
+    store, export = paths
+    runs = {0.0: _lineage(), 0.5: _lineage(model_md5="n" * 32)}
+    publish_forecasts(_many(n, 0.0), runs[0.0], store, export)
+    errors: list[BaseException] = []
+
+    def publisher() -> None:
+        try:
+            for i in range(6):
+                offset = 0.5 if i % 2 == 0 else 0.0
+                publish_forecasts(_many(n, offset), runs[offset], store, export)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    seen = []
+    while thread.is_alive():
+        current = read_current(store)
+        assert current.height == n * H
+        assert current["run_key"].n_unique() == 1
+        offset = (current["forecast"] - current["horizon_step"]).unique().to_list()
+        assert len(offset) == 1 and offset[0] in runs
+        assert set(current["model_md5"]) == {runs[offset[0]]["model_md5"]}
+        seen.append(offset[0])
+    thread.join()
+    assert not errors, errors
+    assert set(seen) == set(runs)  # the reader saw both runs while publishes went on
+    assert set(read_current(store)["forecast"] - read_current(store)["horizon_step"]) == {0.0}
+
+
+def test_a_schema_4_file_written_by_the_previous_store_code_is_read_and_written(file_paths):
+    """tests/tasks/data/store_v4.sqlite was written by the copy-on-publish store (commit
+    934c822): run m (series a, b), then run n (a by seasonal naive, b quarantined and kept
+    stale from m). This code reads it as it is and publishes into it in place."""
+    import shutil
+
+    store, export = file_paths
+    store.parent.mkdir(parents=True)
+    shutil.copyfile(Path(__file__).parent / "data" / "store_v4.sqlite", store)
+    current = read_current(store)
+    assert current.select("series_id", "model", "stale").rows() == [
+        *[("a", "seasonal_naive", False)] * H,
+        *[("b", "lstm", True)] * H,
+    ]
+    assert current.filter(pl.col("series_id") == "a")["forecast"].to_list() == [101.5, 102.5, 103.5]
+    assert list_runs(store)["n_rows"].to_list() == [2 * H, H]
+    summary = publish_forecasts(_with_intervals(_forecasts(2.0)), _lineage("q" * 32), store, export)
+    assert summary["rows_inserted"] == 2 * H and summary["runs_in_store"] == 3
+    assert set(read_current(store)["model_md5"]) == {"q" * 32}
+    assert pl.read_parquet(export).equals(read_current(store))
+    with sqlite3.connect(store) as conn:  # migrated in place to schema 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("SELECT COUNT(*) FROM forecasts").fetchone()[0] == 5 * H
+
+
+def test_the_url_may_name_its_password_only_through_an_environment_variable(pg_server):
+    from tasks.config import PublishConfig
+    from tasks.db import Database, StoreURLError
+
+    literal = pg_server.url(masked_password=False)
+    with pytest.raises(ValueError, match="holds a password: put it in an environment variable"):
+        PublishConfig(url=literal)
+    with pytest.raises(ValueError, match="holds a password"):
+        read_current(literal)  # nor through the library or `forecast published --store`
+    assert PublishConfig(url=pg_server.url()).url == pg_server.url()
+    assert PublishConfig(url="${FORECAST_DB_URL}").url == "${FORECAST_DB_URL}"
+    unset = Database.from_url("postgresql+psycopg://u:${FORECAST_NOT_SET_VAR}@127.0.0.1/x")
+    with pytest.raises(StoreURLError, match="FORECAST_NOT_SET_VAR, not set"):
+        unset.url  # noqa: B018
+    assert Database.from_url(pg_server.url()).masked == pg_server.url().replace(
+        "${FORECAST_TEST_PG_PASSWORD}", "***"
+    )
+
+
+def test_republishing_a_stored_run_makes_it_current_with_its_stale_series(paths):
+    """A rollback on a server store republishes a run from the database itself: it becomes
+    current again with a new sequence number, its rows and stale series as stored, and the
+    export and manifest follow; nothing is inserted."""
+    import json
+
+    store, export = paths
+    _publish(paths)  # m: a and b
+    first = read_current(store)
+    publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
+    with_stale = read_current(store)  # n: a, b kept stale from m
+    _publish(paths, _forecasts(0.9), _lineage(model_md5="q" * 32))
+    manifest = _dir(paths) / "manifest.json"
+    key_n = run_key(_lineage(model_md5="n" * 32))
+    result = store_mod.republish(store, key_n, export, "2030-01-01T00:00:00Z",
+                                 manifest_path=manifest)  # fmt: skip
+    assert result["rows_inserted"] == 0 and result["runs_in_store"] == 3
+    assert read_current(store).equals(with_stale)
+    assert pl.read_parquet(export).equals(with_stale)
+    runs = list_runs(store)
+    assert runs["run_key"][-1] == key_n and runs["publish_seq"][-1] == 4
+    assert (
+        runs.filter(pl.col("run_key") == key_n)["last_published_at"].item()
+        == "2030-01-01T00:00:00Z"
+    )
+    written = json.loads(manifest.read_text())
+    assert written["run_key"] == key_n and written["rows"] == with_stale.height
+    assert "FORECAST_TEST_PG_PASSWORD" not in manifest.read_text()
+    with pytest.raises(ValueError, match="is not in the store"):
+        store_mod.republish(store, "0" * 32, export, "2030-01-02T00:00:00Z")
+    assert read_current(store).equals(with_stale)
+    assert not first.equals(with_stale)
+
+
+def test_a_connection_lost_at_the_commit_point_publishes_nothing(pg_url, tmp_path, monkeypatch):
+    """The server ends the publisher's session (pg_terminate_backend, from another connection)
+    right after the journal is written: the COMMIT fails, the database says the run is not
+    there, and the publish ends with one error; the journal and temps are gone, every file and
+    the store as they were."""
+    import sqlalchemy as sa
+
+    from tasks import transaction
+
+    paths = (pg_url, tmp_path / "published" / "forecasts.parquet")
+    _publish_all(paths, b"old", "old", 0.0, "m" * 32)
+    before = _snapshot(paths)
+    ended = []
+
+    def end_the_session(point: str) -> None:
+        if point != "publish.journal":
+            return
+        engine = locate(pg_url).engine()
+        with engine.connect() as conn:
+            ended.extend(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars())  # fmt: skip
+            conn.commit()
+        engine.dispose()
+
+    monkeypatch.setattr(transaction, "fault_point", end_the_session)
+    with pytest.raises(PublishWriteError, match="forecast:\\*\\*\\*@.*nothing was published"):
+        _publish_all(paths, NEW_MODEL, "new", 1.0, "n" * 32)
+    assert ended == [True]  # exactly the publisher's session
+    assert not _journal(paths).exists()
+    assert _same(_snapshot(paths), before)
