@@ -261,14 +261,19 @@ def rollback(
     with the publish's all-or-nothing transaction, together with that run's champion: the
     earlier run becomes the latest published one, its rows keep their original lineage and run
     key, and later runs stay in the store's history."""
+    import polars as pl
+
     from flows.stages.publish import STAGE as PUBLISH
     from tasks.lineage import LINEAGE_FIELDS, utc_now
     from tasks.store import (
         FORECAST_COLUMNS,
         INTERVAL_COLUMNS,
         MODEL,
+        STALE,
+        list_runs,
         publish_forecasts,
         read_current,
+        republish,
     )
 
     root = Path(root)
@@ -282,34 +287,40 @@ def rollback(
     old = read_current(restore_dir / store)
     if old.height == 0:
         raise VersioningError(f"run {rev} had no published forecasts")
-    lineage = {f: str(old[f][0]) for f in LINEAGE_FIELDS}
+    # The run `rev` published: its own rows; the stale ones are earlier runs' kept forecasts.
+    fresh = old.filter(~pl.col(STALE))
+    key = str((fresh if fresh.height else old)["run_key"][0])
+    # The rolled-back model becomes the champion again, so the next gate compares against it.
+    also = _champion_files(root, rev, outs, restore_dir)
+    journal = root / PUBLISH.path("publish_journal")
+    live = root / store
+    if live.exists() and key in set(list_runs(live)["run_key"].to_list()):
+        # The live store keeps every run: that run becomes current again in place, with its
+        # rows, lineage and stale series as stored (a kept row stays stale, not fresh).
+        result = republish(live, key, root / export, utc_now(), also=also, journal=journal)
+        current = result.pop("current")
+        return {
+            "rolled_back_to": rev,
+            "model_version": str(current["model_version"][0]),
+            "champion_restored": bool(also),
+            **result,
+        }
+    # A live store without that run (replaced since): its own rows are published again under
+    # their lineage; the stale rows it kept are not revived as fresh forecasts.
+    lineage = {f: str(fresh[f][0]) for f in LINEAGE_FIELDS}
     lineage["published_at"] = utc_now()
-    lineage["run_key"] = str(old["run_key"][0])  # the stored run, not a new one
+    lineage["run_key"] = key  # the stored run, not a new one
     # Intervals and the producing model travel with their forecasts (a store from before
     # intervals has none).
     extra = (*INTERVAL_COLUMNS, MODEL)
-    columns = [*FORECAST_COLUMNS, *(c for c in extra if c in old.columns)]
-    # The rolled-back model becomes the champion again, so the next gate compares against it.
-    champion = [
-        str(PUBLISH.path(key)) for key in ("champion_model", "champion_meta")
-        if str(PUBLISH.path(key)) in outs
-    ]  # fmt: skip
-    also = []
-    for path in champion:
-        _restore_one(root, rev, path, restore_dir / path)
-        also.append((root / path, lambda tmp, src=restore_dir / path: shutil.copyfile(src, tmp)))
+    columns = [*FORECAST_COLUMNS, *(c for c in extra if c in fresh.columns)]
     result = publish_forecasts(
-        old.select(columns),
-        lineage,
-        root / store,
-        root / export,
-        also=also,
-        journal=root / PUBLISH.path("publish_journal"),
+        fresh.select(columns), lineage, live, root / export, also=also, journal=journal
     )
     return {
         "rolled_back_to": rev,
         "model_version": lineage["model_version"],
-        "champion_restored": bool(champion),
+        "champion_restored": bool(also),
         **result,
     }
 
