@@ -41,6 +41,10 @@ def _fmt(value) -> str:
 
 def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     lines = [f"# Evaluation: {header}", ""]
+    used = scores.get("covariates")
+    if used:  # data.covariates: what the LSTM read besides the values
+        kinds = [f"{kind}: {', '.join(used[kind])}" for kind in used if used[kind]]
+        lines += ["Covariates the model used: " + "; ".join(kinds), ""]
     lines.append("| model | " + " | ".join(METRICS) + " |")
     lines.append("|---" * (len(METRICS) + 1) + "|")
     for model in MODELS:

@@ -31,7 +31,12 @@ from tasks.backtest import FoldModels, FoldResult
 from tasks.baselines import BASELINES, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
-from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
+from tasks.forecast import (
+    DivergedModel,
+    SeriesIndexError,
+    has_series_embedding,
+    series_index_for,
+)
 from tasks.selection import LSTM, Selection
 
 # Catalog keys of the plot frames evaluate returns (dvc.yaml's top-level `plots` render them).
@@ -81,7 +86,7 @@ def _series_index(champion: Champion, series_ids: np.ndarray) -> np.ndarray | No
     a series added or removed since shifts every later position, so positions are matched by
     series id, never reused. Raises SeriesIndexError when they cannot be matched.
     """
-    if input_channels(champion.model) == 1:
+    if not has_series_embedding(champion.model):
         return None
     from tasks.model import series_table_size  # Keras is loaded: the champion is a Keras model
 
@@ -101,6 +106,12 @@ def _series_index(champion: Champion, series_ids: np.ndarray) -> np.ndarray | No
     return series_index_for(known, series_ids)
 
 
+def covariates_used(cfg: Config) -> dict[str, list[str]]:
+    """The covariates a model of this config reads, by kind (champion meta, lineage, metrics)."""
+    c = cfg.data.covariates
+    return {"past": list(c.past), "future": list(c.future), "static": list(c.static)}
+
+
 def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> str | None:
     """Why the champion cannot forecast the current folds' `series_ids` (None when it can)."""
     want = {
@@ -109,6 +120,8 @@ def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> st
         "transform": cfg.prepare.transform,
         "scaler": cfg.prepare.scaler,
         "season_length": cfg.data.season_length,
+        # Other covariates are other inputs (tasks/covariates.py).
+        "covariates": covariates_used(cfg),
     }
     if champion.meta:
         diff = [
@@ -124,6 +137,10 @@ def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> st
         horizon = int(model.outputs[0].shape[-1])
     except (AttributeError, IndexError, TypeError):
         return None
+    inputs = len(model.inputs)
+    want_inputs = 1 + bool(cfg.data.covariates.future) + bool(cfg.data.covariates.static)
+    if inputs != want_inputs:
+        return f"champion reads {inputs} input(s); the current data.covariates need {want_inputs}"
     if (lookback, horizon) != (cfg.prepare.lookback, cfg.forecast.horizon):
         return (
             f"champion takes lookback {lookback} and forecasts {horizon} steps; the current "
