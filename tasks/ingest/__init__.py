@@ -39,8 +39,8 @@ from tasks.ingest.checks import (
     series_failures,
     series_grid,
 )
-from tasks.ingest.covariates import check_columns, check_static, empty_future, read_future
-from tasks.ingest.covariates import validate_future as _validate_future
+from tasks.ingest.covariate_checks import check_columns, check_static, empty_future, read_future
+from tasks.ingest.covariate_checks import validate_future as _validate_future
 from tasks.ingest.fill import fill_gaps
 from tasks.ingest.read import BOOKKEEPING, coerce, read_source, require_columns, with_bookkeeping
 from tasks.ingest.report import format_report

@@ -169,6 +169,8 @@ def validate_future(future: pl.DataFrame, frame: pl.DataFrame, cfg: Config) -> p
     series that are not in `frame` (quarantined, or unknown) are dropped: nothing forecasts
     them. Raises DataValidationError listing every problem."""
     names = list(cfg.data.covariates.future)
+    if future.schema[TIMESTAMP] != TIMESTAMP_DTYPE:  # a frame built in code (dates)
+        future = future.with_columns(pl.col(TIMESTAMP).cast(TIMESTAMP_DTYPE))
     want = horizon_grid(frame, cfg.forecast.horizon, cfg.data.frequency)
     ours = future.join(want.select(pl.col(SERIES_ID).unique()), on=SERIES_ID, how="semi")
     problems = []
