@@ -43,7 +43,8 @@ def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     lines = [f"# Evaluation: {header}", ""]
     used = scores.get("covariates")
     if used:  # data.covariates: what the LSTM read besides the values
-        kinds = [f"{kind}: {', '.join(used[kind])}" for kind in used if used[kind]]
+        order = ("past", "future", "static")  # the JSON file has them sorted by name
+        kinds = [f"{kind}: {', '.join(used[kind])}" for kind in order if used.get(kind)]
         lines += ["Covariates the model used: " + "; ".join(kinds), ""]
     lines.append("| model | " + " | ".join(METRICS) + " |")
     lines.append("|---" * (len(METRICS) + 1) + "|")
