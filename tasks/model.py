@@ -63,6 +63,36 @@ class SeasonalBase(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="forecast")
+class SeasonalChannels(layers.Layer):
+    """Channels [start, stop) of the input window one season before each horizon step, at the
+    positions `SeasonalBase` reads the value: (batch, lookback, channels) -> (batch, horizon,
+    stop - start). With the seasonal residual the head predicts the change over the last season,
+    so it needs the future-known covariates at both ends of it: a promotion now and one a season
+    ago move that change in opposite directions."""
+
+    def __init__(
+        self, lookback: int, horizon: int, season_length: int, start: int, stop: int, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.lookback, self.horizon, self.season_length = lookback, horizon, season_length
+        self.start, self.stop = start, stop
+        self._index = np.array(
+            [lookback - season_length + (h % season_length) for h in range(horizon)],
+            dtype="int32",
+        )
+
+    def call(self, inputs):
+        return ops.take(inputs[:, :, self.start : self.stop], self._index, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.horizon, self.stop - self.start)
+
+    def get_config(self) -> dict:
+        fields = ("lookback", "horizon", "season_length", "start", "stop")
+        return {**super().get_config(), **{f: getattr(self, f) for f in fields}}
+
+
+@keras.saving.register_keras_serializable(package="forecast")
 class RelativeToLast(layers.Layer):
     """Subtract each window's last time step from every time step; with `channels`, only in
     the first `channels` channels (the values: covariates keep their level, which carries
@@ -303,6 +333,15 @@ def build_model(spec: ModelSpec, name: str = "forecaster") -> keras.Model:
             # Every horizon step's known covariates reach the head, which maps them to the
             # steps (a promotion at step 5 can lift step 5): (batch, horizon * n_future).
             parts.append(layers.Flatten(name="future_flat", dtype=precision)(future))
+            if spec.seasonal_residual:
+                # The same covariates one season before each step (observed: in the window's
+                # channels after the value and the past covariates), (batch, horizon * n_future).
+                first = spec.n_features - spec.n_future
+                ago = SeasonalChannels(
+                    lookback, horizon, spec.season_length, first, spec.n_features,
+                    name="future_season_ago",
+                )(inputs)  # fmt: skip
+                parts.append(layers.Flatten(name="future_ago_flat", dtype=precision)(ago))
         if static is not None:
             # A dense projection of the series' static features: (batch, units of the last
             # recurrent layer, at most 16).

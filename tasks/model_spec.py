@@ -81,9 +81,11 @@ class ModelSpec:
             raise ValueError(f"unknown mode {self.mode!r}; one of {list(MODES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; one of {list(PRECISIONS)}")
-        if self.mode == "recursive" and (self.n_features > 1 or self.n_future or self.n_static):
+        if self.mode == "recursive" and (self.n_future or self.n_static):
+            # (The params refuse any covariate with recursive mode: tasks/config.py.)
             raise ValueError(
-                "model.mode 'recursive' does not read covariates: use model.mode: direct"
+                "model.mode 'recursive' does not read future or static covariates: use "
+                "model.mode: direct"
             )
         if self.embedding_dim and self.n_series < 1:
             raise ValueError("a series embedding needs n_series >= 1")
