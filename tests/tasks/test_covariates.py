@@ -232,6 +232,7 @@ def _forecast(p, model, starts):
     return predict_scaled(p, model, starts)
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_model_inputs_and_output(trained):
     from tasks.forecast import model_inputs
 
@@ -242,6 +243,7 @@ def test_model_inputs_and_output(trained):
     assert _forecast(p, model, p.forecast_starts).shape == (3, 12)
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_no_leak_past_covariates_after_the_origin_change_no_forecast(stores, trained):
     """The backtest's test window ends at each series' origin (train_end): changing the past
     covariate (and the value) at or after it, and re-preparing, leaves every forecast as it was;
@@ -264,6 +266,7 @@ def test_no_leak_past_covariates_after_the_origin_change_no_forecast(stores, tra
     assert np.abs(_forecast(p_inside, model, p_inside.test_starts) - before).max() > 1e-4
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_future_covariates_inside_the_horizon_change_the_forecast(stores, trained):
     history, future = stores
     cfg, p, model = trained
@@ -284,6 +287,7 @@ def test_future_covariates_inside_the_horizon_change_the_forecast(stores, traine
     assert np.abs(_forecast(p_plan, model, p_plan.forecast_starts) - base).max() > 1e-4
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_tflite_export_reads_the_three_inputs(trained, tmp_path):
     from tasks.export import export_tflite, predict_tflite
     from tasks.forecast import model_inputs
@@ -298,6 +302,7 @@ def test_tflite_export_reads_the_three_inputs(trained, tmp_path):
         predict_tflite(tmp_path / "m.tflite", x[0])
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_a_model_without_covariates_refuses_covariate_data(stores, trained, tmp_path):
     from tasks.forecast import model_inputs
     from tasks.train import train
@@ -335,6 +340,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # trains a (tiny) model
 def test_training_with_covariates_under_mirrored_strategy_on_2_replicas():
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED.format(root=str(ROOT))],
