@@ -182,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     chosen = args.only or ("synthetic", "macrodata")
-    results: dict = {"quick": args.quick, "machine": platform.machine(), "sets": {}}
+    results: dict = {
+        "date": date.today().isoformat(),
+        "quick": args.quick,
+        "machine": platform.machine(),
+        "sets": {},
+    }
     if "synthetic" in chosen:
         history, future = synthetic()
         runs = {
