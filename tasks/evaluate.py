@@ -137,10 +137,16 @@ def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> st
         horizon = int(model.outputs[0].shape[-1])
     except (AttributeError, IndexError, TypeError):
         return None
-    inputs = len(model.inputs)
-    want_inputs = 1 + bool(cfg.data.covariates.future) + bool(cfg.data.covariates.static)
-    if inputs != want_inputs:
-        return f"champion reads {inputs} input(s); the current data.covariates need {want_inputs}"
+    # A champion from before its metadata listed covariates: its inputs tell.
+    c = cfg.data.covariates
+    inputs, want_inputs = len(model.inputs), 1 + bool(c.future) + bool(c.static)
+    channels = int(model.inputs[0].shape[-1]) - has_series_embedding(model)
+    want_channels = 1 + len(c.past) + len(c.future)
+    if (inputs, channels) != (want_inputs, want_channels):
+        return (
+            f"champion reads {inputs} input(s) with {channels} window channel(s); the current "
+            f"data.covariates need {want_inputs} with {want_channels}"
+        )
     if (lookback, horizon) != (cfg.prepare.lookback, cfg.forecast.horizon):
         return (
             f"champion takes lookback {lookback} and forecasts {horizon} steps; the current "

@@ -316,6 +316,21 @@ def test_a_model_without_covariates_refuses_covariate_data(stores, trained, tmp_
         model_inputs(p, p.test_starts, model)
 
 
+@pytest.mark.slow  # trains a (tiny) model
+def test_a_champion_of_other_covariates_is_incompatible_not_rescored(trained):
+    from tasks.evaluate import Champion, _incompatible
+
+    cfg, p, model = trained
+    assert _incompatible(Champion(model, "m" * 32, None), cfg, p.series_ids) is None
+    # Without metadata (a champion from before it listed them): its inputs tell.
+    reason = _incompatible(Champion(model, "m" * 32, None), config(None), p.series_ids)
+    assert "champion reads 3 input(s) with 3 window channel(s)" in reason
+    assert "data.covariates need 1 with 1" in reason
+    meta = {"covariates": {"past": [], "future": [], "static": []}}
+    reason = _incompatible(Champion(model, "m" * 32, meta), cfg, p.series_ids)
+    assert reason.startswith("the params changed what a forecast means: covariates")
+
+
 # ------------------------------------------------------------------------------ strategy
 MIRRORED = textwrap.dedent(
     """
