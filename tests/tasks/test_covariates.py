@@ -147,6 +147,39 @@ def test_the_future_file_must_cover_exactly_the_horizon(stores, tmp_path):
         future_rows(tmp_path / "extra.csv", frame, cfg)
 
 
+def test_the_ingest_stage_writes_nothing_on_a_bad_future_file(
+    stores, tmp_path, monkeypatch, capsys
+):
+    import yaml
+
+    from flows.stages import __main__ as stages
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORECAST_PREFECT", "never")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    history, future = stores
+    history.write_csv("raw.csv")
+    future.head(30).write_csv("future.csv")  # store_02's plan stops after 6 of 12 months
+    params = config().model_dump(mode="json")
+    params["data"].update(path="raw.csv", future_path="future.csv")
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    earlier = Path("data/validated/series.parquet")
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"old validated bytes")
+
+    assert stages.main(["ingest"]) == 2
+
+    assert "6 horizon step(s) missing for series store_02" in capsys.readouterr().err
+    assert earlier.read_bytes() == b"old validated bytes"
+    assert not Path("data/validated/future.parquet").exists()
+
+    future.write_csv("future.csv")
+    assert stages.main(["ingest"]) == 0
+    written = pl.read_parquet("data/validated/future.parquet")
+    assert written.height == 36 and written.columns == [SERIES_ID, TIMESTAMP, "promotion"]
+    assert json.loads(Path("metrics/ingest.json").read_text())["future_rows"] == 36
+
+
 # ------------------------------------------------------------------------------ prepare
 def _prepared(history, future, cfg=None):
     cfg = cfg or config()
