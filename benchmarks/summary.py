@@ -175,8 +175,33 @@ def publish_store(d: dict) -> str:
     return f"{head}: {'; '.join(parts)}"
 
 
+def covariates(d: dict) -> str:
+    parts = []
+    syn = d["sets"].get("synthetic")
+    if syn:
+        r = syn["runs"]
+        parts.append(
+            f"synthetic promotions, MASE with {num(r['with_covariates']['lstm_mase'])} vs "
+            f"without {num(r['without_covariates']['lstm_mase'])} (ratio "
+            f"{num(syn['mase_ratio_with_to_without'])}), seasonal naive "
+            f"{num(r['without_covariates']['seasonal_naive_mase'])}"
+        )
+    macro = d["sets"].get("macrodata")
+    if macro:
+        r = macro["runs"]
+        parts.append(
+            f"US consumption with income growth: future-known "
+            f"{num(r['growth_future_known']['lstm_mase'])}, past-only "
+            f"{num(r['growth_past_only']['lstm_mase'])}, without "
+            f"{num(r['without_covariates']['lstm_mase'])}, seasonal naive "
+            f"{num(r['without_covariates']['seasonal_naive_mase'])}"
+        )
+    return "; ".join(parts)
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
+    "covariates": covariates,
     "accuracy_m3": accuracy_m3,
     "accuracy_mixture": accuracy_mixture,
     "tune_candidates": tune_candidates,

@@ -41,6 +41,11 @@ def _fmt(value) -> str:
 
 def metrics_markdown(scores: dict, decision: dict, header: str) -> str:
     lines = [f"# Evaluation: {header}", ""]
+    used = scores.get("covariates")
+    if used:  # data.covariates: what the LSTM read besides the values
+        order = ("past", "future", "static")  # the JSON file has them sorted by name
+        kinds = [f"{kind}: {', '.join(used[kind])}" for kind in order if used.get(kind)]
+        lines += ["Covariates the model used: " + "; ".join(kinds), ""]
     lines.append("| model | " + " | ".join(METRICS) + " |")
     lines.append("|---" * (len(METRICS) + 1) + "|")
     for model in ALL_MODELS:

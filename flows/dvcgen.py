@@ -79,7 +79,7 @@ def stage_entry(stage: Stage, cfg: Config) -> dict:
     outputs = stage.outputs(cfg)
     entry: dict = {
         "cmd": f"python -m flows.stages {stage.name}",
-        "deps": [*code_deps(stage, cfg), *(catalog.entry(k).dvc_path for k in stage.reads)],
+        "deps": [*code_deps(stage, cfg), *(catalog.entry(k).dvc_path for k in stage.inputs(cfg))],
         "params": list(stage.params),
     }
     outs = [_out(k) for k in outputs if catalog.entry(k).kind != "metric"]

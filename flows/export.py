@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
     keras_out = np.asarray(model.predict(x, verbose=0))
     diff = float(np.abs(predict_tflite(out, x) - keras_out).max())
     tol = args.tolerance or (QUANTIZED_TOLERANCE if args.quantize else FLOAT_TOLERANCE)
-    print(json.dumps({**info, "series": len(x), "max_abs_diff_scaled": diff, "tolerance": tol}))
+    series = len(prepared.series_ids)  # x is a list of inputs for a model with covariates
+    print(json.dumps({**info, "series": series, "max_abs_diff_scaled": diff, "tolerance": tol}))
     return 0 if diff <= tol else 1
 
 

@@ -44,10 +44,10 @@ def check(stages: tuple[Stage, ...]) -> None:
         if stage.name in names:
             problems.append(f"two stages named {stage.name!r}")
         names.add(stage.name)
-        for key in (*stage.reads, *stage.writes, *stage.state, *stage.scratch):
+        for key in (*stage.reads, *stage.optional, *stage.writes, *stage.state, *stage.scratch):
             if key not in catalog.CATALOG:
                 problems.append(f"{stage.name}: unknown artifact {key!r}")
-        for key in stage.reads:
+        for key in (*stage.reads, *stage.optional):
             e = catalog.CATALOG.get(key)
             if e is not None and e.kind != "source" and key not in written:
                 problems.append(f"{stage.name} reads {key!r}, which no earlier stage writes")

@@ -64,11 +64,17 @@ class Stage:
     description: str = ""
     # Scratch files (catalog kind "scratch") the stage uses; neither deps nor outs.
     scratch: tuple[str, ...] = field(default=())
+    # Inputs read only when their params key is set (catalog.is_set): deps only then.
+    optional: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Declared entries join the catalog as soon as the stage is defined (imported).
         for entry in self.declares:
             catalog.register(entry)
+
+    def inputs(self, cfg: Config) -> tuple[str, ...]:
+        """Catalog keys the stage reads under `cfg`: `reads`, and the optional ones set."""
+        return (*self.reads, *(k for k in self.optional if catalog.is_set(k, cfg)))
 
     def outputs(self, cfg: Config) -> tuple[str, ...]:
         extra = self.writes_for(cfg) if self.writes_for else ()
@@ -79,7 +85,7 @@ class Stage:
         return f"flows.stages.{self.name}"
 
     def path(self, key: str, cfg: Config | None = None) -> Path:
-        if key not in (*self.reads, *self.writes, *self.state, *self.scratch):
+        if key not in (*self.reads, *self.optional, *self.writes, *self.state, *self.scratch):
             raise catalog.CatalogError(
                 f"stage {self.name!r} uses artifact {key!r} it does not declare "
                 "(add it to reads, writes, state or scratch)"

@@ -29,6 +29,7 @@ from tasks import metrics
 from tasks.baselines import FORECASTERS, MODELS
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
+from tasks.covariates import frame_columns, static_columns
 from tasks.errors import PipelineError
 from tasks.forecast import predict_scaled, to_original
 from tasks.prepare import Prepared, prepare
@@ -83,6 +84,9 @@ def frame_of(prepared: Prepared) -> pl.DataFrame:
             SERIES_ID: np.repeat(prepared.series_ids.astype(str), lengths),
             TIMESTAMP: prepared.timestamps,
             VALUE: prepared.raw,
+            # The covariates as observed: each fold rescales them on its own training part.
+            **frame_columns(prepared.covariates),
+            **static_columns(prepared.covariates, lengths),
         }
     )
 

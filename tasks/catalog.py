@@ -47,6 +47,21 @@ class Entry:
 ENTRIES: tuple[Entry, ...] = (
     Entry("raw", "data/raw/airpassengers.csv", "source", "raw source", param="data.path"),
     Entry("validated", "data/validated/series.parquet", "out", "validated frame", persist=True),
+    # Read only when data.future_path is set (flows/stage.py: Stage.optional).
+    Entry(
+        "future_raw",
+        "data/raw/future.csv",
+        "source",
+        "future covariates for the horizon after each series (data.covariates.future)",
+        param="data.future_path",
+    ),
+    Entry(
+        "validated_future",
+        "data/validated/future.parquet",
+        "out",
+        "the future covariates of the horizon steps, validated (empty without any)",
+        persist=True,
+    ),
     Entry("metrics_ingest", "metrics/ingest.json", "metric", "series and rows validated"),
     Entry(
         "quarantined",
@@ -168,7 +183,17 @@ def path(key: str, cfg: Config | None = None) -> Path:
         return Path(e.path)
     if cfg is None:
         raise CatalogError(f"artifact {key!r} lives where {e.param} says: pass the config")
-    return Path(_param(cfg, e.param))
+    value = _param(cfg, e.param)
+    if value is None:
+        raise CatalogError(f"artifact {key!r}: {e.param} is not set (null) in the params")
+    return Path(value)
+
+
+def is_set(key: str, cfg: Config) -> bool:
+    """Whether artifact `key` exists in this configuration: an entry whose params key is null
+    (data.future_path without future covariates) is absent."""
+    e = entry(key)
+    return e.param is None or _param(cfg, e.param) is not None
 
 
 def register(new: Entry) -> None:

@@ -46,6 +46,52 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# Names the long format itself uses (tasks/columns.py, tasks/schema.py FILLED): never covariates.
+_RESERVED = ("series_id", "timestamp", "value", "filled")
+
+
+class CovariatesConfig(_Section):
+    """Extra columns of the source the model reads (tasks/covariates.py). Every column beyond the
+    long format's own must be listed in exactly one of these; ingest refuses the others by name.
+
+    past: observed up to the forecast origin only (they join the recurrent inputs);
+    future: known ahead for the horizon (calendar, planned promotions, weather forecasts): their
+    horizon values come from data.future_path; static: one value per series (numeric or text).
+    """
+
+    past: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _names(self) -> CovariatesConfig:
+        seen: dict[str, str] = {}
+        for kind in ("past", "future", "static"):
+            for name in getattr(self, kind):
+                if not name.strip():
+                    raise ValueError(f"data.covariates.{kind} holds an empty column name")
+                if name in _RESERVED:
+                    raise ValueError(
+                        f"data.covariates.{kind}: {name!r} is a column of the long format itself, "
+                        "not a covariate"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"column {name!r} is declared twice (data.covariates.{seen[name]} and "
+                        f"data.covariates.{kind}): a covariate is one kind"
+                    )
+                seen[name] = kind
+        return self
+
+    @property
+    def declared(self) -> tuple[str, ...]:
+        return (*self.past, *self.future, *self.static)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.declared)
+
+
 class DataConfig(_Section):
     path: str = "data/raw/airpassengers.csv"
     # How to read `path` (tasks/sources/: one module each); "auto" picks by the path.
@@ -72,6 +118,32 @@ class DataConfig(_Section):
     # With "skip": more than this fraction of the series quarantined still stops the run (that
     # many broken series usually means a wrong param or a broken export, not bad series).
     max_bad_series_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Covariate columns of the source, by kind (see CovariatesConfig); none: values only.
+    covariates: CovariatesConfig = CovariatesConfig()
+    # The future covariates' values for the forecast.horizon steps after each series' last
+    # observation (same long format: series_id, timestamp and each data.covariates.future
+    # column). Needed exactly when future covariates are declared.
+    future_path: str | None = None
+
+    @model_validator(mode="after")
+    def _future(self) -> DataConfig:
+        future = self.covariates.future
+        if future and self.future_path is None:
+            raise ValueError(
+                f"data.covariates.future ({', '.join(future)}) needs data.future_path: a file with "
+                "their values for the forecast.horizon steps after each series' last timestamp"
+            )
+        if self.future_path is not None and not future:
+            raise ValueError(
+                "data.future_path is set but data.covariates.future is empty: declare the future "
+                "covariate columns it holds, or remove data.future_path"
+            )
+        if self.future_path is not None and not self.allow_outside_repo:
+            try:
+                inside_repository(self.future_path, "data.future_path")
+            except ValueError as err:
+                raise ValueError(f"{err}; set data.allow_outside_repo: true to read it") from None
+        return self
 
     @model_validator(mode="after")
     def _range(self) -> DataConfig:
@@ -378,6 +450,12 @@ class Config(_Section):
         ):
             raise ValueError(
                 "prepare.transform 'log' needs data.min_value >= 0 (values must be positive)"
+            )
+        if self.data.covariates.any and self.model.mode == "recursive":
+            raise ValueError(
+                "model.mode 'recursive' does not read covariates (data.covariates: "
+                f"{', '.join(self.data.covariates.declared)}): its fed-back window has no "
+                "covariate values for the steps it predicts; use model.mode: direct"
             )
         return self
 

@@ -32,7 +32,12 @@ from tasks.backtest import FoldModels, FoldResult
 from tasks.baselines import scored_models
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.config import Config
-from tasks.forecast import DivergedModel, SeriesIndexError, input_channels, series_index_for
+from tasks.forecast import (
+    DivergedModel,
+    SeriesIndexError,
+    has_series_embedding,
+    series_index_for,
+)
 from tasks.selection import LSTM, Selection
 
 # Catalog keys of the plot frames evaluate returns (dvc.yaml's top-level `plots` render them).
@@ -82,7 +87,7 @@ def _series_index(champion: Champion, series_ids: np.ndarray) -> np.ndarray | No
     a series added or removed since shifts every later position, so positions are matched by
     series id, never reused. Raises SeriesIndexError when they cannot be matched.
     """
-    if input_channels(champion.model) == 1:
+    if not has_series_embedding(champion.model):
         return None
     from tasks.model import series_table_size  # Keras is loaded: the champion is a Keras model
 
@@ -102,6 +107,12 @@ def _series_index(champion: Champion, series_ids: np.ndarray) -> np.ndarray | No
     return series_index_for(known, series_ids)
 
 
+def covariates_used(cfg: Config) -> dict[str, list[str]]:
+    """The covariates a model of this config reads, by kind (champion meta, lineage, metrics)."""
+    c = cfg.data.covariates
+    return {"past": list(c.past), "future": list(c.future), "static": list(c.static)}
+
+
 def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> str | None:
     """Why the champion cannot forecast the current folds' `series_ids` (None when it can)."""
     want = {
@@ -110,6 +121,8 @@ def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> st
         "transform": cfg.prepare.transform,
         "scaler": cfg.prepare.scaler,
         "season_length": cfg.data.season_length,
+        # Other covariates are other inputs (tasks/covariates.py).
+        "covariates": covariates_used(cfg),
     }
     if champion.meta:
         diff = [
@@ -125,6 +138,16 @@ def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> st
         horizon = int(model.outputs[0].shape[-1])
     except (AttributeError, IndexError, TypeError):
         return None
+    # A champion from before its metadata listed covariates: its inputs tell.
+    c = cfg.data.covariates
+    inputs, want_inputs = len(model.inputs), 1 + bool(c.future) + bool(c.static)
+    channels = int(model.inputs[0].shape[-1]) - has_series_embedding(model)
+    want_channels = 1 + len(c.past) + len(c.future)
+    if (inputs, channels) != (want_inputs, want_channels):
+        return (
+            f"champion reads {inputs} input(s) with {channels} window channel(s); the current "
+            f"data.covariates need {want_inputs} with {want_channels}"
+        )
     if (lookback, horizon) != (cfg.prepare.lookback, cfg.forecast.horizon):
         return (
             f"champion takes lookback {lookback} and forecasts {horizon} steps; the current "

@@ -13,6 +13,7 @@ index, built by `tasks.forecast.model_inputs` exactly as for the Keras model.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -30,10 +31,10 @@ def export_tflite(model, path: str | Path, quantize: bool = False, batch: int = 
     import tensorflow as tf
 
     path = Path(path)
-    shape = (batch, *model.inputs[0].shape[1:])
+    shapes = [(batch, *t.shape[1:]) for t in model.inputs]
     with tempfile.TemporaryDirectory(prefix="tflite-export-") as tmp:
         saved = Path(tmp) / "saved_model"
-        archive = keras_export_archive(model, shape)
+        archive = keras_export_archive(model, *shapes)
         archive.write_out(str(saved), verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -47,16 +48,23 @@ def export_tflite(model, path: str | Path, quantize: bool = False, batch: int = 
     return {"path": str(path), "bytes": len(flatbuffer), "quantized": quantize}
 
 
-def keras_export_archive(model, shape: tuple[int, ...]):
-    """A SavedModel archive serving `model` on float32 inputs of exactly `shape`."""
+def keras_export_archive(model, *shapes: tuple[int, ...]):
+    """A SavedModel archive serving `model` on float32 inputs of exactly `shapes` (one per model
+    input: the window, then the future and static covariates when the model reads them). The
+    signature's arguments are named x0, x1, ... in the model's input order (`predict_tflite`
+    feeds them by name)."""
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serve", lambda x: model(x, training=False), [tf.TensorSpec(shape, tf.float32)]
-    )
+    specs = [tf.TensorSpec(s, tf.float32, name=f"x{i}") for i, s in enumerate(shapes)]
+    if len(specs) == 1:
+        archive.add_endpoint("serve", lambda x0: model(x0, training=False), specs)
+    elif len(specs) == 2:
+        archive.add_endpoint("serve", lambda x0, x1: model([x0, x1], training=False), specs)
+    else:
+        archive.add_endpoint("serve", lambda x0, x1, x2: model([x0, x1, x2], training=False), specs)
     return archive
 
 
@@ -78,25 +86,36 @@ def predict_tflite(path: str | Path, x: np.ndarray) -> np.ndarray:
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
+    details = interpreter.get_input_details()
     out = interpreter.get_output_details()[0]
+    xs = [np.asarray(a, dtype=np.float32) for a in (x if isinstance(x, list | tuple) else [x])]
+    if len(xs) != len(details):
+        raise ValueError(
+            f"the model reads {len(details)} input(s) (the window, then future and static "
+            f"covariates), got {len(xs)}: build them with tasks.forecast.model_inputs"
+        )
+    if len(details) > 1:
+        # The signature's arguments are x0, x1, ... (keras_export_archive), in the model's order.
+        by_name = {re.search(r"x(\d+)(:\d+)?$", d["name"]).group(1): d for d in details}
+        details = [by_name[str(i)] for i in range(len(xs))]
+    inp = details[0]
     batch = int(inp["shape"][0])
-    x = np.asarray(x, dtype=np.float32)
     channels = int(inp["shape"][-1])
-    if x.ndim != 3 or x.shape[-1] != channels:
+    if xs[0].ndim != 3 or xs[0].shape[-1] != channels:
         # Most likely the values alone for a series-embedding model: say so, not only the shape.
         what = " (values and series index: model.series_embedding > 0)" if channels == 2 else ""
         raise ValueError(
-            f"inputs have shape {x.shape}; the model reads (n, lookback, {channels}){what}: "
+            f"inputs have shape {xs[0].shape}; the model reads (n, lookback, {channels}){what}: "
             "build them with tasks.forecast.model_inputs"
         )
-    n = len(x)
+    n = len(xs[0])
     pad = (-n) % batch
     if pad:
-        x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+        xs = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in xs]
     outs = []
-    for lo in range(0, len(x), batch):
-        interpreter.set_tensor(inp["index"], x[lo : lo + batch])
+    for lo in range(0, len(xs[0]), batch):
+        for d, a in zip(details, xs, strict=True):
+            interpreter.set_tensor(d["index"], a[lo : lo + batch])
         interpreter.invoke()
         outs.append(np.array(interpreter.get_tensor(out["index"])))
     return np.concatenate(outs)[:n]

@@ -37,10 +37,19 @@ def series_channel(prepared: Prepared, series_index: np.ndarray | None = None) -
 
 
 def input_channels(model) -> int:
-    """Input channels `model` reads: 2 with a series embedding, else 1. Objects that only have
-    `predict` (no declared inputs) read the values alone."""
+    """Channels of `model`'s first input: the values, the covariates over the window, and the
+    series index with a series embedding. Objects that only have `predict` (no declared
+    inputs) read the values alone."""
     inputs = getattr(model, "inputs", None)
     return int(inputs[0].shape[-1]) if inputs else 1
+
+
+def has_series_embedding(model) -> bool:
+    if not getattr(model, "inputs", None):
+        return False
+    from tasks.model import series_table_size  # Keras is loaded: `model` is a Keras model
+
+    return series_table_size(model) is not None
 
 
 def series_index_for(model_series: Sequence[str], series_ids: np.ndarray) -> np.ndarray:
@@ -62,9 +71,12 @@ def model_inputs(
     starts: np.ndarray,
     model,
     series_index: np.ndarray | None = None,
-) -> np.ndarray:
-    """(n, lookback, channels) float32 inputs of `model` for the windows at `starts`: the values,
-    plus the series-index channel when the model has a series embedding.
+):
+    """What `model` reads for the windows at `starts`: (n, lookback, channels) float32 inputs
+    (the values, the covariates observed over the window, and the series-index channel when
+    the model has a series embedding); with future-known or static covariates a list of that,
+    (n, horizon, n_future) future covariates and (n, n_static) static features
+    (tasks/covariates.py), in the model's input order.
 
     `series_index` (S,) maps each series of `prepared` to its row in the model's embedding
     table; the default, series s -> row s, holds for a model trained on this series set (the
@@ -72,30 +84,56 @@ def model_inputs(
     SeriesIndexError: `SeriesEmbedding` would clip it and forecast with another series'
     vector, without a sign.
     """
-    x = prepared.geometry.inputs(prepared.values, starts).astype(np.float32)  # (n, L, 1)
-    channels = input_channels(model)
-    if channels == 1:
-        return x
-    from tasks.model import series_table_size  # Keras is loaded: `model` is a Keras model
-
-    table = series_table_size(model)
-    if channels != 2 or table is None:
+    geometry = prepared.geometry
+    parts = [geometry.inputs(prepared.values, starts).astype(np.float32)]  # (n, L, 1)
+    cov = prepared.covariates
+    if cov is not None and cov.n_recurrent:
+        parts.append(cov.past_windows(starts, geometry.lookback))  # (n, L, P + F)
+    extra = []
+    if cov is not None and cov.n_future:
+        extra.append(
+            cov.future_windows(
+                starts, prepared.offsets, geometry.lookback, geometry.horizon, prepared.series_ids
+            )
+        )  # (n, H, F)
+    if cov is not None and cov.n_static:
+        series = np.searchsorted(prepared.offsets, starts, side="right") - 1
+        extra.append(cov.static[series])  # (n, K)
+    inputs = getattr(model, "inputs", None)
+    if not inputs:  # an object with only `predict`: the values (and covariates)
+        x = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+        return [x, *extra] if extra else x
+    channels = int(inputs[0].shape[-1])
+    base = sum(p.shape[-1] for p in parts)
+    if len(inputs) != 1 + len(extra) or channels not in (base, base + 1):
+        have = "no covariates" if cov is None else f"covariates {cov.used()}"
         raise ValueError(
-            f"the model reads {channels} input channels; this pipeline feeds the values "
-            "(1) or the values and a series index (2, model.series_embedding > 0)"
+            f"the model reads {len(inputs)} input(s) of {channels} channel(s) first; the "
+            f"prepared data has {have} ({base} channel(s), {1 + len(extra)} input(s)): it was "
+            "trained with other data.covariates; retrain it"
         )
-    n_series = len(prepared.series_ids)
-    index = np.arange(n_series) if series_index is None else np.asarray(series_index)
-    if index.shape != (n_series,):
-        raise ValueError(f"series_index has shape {index.shape}, expected ({n_series},)")
-    if index.size and (index.min() < 0 or index.max() >= table):
-        raise SeriesIndexError(
-            f"series indices {int(index.min())}..{int(index.max())} reach outside the model's "
-            f"series embedding table (rows 0..{table - 1}, model.series_embedding): it was "
-            f"trained on another series set than these {n_series}; retrain it on them"
-        )
-    idx = prepared.geometry.inputs(series_channel(prepared, index), starts)  # (n, L, 1)
-    return np.concatenate([x, idx], axis=-1)
+    if channels == base + 1:
+        from tasks.model import series_table_size  # Keras is loaded: `model` is a Keras model
+
+        table = series_table_size(model)
+        if table is None:
+            raise ValueError(
+                f"the model reads {channels} input channels; this pipeline feeds {base} "
+                "(values and covariates), plus a series index with model.series_embedding > 0"
+            )
+        n_series = len(prepared.series_ids)
+        index = np.arange(n_series) if series_index is None else np.asarray(series_index)
+        if index.shape != (n_series,):
+            raise ValueError(f"series_index has shape {index.shape}, expected ({n_series},)")
+        if index.size and (index.min() < 0 or index.max() >= table):
+            raise SeriesIndexError(
+                f"series indices {int(index.min())}..{int(index.max())} reach outside the "
+                f"model's series embedding table (rows 0..{table - 1}, model.series_embedding): "
+                f"it was trained on another series set than these {n_series}; retrain it on them"
+            )
+        parts.append(geometry.inputs(series_channel(prepared, index), starts))  # (n, L, 1)
+    x = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+    return [x, *extra] if extra else x
 
 
 # ---------------------------------------------------------------- forecasts
@@ -113,7 +151,7 @@ def predict_scaled(
     `model_inputs`). Non-finite forecasts (a diverged model) raise DivergedModel before
     anything uses them.
     """
-    x = model_inputs(prepared, starts, model, series_index)  # (S, L, channels)
+    x = model_inputs(prepared, starts, model, series_index)  # (S, L, channels) [, future, static]
     scaled = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     expected = (len(starts), prepared.geometry.horizon)
     if scaled.shape != expected:

@@ -63,12 +63,58 @@ class SeasonalBase(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="forecast")
+class SeasonalChannels(layers.Layer):
+    """Channels [start, stop) of the input window one season before each horizon step, at the
+    positions `SeasonalBase` reads the value: (batch, lookback, channels) -> (batch, horizon,
+    stop - start). With the seasonal residual the head predicts the change over the last season,
+    so it needs the future-known covariates at both ends of it: a promotion now and one a season
+    ago move that change in opposite directions."""
+
+    def __init__(
+        self, lookback: int, horizon: int, season_length: int, start: int, stop: int, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.lookback, self.horizon, self.season_length = lookback, horizon, season_length
+        self.start, self.stop = start, stop
+        self._index = np.array(
+            [lookback - season_length + (h % season_length) for h in range(horizon)],
+            dtype="int32",
+        )
+
+    def call(self, inputs):
+        return ops.take(inputs[:, :, self.start : self.stop], self._index, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.horizon, self.stop - self.start)
+
+    def get_config(self) -> dict:
+        fields = ("lookback", "horizon", "season_length", "start", "stop")
+        return {**super().get_config(), **{f: getattr(self, f) for f in fields}}
+
+
+@keras.saving.register_keras_serializable(package="forecast")
 class RelativeToLast(layers.Layer):
-    """Subtract each window's last time step from every time step."""
+    """Subtract each window's last time step from every time step; with `channels`, only in
+    the first `channels` channels (the values: covariates keep their level, which carries
+    their meaning: a promotion flag of 1 is a promotion whatever the step before was)."""
+
+    def __init__(self, channels: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
 
     def call(self, inputs):
         # (batch, lookback, n_features) -> same shape
-        return inputs - inputs[:, -1:, :]
+        if self.channels is None:
+            return inputs - inputs[:, -1:, :]
+        k = self.channels
+        head = inputs[:, :, :k] - inputs[:, -1:, :k]
+        return ops.concatenate([head, inputs[:, :, k:]], axis=-1)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if self.channels is not None:  # saved models from before the argument load unchanged
+            config["channels"] = self.channels
+        return config
 
 
 @keras.saving.register_keras_serializable(package="forecast")
@@ -253,6 +299,10 @@ def build_model(spec: ModelSpec, name: str = "forecaster") -> keras.Model:
     """
     lookback, horizon, precision = spec.lookback, spec.horizon, spec.precision
     inputs = keras.Input(shape=(lookback, spec.channels), name="input")  # (batch, L, channels)
+    # Future-known covariates of each horizon step, static covariate features of the series.
+    future = keras.Input(shape=(horizon, spec.n_future), name="future") if spec.n_future else None
+    static = keras.Input(shape=(spec.n_static,), name="static") if spec.n_static else None
+    model_inputs = [t for t in (inputs, future, static) if t is not None]
     if spec.mode == "recursive":
         out = RecursiveForecast(spec, name="recursive", dtype=precision)(inputs)
         return keras.Model(inputs, out, name=name)
@@ -264,7 +314,9 @@ def build_model(spec: ModelSpec, name: str = "forecaster") -> keras.Model:
     if spec.relative_inputs:
         # Each window relative to its last observation (in log space: log-ratios to it), so the
         # network sees shapes, not levels, and what it learns at 1950's level holds at 1960's.
-        h = RelativeToLast(name="relative_to_last")(h)  # (batch, lookback, n_feat)
+        # Covariate channels (after the value) keep their level.
+        keep = 1 if spec.n_features > 1 else None
+        h = RelativeToLast(keep, name="relative_to_last")(h)  # (batch, lookback, n_feat)
     # not last: (batch, lookback, n * dirs); last: (batch, n * dirs), dirs = 2 if bidirectional;
     # with attention the last is (batch, 2 * n * dirs): final state + attention context.
     for layer in _recurrent_stack(spec, precision):
@@ -275,11 +327,36 @@ def build_model(spec: ModelSpec, name: str = "forecaster") -> keras.Model:
         )
         e = embed(inputs)  # (batch, dim)
         h = layers.Concatenate(name="with_series", dtype=precision)([h, e])
+    if future is not None or static is not None:
+        parts = [h]
+        if future is not None:
+            # Every horizon step's known covariates reach the head, which maps them to the
+            # steps (a promotion at step 5 can lift step 5): (batch, horizon * n_future).
+            parts.append(layers.Flatten(name="future_flat", dtype=precision)(future))
+            if spec.seasonal_residual:
+                # The same covariates one season before each step (observed: in the window's
+                # channels after the value and the past covariates), (batch, horizon * n_future).
+                first = spec.n_features - spec.n_future
+                ago = SeasonalChannels(
+                    lookback, horizon, spec.season_length, first, spec.n_features,
+                    name="future_season_ago",
+                )(inputs)  # fmt: skip
+                parts.append(layers.Flatten(name="future_ago_flat", dtype=precision)(ago))
+        if static is not None:
+            # A dense projection of the series' static features: (batch, units of the last
+            # recurrent layer, at most 16).
+            width = min(16, spec.units[-1])
+            parts.append(
+                layers.Dense(width, activation="tanh", name="static_projection", dtype=precision)(
+                    static
+                )
+            )
+        h = layers.Concatenate(name="with_covariates", dtype=precision)(parts)
     out = layers.Dense(horizon, name="head", dtype="float32")(h)  # (batch, horizon), float32
     if spec.seasonal_residual:
         base = SeasonalBase(lookback, horizon, spec.season_length, name="seasonal_base")(inputs)
         out = layers.Add(name="forecast", dtype="float32")([out, base])  # (batch, horizon)
-    return keras.Model(inputs, out, name=name)
+    return keras.Model(model_inputs if len(model_inputs) > 1 else inputs, out, name=name)
 
 
 @keras.saving.register_keras_serializable(package="forecast")
@@ -332,11 +409,17 @@ def average_ensemble(models: list[keras.Model]) -> keras.Model:
         raise ValueError("an ensemble needs at least one model")
     if len(models) == 1:
         return models[0]
-    shape = tuple(models[0].inputs[0].shape[1:])
-    inputs = keras.Input(shape=shape, name="input")  # (batch, lookback, n_features)
+    # (batch, lookback, channels) [, (batch, horizon, n_future)] [, (batch, n_static)]
+    names = ["static" if len(t.shape) == 2 else "future" if i else "input"
+             for i, t in enumerate(models[0].inputs)]  # fmt: skip
+    inputs = [
+        keras.Input(shape=tuple(t.shape[1:]), name=n)
+        for t, n in zip(models[0].inputs, names, strict=True)
+    ]
+    feed = inputs if len(inputs) > 1 else inputs[0]
     outputs = []
     for i, m in enumerate(models):
         m.name = f"member_{i}"
-        outputs.append(m(inputs))  # (batch, horizon)
+        outputs.append(m(feed))  # (batch, horizon)
     mean = layers.Average(name="ensemble_mean")(outputs)  # (batch, horizon)
-    return keras.Model(inputs, mean, name="ensemble")
+    return keras.Model(feed, mean, name="ensemble")

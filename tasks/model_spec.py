@@ -53,7 +53,11 @@ class ModelSpec:
 
     lookback: int = 36
     horizon: int = 24
-    n_features: int = 1  # value channels; a series embedding adds one index channel
+    n_features: int = 1  # value + covariate channels of the window; an embedding adds the index
+    # Future-known covariates read for each horizon step (a second input, (horizon, n_future)),
+    # and static covariate features per series (a third, (n_static,)); tasks/covariates.py.
+    n_future: int = 0
+    n_static: int = 0
     cell: str = "lstm"  # a key of CELLS
     units: tuple[int, ...] = (32, 16)
     dropout: float = 0.1
@@ -77,6 +81,12 @@ class ModelSpec:
             raise ValueError(f"unknown mode {self.mode!r}; one of {list(MODES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; one of {list(PRECISIONS)}")
+        if self.mode == "recursive" and (self.n_future or self.n_static):
+            # (The params refuse any covariate with recursive mode: tasks/config.py.)
+            raise ValueError(
+                "model.mode 'recursive' does not read future or static covariates: use "
+                "model.mode: direct"
+            )
         if self.embedding_dim and self.n_series < 1:
             raise ValueError("a series embedding needs n_series >= 1")
         if self.seasonal_residual and self.lookback < self.season_length:
@@ -98,6 +108,8 @@ class ModelSpec:
         cfg: Config,
         *,
         n_features: int = 1,
+        n_future: int = 0,
+        n_static: int = 0,
         n_series: int = 0,
         lookback: int | None = None,
         horizon: int | None = None,
@@ -111,6 +123,8 @@ class ModelSpec:
             lookback=cfg.prepare.lookback if lookback is None else lookback,
             horizon=cfg.forecast.horizon if horizon is None else horizon,
             n_features=n_features,
+            n_future=n_future,
+            n_static=n_static,
             cell=m.cell,
             units=tuple(m.units),
             dropout=m.dropout,

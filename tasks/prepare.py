@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tasks import covariates as cov
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
+from tasks.covariates import Covariates
 from tasks.scaling import SeriesTransform
 from tasks.windows import WindowGeometry
 
@@ -31,6 +33,8 @@ class Prepared:
     validation_steps: int
     season_length: int
     transform: SeriesTransform
+    # data.covariates, scaled and encoded on the training part (tasks/covariates.py); None: none.
+    covariates: Covariates | None = None
 
     # ------------------------------------------------------------------ window sets
     @property
@@ -74,6 +78,7 @@ class Prepared:
             geometry=np.array([self.geometry.lookback, self.geometry.horizon]),
             validation_steps=np.array(self.validation_steps),
             season_length=np.array(self.season_length),
+            **(self.covariates.arrays() if self.covariates is not None else {}),
         )
 
     @classmethod
@@ -91,10 +96,13 @@ class Prepared:
                 validation_steps=int(z["validation_steps"]),
                 season_length=int(z["season_length"]),
                 transform=SeriesTransform.load(scaler),
+                covariates=Covariates.from_arrays(z, z["offsets"], z["train_end"]),
             )
 
     def summary(self) -> dict:
-        return {
+        c = self.covariates
+        extra = {} if c is None else {"covariates": c.used(), "static_features": c.n_static}
+        return extra | {
             "series": len(self.series_ids),
             "points": int(self.values.size),
             "train_windows": int(self.train_starts.size),
@@ -118,8 +126,10 @@ def _key_order(frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray, np.n
     return (timestamps if in_order else None), offsets, series_ids
 
 
-def prepare(frame: pl.DataFrame, cfg: Config) -> Prepared:
-    """Validated long frame -> contiguous scaled series, split by time, with fitted scalers."""
+def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None) -> Prepared:
+    """Validated long frame -> contiguous scaled series, split by time, with fitted scalers.
+    `future`: the validated future covariates of the horizon after each series (ingest's
+    data/validated/future.parquet); None: unknown (a backtest fold's cut)."""
     timestamps, offsets, series_ids = _key_order(frame)
     if timestamps is None:  # ingest returns key order; sort (a copy) only a frame that isn't
         frame = frame.sort(SERIES_ID, TIMESTAMP)
@@ -149,4 +159,5 @@ def prepare(frame: pl.DataFrame, cfg: Config) -> Prepared:
         validation_steps=cfg.prepare.validation_steps,
         season_length=cfg.data.season_length,
         transform=transform,
+        covariates=cov.from_frame(frame, future, cfg, series_ids, offsets, train_end),
     )

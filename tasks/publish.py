@@ -95,11 +95,19 @@ def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at
         "transform": prepared.transform.transform_name,
         "scaler": prepared.transform.scaler_name,
         "season_length": prepared.season_length,
+        "covariates": champion_covariates(prepared),
         # In the model's order: row s of a series embedding (model.series_embedding) is
         # series_ids[s], which the next evaluate needs to rescore the champion on its series.
         "series_ids": [str(sid) for sid in prepared.series_ids],
         "trained_through": trained_through(prepared),
     }
+
+
+def champion_covariates(prepared: Prepared) -> dict[str, list[str]]:
+    """The covariates a model trained on `prepared` reads, by kind (data.covariates)."""
+    if prepared.covariates is None:
+        return {"past": [], "future": [], "static": []}
+    return prepared.covariates.used()
 
 
 def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:

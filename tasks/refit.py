@@ -90,6 +90,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             epochs=len(rates),
             index=channel,
             per_epoch=t.windows_per_epoch,
+            covariates=full.covariates,
         )
         model.fit(
             ds,

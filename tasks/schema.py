@@ -69,18 +69,31 @@ def _value_checks(cfg: Config) -> list[pa.Check]:
     return [_column_check(name, rule) for name, rule in value_rules(cfg).items()]
 
 
-def _covariates_numeric(data: PolarsData) -> pl.LazyFrame:
-    # One boolean for the whole frame: a text column is a schema problem, not a per-row one.
-    schema = data.lazyframe.collect_schema()
-    ok = all(schema[c].is_numeric() for c in covariate_columns(schema.names()))
-    return data.lazyframe.select(pl.lit(ok))
+def _covariates_numeric(static: frozenset[str]):
+    def check(data: PolarsData) -> pl.LazyFrame:
+        # One boolean for the whole frame: a text column is a schema problem, not a per-row one.
+        # Static covariates (data.covariates.static) may be text: prepare one-hot encodes them.
+        schema = data.lazyframe.collect_schema()
+        ok = all(
+            schema[c].is_numeric() or schema[c] == pl.Boolean or c in static
+            for c in covariate_columns(schema.names())
+        )
+        return data.lazyframe.select(pl.lit(ok))
+
+    return check
+
+
+def covariate_ok(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Per row: the covariate is usable: a finite number, or for a text static present."""
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return pl.col(name).cast(pl.Float64).is_finite().fill_null(False)
+    return pl.col(name).is_not_null()
 
 
 def _covariates_finite(data: PolarsData) -> pl.LazyFrame:
-    """Per row: every numeric covariate is present and finite (a model cannot take nulls)."""
+    """Per row: every covariate is present, and finite when numeric (a model cannot take nulls)."""
     schema = data.lazyframe.collect_schema()
-    numeric = [c for c in covariate_columns(schema.names()) if schema[c].is_numeric()]
-    per_column = [pl.col(c).cast(pl.Float64).is_finite().fill_null(False) for c in numeric]
+    per_column = [covariate_ok(c, schema[c]) for c in covariate_columns(schema.names())]
     return data.lazyframe.select(pl.all_horizontal(per_column or [pl.lit(True)]))
 
 
@@ -93,7 +106,10 @@ def build_schema(cfg: Config) -> pa.DataFrameSchema:
             VALUE: pa.Column(pl.Float64, nullable=False, checks=_value_checks(cfg)),
         },
         checks=[
-            pa.Check(_covariates_numeric, name="covariate_numeric"),
+            pa.Check(
+                _covariates_numeric(frozenset(cfg.data.covariates.static)),
+                name="covariate_numeric",
+            ),
             pa.Check(_covariates_finite, name="covariate_finite"),
         ],
         unique=list(KEY),

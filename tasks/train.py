@@ -74,8 +74,12 @@ def resolved(cfg: Config) -> Config:
 
 def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> keras.Model:
     """The (uncompiled) model the config describes, for this prepared data."""
+    cov = prepared.covariates
     spec = ModelSpec.from_config(
         resolved(cfg),
+        n_features=1 + (cov.n_recurrent if cov is not None else 0),
+        n_future=cov.n_future if cov is not None else 0,
+        n_static=cov.n_static if cov is not None else 0,
         n_series=len(prepared.series_ids),
         lookback=prepared.geometry.lookback,
         horizon=prepared.geometry.horizon,
@@ -107,6 +111,10 @@ def fingerprint(prepared: Prepared, cfg: Config) -> str:
     h.update(json.dumps(doc, sort_keys=True, default=list).encode())
     for arr in (prepared.values, prepared.offsets, prepared.train_end):
         h.update(np.ascontiguousarray(arr).tobytes())
+    cov = prepared.covariates
+    if cov is not None:  # other covariates are other data: a backup of them does not resume
+        for arr in (cov.recurrent, cov.future, cov.static):
+            h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
 
 
@@ -274,8 +282,11 @@ def _fit_member(
     train_ds, steps = geometry.epoch_dataset(
         values, prepared.train_starts, batch, seed=seed, epochs=t.epochs,
         first_epoch=min(first, t.epochs - 1), index=channel, per_epoch=t.windows_per_epoch,
+        covariates=prepared.covariates,
     )  # fmt: skip
-    val_ds = geometry.dataset(values, prepared.val_starts, batch, index=channel)
+    val_ds = geometry.dataset(
+        values, prepared.val_starts, batch, index=channel, covariates=prepared.covariates
+    )
     named = {
         "early_stopping": keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.patience, restore_best_weights=True

@@ -67,12 +67,24 @@ class WindowGeometry:
         (9M windows: 36 MB instead of 72 MB, for every copy tf.data makes)."""
         return np.dtype(np.int32) if n_values < 2**31 else np.dtype(np.int64)
 
-    def _gatherer(self, values: np.ndarray, index: np.ndarray | None):
-        """batch of starts -> (inputs (b, lookback, 1 or 2), targets (b, horizon))."""
+    def _gatherer(self, values: np.ndarray, index: np.ndarray | None, covariates=None):
+        """batch of starts -> (inputs, targets (b, horizon)). Inputs: (b, lookback, channels):
+        the value, the covariates over the window (`covariates.recurrent`), the series index;
+        with future-known or static covariates a tuple of that, (b, horizon, n_future) and
+        (b, n_static) (tasks/covariates.py). Every window's horizon lies inside its series'
+        history (training and validation windows), so its future block is the observed one."""
         import tensorflow as tf
 
         series = tf.constant(np.asarray(values, dtype=np.float32))
         extra = None if index is None else tf.constant(np.asarray(index, dtype=np.float32))
+        c = covariates
+        recurrent = tf.constant(c.recurrent) if c is not None and c.n_recurrent else None
+        future = tf.constant(c.future) if c is not None and c.n_future else None
+        static = tf.constant(c.static) if c is not None and c.n_static else None
+        series_of = None
+        if static is not None:
+            lengths = np.asarray(c.series_lengths, dtype=np.int64)
+            series_of = tf.constant(np.repeat(np.arange(lengths.size, dtype=np.int32), lengths))
         dtype = tf.as_dtype(self.index_dtype(len(values)))
         in_offsets = tf.range(self.lookback, dtype=dtype)
         out_offsets = tf.range(self.lookback, self.width, dtype=dtype)
@@ -80,10 +92,17 @@ class WindowGeometry:
         def gather(batch_starts):
             at = batch_starts[:, None] + in_offsets
             x = tf.gather(series, at)[..., None]
+            if recurrent is not None:
+                x = tf.concat([x, tf.gather(recurrent, at)], axis=-1)  # (b, L, 1 + P + F)
             if extra is not None:
                 x = tf.concat([x, tf.gather(extra, at)[..., None]], axis=-1)
             y = tf.gather(series, batch_starts[:, None] + out_offsets)
-            return x, y
+            inputs = [x]
+            if future is not None:
+                inputs.append(tf.gather(future, batch_starts[:, None] + out_offsets))  # (b,H,F)
+            if static is not None:
+                inputs.append(tf.gather(static, tf.gather(series_of, batch_starts)))  # (b, K)
+            return (tuple(inputs) if len(inputs) > 1 else x), y
 
         return gather
 
@@ -95,6 +114,7 @@ class WindowGeometry:
         shuffle: bool = False,
         seed: int = 0,
         index: np.ndarray | None = None,
+        covariates=None,
     ):
         """A tf.data pipeline of (inputs, targets) batches gathered from the contiguous array.
 
@@ -105,7 +125,7 @@ class WindowGeometry:
         """
         import tensorflow as tf
 
-        gather = self._gatherer(values, index)
+        gather = self._gatherer(values, index, covariates)
 
         ds = tf.data.Dataset.from_tensor_slices(
             np.asarray(starts, dtype=self.index_dtype(len(values)))
@@ -124,6 +144,7 @@ class WindowGeometry:
         first_epoch: int = 0,
         index: np.ndarray | None = None,
         per_epoch: int | None = None,
+        covariates=None,
     ):
         """Training batches for epochs first_epoch..epochs-1 as one stream, and steps per epoch.
 
@@ -149,7 +170,7 @@ class WindowGeometry:
         take = n if per_epoch is None else min(int(per_epoch), n)
         steps = -(-take // batch_size)
         starts_t = tf.constant(starts)
-        gather = self._gatherer(values, index)
+        gather = self._gatherer(values, index, covariates)
 
         def one_epoch(epoch):
             # A stateless shuffle of the starts themselves: one permuted copy, where sorting

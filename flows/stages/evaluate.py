@@ -47,7 +47,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
     from tasks.backtest import build_folds, fold_models
-    from tasks.evaluate import evaluate
+    from tasks.evaluate import covariates_used, evaluate
     from tasks.forecast import load_model
     from tasks.gate import decide
     from tasks.prepare import Prepared
@@ -60,6 +60,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
     result = evaluate(folds, models, cfg, load_champion(load_model))
+    if cfg.data.covariates.any:  # which inputs these scores are of (the UI's metrics artifact)
+        result.scores["covariates"] = covariates_used(cfg)
     decision = decide(result.scores, cfg.gate, result.comparison)
     # The model this decision is about: publish refuses to ship any other.
     decision["model_md5"] = io.md5_file(p("model"))
@@ -132,6 +134,7 @@ STAGE = Stage(
     scratch=("checkpoints",),
     params=(
         "data.season_length",
+        "data.covariates",
         "forecast.horizon",
         "prepare",
         "model",

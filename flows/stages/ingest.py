@@ -9,17 +9,22 @@ from tasks.errors import SourceUnavailable
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
-    from tasks.ingest import ingest, read_source, summarize
+    from tasks.ingest import future_rows, ingest, read_source, summarize
 
     source = read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone)
     result = ingest(source, cfg)
     del source
+    future_path = STAGE.path("future_raw", cfg) if cfg.data.future_path else None
+    future = future_rows(future_path, result.frame, cfg)
     # Quarantined series (data.on_bad_series: skip) are listed with their reasons; downstream
     # stages never see them.
     summary = summarize(result.frame) | {"quarantined": result.listing(cfg)}
+    if cfg.data.covariates.future:
+        summary["future_rows"] = future.height
     # Written only after validation passed: bad data leaves every earlier output as it was.
     io.write_atomic(STAGE.path("validated"), result.frame.write_parquet)
     io.write_atomic(STAGE.path("quarantined"), result.quarantine_table().write_parquet)
+    io.write_atomic(STAGE.path("validated_future"), future.write_parquet)
     io.write_json(STAGE.path("metrics_ingest"), summary)
     return summary
 
@@ -64,7 +69,8 @@ STAGE = Stage(
     name="ingest",
     run=run,
     reads=("raw",),
-    writes=("validated", "quarantined", "metrics_ingest"),
+    optional=("future_raw",),
+    writes=("validated", "validated_future", "quarantined", "metrics_ingest"),
     # The window geometry and the transform decide how much history a series needs.
     params=(
         "data",

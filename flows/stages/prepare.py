@@ -12,7 +12,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
 
     from tasks.prepare import prepare
 
-    prepared = prepare(pl.read_parquet(STAGE.path("validated")), cfg)
+    future = pl.read_parquet(STAGE.path("validated_future"))
+    prepared = prepare(pl.read_parquet(STAGE.path("validated")), cfg, future)
     io.write_atomic(STAGE.path("prepared"), prepared.save_arrays)
     io.write_atomic(STAGE.path("scaler"), prepared.transform.save)
     return prepared.summary()
@@ -21,10 +22,11 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
 STAGE = Stage(
     name="prepare",
     run=run,
-    reads=("validated",),
+    reads=("validated", "validated_future"),
     writes=("prepared", "scaler"),
     params=(
         "data.season_length",
+        "data.covariates",
         "forecast.horizon",
         "prepare",
         "evaluate.n_windows",

@@ -4,6 +4,7 @@ next gate."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from flows.git import head_commit
@@ -58,7 +59,12 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.lineage import collect_lineage
     from tasks.model_id import model_id
     from tasks.prepare import Prepared
-    from tasks.publish import champion_meta, future_forecasts, trained_through
+    from tasks.publish import (
+        champion_covariates,
+        champion_meta,
+        future_forecasts,
+        trained_through,
+    )
     from tasks.selection import load_choices
     from tasks.transaction import recover
 
@@ -88,6 +94,9 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     )
     # The run is keyed by the weights and config: the same weights saved again are one run.
     lineage["model_id"] = model_id(p("model_full"))
+    # Which covariates the shipped model read (data.covariates), by kind, as JSON text.
+    used = champion_covariates(prepared)
+    lineage["covariates"] = json.dumps(used, sort_keys=True)
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
     models = list(choices.values())
@@ -109,6 +118,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             # per series in published/champion.json).
             trained_through={"first": last[0], "last": last[-1]},
             models={name: models.count(name) for name in sorted(set(models))},  # series each
+            covariates=used,
         )
         # The backtest figures of what this run publishes (the per-series mixture, scored on the
         # latest fold): the monitor's expected error.

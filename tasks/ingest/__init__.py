@@ -39,6 +39,8 @@ from tasks.ingest.checks import (
     series_failures,
     series_grid,
 )
+from tasks.ingest.covariate_checks import check_columns, check_static, empty_future, read_future
+from tasks.ingest.covariate_checks import validate_future as _validate_future
 from tasks.ingest.fill import fill_gaps
 from tasks.ingest.read import BOOKKEEPING, coerce, read_source, require_columns, with_bookkeeping
 from tasks.ingest.report import format_report
@@ -51,6 +53,7 @@ log = logging.getLogger("forecast")
 __all__ = [
     "CHUNK_ROWS",
     "Ingested",
+    "future_rows",
     "ingest",
     "read_source",
     "series_chunks",
@@ -98,6 +101,7 @@ def ingest(
     with data.on_bad_series = fail, or when too many series failed (quarantine.judge).
     """
     require_columns(df, "validate")
+    check_columns(df.collect_schema(), cfg)  # undeclared, missing or wrong-kind covariates
     frame = coerce(with_bookkeeping(df, source="<frame>"), cfg.data.timezone)
     split = screen.screen(frame, cfg) if screened else None
     suspect = frame if split is None else split.suspect
@@ -120,7 +124,16 @@ def ingest(
     else:
         out = _with_checked(_clean_rows(split), checked.frame if checked else pl.DataFrame())
     rows = checked.rows if checked else _Checked.no_rows()
+    check_static(out, cfg)
     return Ingested(out, verdict.quarantined, rows, n_series)
+
+
+def future_rows(path, frame: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+    """The future covariates (data.future_path at `path`) for the horizon after each series of
+    the validated `frame`; an empty frame when none are declared (tasks/ingest/covariates.py)."""
+    if not cfg.data.covariates.future:
+        return empty_future(cfg)
+    return _validate_future(read_future(path, cfg), frame, cfg)
 
 
 def _clean_rows(split: screen.Screened) -> pl.DataFrame:

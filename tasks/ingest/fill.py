@@ -33,8 +33,12 @@ def fill_gaps(frame: pl.DataFrame, grid: pl.DataFrame, method: str) -> pl.DataFr
         .with_columns(was_filled.or_(pl.col(VALUE).is_null()).alias(FILLED))
         .sort(KEY)
     )
+    # Text columns (static covariates: one value per series) cannot be interpolated: carried.
+    numeric = [c for c in (VALUE, *covariates) if full.schema[c].is_numeric()]
+    text = [c for c in covariates if c not in numeric]
+    carry = [pl.col(c).forward_fill().over(SERIES_ID) for c in text]
     if method == "interpolate":
-        fill = [pl.col(c).interpolate().over(SERIES_ID) for c in (VALUE, *covariates)]
+        fill = [pl.col(c).interpolate().over(SERIES_ID) for c in numeric] + carry
     else:
-        fill = [pl.col(c).forward_fill().over(SERIES_ID) for c in (VALUE, *covariates)]
+        fill = [pl.col(c).forward_fill().over(SERIES_ID) for c in numeric] + carry
     return full.with_columns(fill).select(*REQUIRED, *covariates, FILLED)

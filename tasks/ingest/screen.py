@@ -27,7 +27,7 @@ from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.checks import covariates
 from tasks.ingest.read import RAW_TIMESTAMP, RAW_VALUE
-from tasks.schema import build_schema, value_rules
+from tasks.schema import build_schema, covariate_ok, value_rules
 
 DAY_US = 86_400_000_000
 _FIXED_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
@@ -73,7 +73,7 @@ def _row_ok(frame: pl.DataFrame, cfg: Config, new: pl.Expr) -> pl.Expr:
     ok = [sid.is_not_null(), ts.is_not_null(), value.is_not_null()]
     ok += [pl.col(RAW_TIMESTAMP).is_null(), pl.col(RAW_VALUE).is_null()]
     ok += [rule(value) for rule in value_rules(cfg).values()]
-    ok += [pl.col(c).cast(pl.Float64).is_finite() for c in covariates(frame)]
+    ok += [covariate_ok(c, frame.schema[c]) for c in covariates(frame)]
     kind, amount = _step(cfg.data.frequency)
     micros = ts.cast(pl.Int64)
     if kind == "us":

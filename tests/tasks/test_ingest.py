@@ -23,6 +23,8 @@ AIRPASSENGERS = ROOT / "data" / "raw" / "airpassengers.csv"
 
 # min_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps.
 SMALL = {"prepare": {"lookback": 2, "validation_steps": 1}, "forecast": {"horizon": 1}}
+# The tests' covariate column `promo`, declared (an undeclared column is refused).
+PAST_PROMO = {"covariates": {"past": ["promo"]}}
 
 
 def small_cfg(**sections: dict) -> Config:
@@ -273,7 +275,7 @@ def test_non_finite_or_empty_covariate_fails_covariate_finite(tmp_path, bad, row
     rows[row - 1][3] = bad
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
     with pytest.raises(DataValidationError) as info:
-        validate(read_source(path), small_cfg())
+        validate(read_source(path), small_cfg(data=PAST_PROMO))
     report = str(info.value)
     assert "[covariate_finite] column promo: 1 failing" in report
     assert f"row {row}: series_id=a" in report
@@ -283,8 +285,8 @@ def test_non_finite_or_empty_covariate_fails_covariate_finite(tmp_path, bad, row
 def test_non_numeric_covariate(tmp_path):
     rows = [r + ["x"] for r in GOOD]
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
-    with pytest.raises(DataValidationError, match=r"\[covariate_numeric\] column promo"):
-        validate(read_source(path), small_cfg())
+    with pytest.raises(DataSourceError, match=r"past column\(s\) promo are not numeric"):
+        validate(read_source(path), small_cfg(data=PAST_PROMO))
 
 
 def test_frame_with_wrong_value_dtype_is_reported_not_crashed():
@@ -341,7 +343,8 @@ def test_filled_covariates_follow_the_method(tmp_path):
     rows = [r + [i] for i, r in enumerate(GOOD) if i != 2]
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
     frame = validate(
-        read_source(path), small_cfg(data={"fill_gaps": "interpolate", "max_fill_fraction": 0.5})
+        read_source(path),
+        small_cfg(data={"fill_gaps": "interpolate", "max_fill_fraction": 0.5, **PAST_PROMO}),
     )
     assert frame["promo"].to_list()[:4] == [0, 1, 2, 3]
 
@@ -349,7 +352,7 @@ def test_filled_covariates_follow_the_method(tmp_path):
 def test_multiple_series_and_a_covariate_pass(tmp_path):
     rows = [r + [i % 2] for i, r in enumerate(monthly("b", n=6, start=2001) + monthly("a", n=9))]
     path = write_csv(tmp_path / "s.csv", rows, header=(SERIES_ID, TIMESTAMP, VALUE, "promo"))
-    frame = validate(read_source(path), small_cfg())
+    frame = validate(read_source(path), small_cfg(data=PAST_PROMO))
     assert frame.columns == [SERIES_ID, TIMESTAMP, VALUE, "promo", FILLED]
     assert frame[SERIES_ID].to_list() == ["a"] * 9 + ["b"] * 6  # sorted by (series, time)
     assert frame.filter(pl.col(SERIES_ID) == "b")[TIMESTAMP][0] == datetime(2001, 1, 1)
@@ -553,8 +556,10 @@ def _with_covariate(bad: str, row: int) -> list[list]:
 STAGE_CASES = [
     *((case[0], case[1], (SERIES_ID, TIMESTAMP, VALUE), case[2], case[3]) for case in BAD_ROWS),
     ("empty", [], (SERIES_ID, TIMESTAMP, VALUE), {}, "non_empty"),
-    ("covariate inf", _with_covariate("inf", 3), COVARIATE, {}, "covariate_finite"),
-    ("covariate text", _with_covariate("x", 3), COVARIATE, {}, "covariate_numeric"),
+    ("covariate inf", _with_covariate("inf", 3), COVARIATE, {"data": PAST_PROMO},
+     "covariate_finite"),
+    ("covariate text", _with_covariate("x", 3), COVARIATE, {"data": PAST_PROMO}, "not numeric"),
+    ("covariate undeclared", _with_covariate("1", 3), COVARIATE, {}, "not declared"),
     ("missing column", [r[:2] for r in GOOD], (SERIES_ID, TIMESTAMP), {}, "value"),
     ("too large to scale", with_row(GOOD, 3, value="1e308"), (SERIES_ID, TIMESTAMP, VALUE),
      {"prepare": {"transform": "none"}}, "scalable"),
@@ -728,7 +733,7 @@ def _source(tmp_path: Path, rows: list[list], name: str = "s.csv") -> pl.DataFra
 
 
 def _skip_cfg(overrides: dict, fraction: float = 0.5) -> Config:
-    data = {"on_bad_series": "skip", "max_bad_series_fraction": fraction}
+    data = {"on_bad_series": "skip", "max_bad_series_fraction": fraction, **PAST_PROMO}
     return small_cfg(**{**overrides, "data": {**data, **overrides.get("data", {})}})
 
 
@@ -828,7 +833,8 @@ def test_more_bad_series_than_max_bad_series_fraction_fail_the_run(
 def test_fail_mode_stops_on_any_bad_series(tmp_path, bad, overrides, check):
     """data.on_bad_series = fail: today's behaviour, every failure stops the run."""
     good = promo_rows(good_series(3))
-    cfg = small_cfg(**{**overrides, "data": {**overrides.get("data", {}), "on_bad_series": "fail"}})
+    data = {**overrides.get("data", {}), "on_bad_series": "fail", **PAST_PROMO}
+    cfg = small_cfg(**{**overrides, "data": data})
     with pytest.raises(DataValidationError) as info:
         ingest(_source(tmp_path, good + bad), cfg)
     assert f"[{check}]" in str(info.value)
@@ -913,7 +919,7 @@ def test_stage_writes_the_good_series_and_lists_the_quarantined(stage_dir):
 def test_stage_in_fail_mode_writes_nothing(stage_dir, capsys):
     rows = promo_rows(good_series(9)) + _bad(value=(2, "-5"))
     write_csv(stage_dir / "raw.csv", rows, header=PROMO)
-    params = small_cfg(data={"on_bad_series": "fail"}).model_dump(mode="json")
+    params = small_cfg(data={"on_bad_series": "fail", **PAST_PROMO}).model_dump(mode="json")
     params["data"]["path"] = "raw.csv"
     (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = _sha256_tree(stage_dir)
