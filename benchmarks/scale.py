@@ -249,6 +249,7 @@ def worker(args: argparse.Namespace) -> dict:
         "model_version": "scale-bench", "git_commit": "benchmark", "data_md5": "0" * 32,
         "params_md5": "0" * 32, "model_md5": "0" * 32, "flow_run_id": "benchmark",
         "published_at": "2026-01-01T00:00:00.000000Z", "trained_through": "benchmark",
+        "covariates": "{}",
     }  # fmt: skip
     summary = publish_forecasts(forecasts, lineage, work / "store.sqlite", work / "export.parquet")
     secs = time.perf_counter() - started

@@ -32,6 +32,7 @@ RUN_SHOWN = (
     "flow_run_id",
     "published_at",
     "trained_through",
+    "covariates",
     "last_published_at",
     "n_rows",
 )

@@ -5,6 +5,8 @@ Pure: the commit is looked up by the caller (flows.git.head_commit) and passed i
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +24,12 @@ LINEAGE_FIELDS = (
     # observation; the latest over series when they end at different times, per series in
     # published/champion.json). "unknown" on rows stored before it was recorded.
     "trained_through",
+    # Which covariates the model read, by kind (data.covariates), as JSON text:
+    # {"future": [...], "past": [...], "static": [...]}. "unknown" on rows stored before.
+    "covariates",
 )
+
+NO_COVARIATES: dict[str, list[str]] = {"future": [], "past": [], "static": []}
 
 
 def data_md5(path: str | Path) -> str:
@@ -51,6 +58,7 @@ def collect_lineage(
     *,
     commit: str,
     trained_through: str,
+    covariates: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
     """Lineage of one publish. The md5s equal the ones DVC records in dvc.lock for these files;
     `commit`: the code's git commit (flows.git.head_commit); `trained_through`: the last
@@ -65,4 +73,11 @@ def collect_lineage(
         "flow_run_id": str(flow_run_id) if flow_run_id is not None else "none",
         "published_at": utc_now(),
         "trained_through": trained_through,
+        "covariates": covariates_text(covariates),
     }
+
+
+def covariates_text(covariates: Mapping[str, Sequence[str]] | None) -> str:
+    """The lineage value of the covariates a model read (compact, key-sorted JSON)."""
+    used = {kind: list(names) for kind, names in (covariates or NO_COVARIATES).items()}
+    return json.dumps(used, sort_keys=True, separators=(",", ":"))

@@ -73,7 +73,8 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # 1: forecasts without intervals; 2: + INTERVAL_COLUMNS; 3: + stale_series and the view's STALE
 # 4: + MODEL; 5: + every lineage field an older store lacks (`trained_through`), 'unknown' on old
 # rows (an older store is migrated in place, inside the publish's transaction).
-SCHEMA_VERSION = 5
+# 6: + `covariates` in the lineage, migrated by the same code.
+SCHEMA_VERSION = 6
 # What an older store's rows and runs hold for a lineage field added since they were written.
 UNKNOWN = "unknown"
 BATCH_SIZE = 10_000
@@ -293,7 +294,7 @@ def _columns(conn: Connection, table: str) -> set[str]:
 
 
 def _add_lineage_columns(conn: Connection) -> None:
-    """Version <= 4 -> 5: every LINEAGE_FIELDS column runs or forecasts lacks is added (UNKNOWN
+    """Version <= 5 -> 6: every LINEAGE_FIELDS column runs or forecasts lacks is added (UNKNOWN
     on the old rows) and the view rebuilt with it. By name, not by version: a lineage field
     added later is migrated by the same code."""
     for table in ("runs", "forecasts"):
@@ -306,7 +307,7 @@ def _add_lineage_columns(conn: Connection) -> None:
 
 def _ensure_schema(conn: Connection) -> None:
     version = _version(conn)
-    if version not in (0, 1, 2, 3, 4, SCHEMA_VERSION):
+    if version not in (0, 1, 2, 3, 4, 5, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
@@ -322,7 +323,7 @@ def _ensure_schema(conn: Connection) -> None:
             f"ALTER TABLE forecasts ADD COLUMN {MODEL} TEXT NOT NULL DEFAULT '{DEFAULT_MODEL}'"
         )
         conn.exec_driver_sql("DROP VIEW IF EXISTS current_forecasts")
-    if version in (1, 2, 3, 4):
+    if version in (1, 2, 3, 4, 5):
         _add_lineage_columns(conn)
     *tables, view = _SCHEMA
     for statement in tables:

@@ -4,7 +4,6 @@ next gate."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 from flows.git import head_commit
@@ -91,12 +90,11 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         flow_run_id=ctx.flow_run_id,
         commit=head_commit(),
         trained_through=last[-1],  # per series: champion.json
+        covariates=champion_covariates(prepared),  # which the shipped model read, by kind
     )
     # The run is keyed by the weights and config: the same weights saved again are one run.
     lineage["model_id"] = model_id(p("model_full"))
-    # Which covariates the shipped model read (data.covariates), by kind, as JSON text.
     used = champion_covariates(prepared)
-    lineage["covariates"] = json.dumps(used, sort_keys=True)
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
     models = list(choices.values())

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
+from tasks.store import read_current
 from tests.conftest import TINY_PARAMS, base_env, git_commit, make_project, run, update_params
 from tests.flows import api
 
@@ -55,6 +56,10 @@ def test_covariates_example_through_dvc_repro_and_the_prefect_pipeline(
     assert forecasts.height == 4 * 12
     assert forecasts["timestamp"].min() == datetime(2018, 1, 1)
     assert forecasts["timestamp"].max() == datetime(2018, 12, 1)
+    # Every published row says which covariates its model read (store lineage, and the export).
+    stored = read_current(project / "published/forecasts.sqlite")
+    assert [json.loads(c) for c in stored["covariates"].unique()] == [USED]
+    assert forecasts["covariates"].to_list() == stored["covariates"].to_list()
 
     # A new promotion plan: DVC sees the future file changed, and the Prefect pipeline reruns
     # from ingest and publishes a new run.

@@ -4,10 +4,11 @@ source's md5 (run names, versioned runs). The commit lookup: tests/flows/test_gi
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
-from tasks.lineage import collect_lineage, data_md5
+from tasks.lineage import collect_lineage, covariates_text, data_md5
 
 
 def _inputs(root: Path) -> tuple[Path, Path, Path]:
@@ -61,3 +62,20 @@ def test_data_md5_of_a_file_a_directory_and_nothing(tmp_path):
     (d / "sub" / "b.csv").write_bytes(b"changed")
     assert data_md5(d) != before
     assert data_md5(tmp_path / "absent.csv") == "missing"
+
+
+def test_the_covariates_a_model_read_are_recorded_by_kind(tmp_path):
+    _inputs(tmp_path)
+    assert json.loads(_collect(tmp_path)["covariates"]) == {"future": [], "past": [], "static": []}
+    used = {"past": ["temp"], "future": ["promo", "holiday"], "static": ["store_type"]}
+    text = collect_lineage(
+        data=tmp_path / "data.parquet",
+        params=tmp_path / "params.yaml",
+        model=tmp_path / "model.keras",
+        flow_run_id=None,
+        commit="c0ffee",
+        trained_through="1960-12-01T00:00:00",
+        covariates=used,
+    )["covariates"]
+    assert json.loads(text) == used
+    assert text == covariates_text(dict(reversed(used.items())))  # one text per content

@@ -183,6 +183,7 @@ LINEAGE = {
     "flow_run_id": "none",
     "published_at": "2026-01-01T00:00:00Z",
     "trained_through": "2025-12-01T00:00:00",
+    "covariates": "{}",
 }
 
 

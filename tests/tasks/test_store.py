@@ -53,6 +53,7 @@ def _lineage(model_md5: str = "m" * 32, published_at: str = "2024-01-01T00:00:00
         "flow_run_id": "none",
         "published_at": published_at,
         "trained_through": "1960-12-01T00:00:00",
+        "covariates": '{"future":[],"past":[],"static":[]}',
     }
 
 
@@ -333,7 +334,7 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert pl.read_parquet(export).equals(current)
     engine = locate(store).engine()
     with engine.connect() as conn:
-        assert store_mod._version(conn) == store_mod.SCHEMA_VERSION == 5
+        assert store_mod._version(conn) == store_mod.SCHEMA_VERSION == 6
     engine.dispose()
 
 
@@ -711,7 +712,7 @@ def test_a_version_2_store_reads_nothing_stale_and_is_migrated(file_paths):
     publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
     assert _view(store)["b"][:2] == ({"m" * 32}, {True})
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
 
 
 # ---------------------------------------------------------------- model column (schema 4)
@@ -749,7 +750,7 @@ def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(file_paths):
     mixed = _only("a", 0.5).with_columns(model=pl.lit("seasonal_naive"))
     publish_forecasts(mixed, _lineage(model_md5="n" * 32), store, export)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT model) FROM "
                                    "forecasts GROUP BY model_md5").fetchall())  # fmt: skip
     assert by_run == {"m" * 32: "lstm", "n" * 32: "seasonal_naive"}
@@ -777,7 +778,7 @@ def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(file_pa
     lineage = _lineage(model_md5="n" * 32) | {"trained_through": "1961-06-01T00:00:00"}
     publish_forecasts(_only("a", 0.5), lineage, store, export, keep=("b",))
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT trained_through) "
                                    "FROM forecasts GROUP BY model_md5").fetchall())  # fmt: skip
     assert by_run == {"m" * 32: "unknown", "n" * 32: "1961-06-01T00:00:00"}
@@ -864,7 +865,7 @@ def test_a_schema_4_file_written_by_the_previous_store_code_is_read_and_written(
     assert set(read_current(store)["model_md5"]) == {"q" * 32}
     assert pl.read_parquet(export).equals(read_current(store))
     with sqlite3.connect(store) as conn:  # migrated in place to schema 5
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("SELECT COUNT(*) FROM forecasts").fetchone()[0] == 5 * H
 
 
