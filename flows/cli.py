@@ -5,6 +5,7 @@
     forecast serve [--cron CRON]              serve the scheduled Prefect deployment
     forecast runs list|restore|rollback       versioned runs: list, restore outputs, roll back
     forecast published [--runs] [--csv PATH]  the published forecasts and their run
+    forecast monitor [--series] [--json]      realized accuracy of published runs vs backtest
     forecast report [--series ID ...]         write reports/run.html (metrics, gate, charts)
     forecast export [--quantize]              the shipped model as TFLite, checked against Keras
     forecast search --grid K=V1,V2 --metric M an experiment grid (DVC experiments)
@@ -187,6 +188,12 @@ def _published(argv: list[str]) -> int:
     return published.main(argv, prog=f"{PROG} published")
 
 
+def _monitoring(argv: list[str]) -> int:
+    from flows import monitoring
+
+    return monitoring.main(argv, prog=f"{PROG} monitor")
+
+
 def _export(argv: list[str]) -> int:
     from flows import export
 
@@ -216,6 +223,7 @@ def _multiworker(argv: list[str]) -> int:
 DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "serve": ("serve the pipeline as the scheduled Prefect deployment (flows.deploy)", _serve),
     "published": ("show or export the published forecasts and their run", _published),
+    "monitor": ("realized accuracy of the published runs vs their backtest", _monitoring),
     "export": ("export the shipped model to TFLite and check it against Keras", _export),
     "search": ("run an experiment grid as DVC experiments, apply the best", _search),
     "multiworker": ("train under MultiWorkerMirroredStrategy (several processes)", _multiworker),

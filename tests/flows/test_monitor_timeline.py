@@ -173,6 +173,18 @@ def test_second_run_scores_the_first_runs_1959_forecasts(
     assert monitor["degraded"] and monitor["runs"][0]["degraded"]
     artifact = api.artifacts(prefect_server, flow_run_id)["forecast-monitor"]
     assert key[:12] in artifact["data"] and "**yes**" in artifact["data"]
+    # `forecast monitor` (flows.monitoring) shows the same from the store: run 1 degraded.
+    shown = json.loads(
+        run([sys.executable, "-m", "flows.monitoring", "--json"], project, env=env).stdout
+    )
+    (row,) = shown["runs"]
+    assert row["run_key"] == key and row["degraded"] is True and row["n_observed"] == 12
+    assert row["mase"] == pytest.approx(expect["mase"], rel=1e-9)
+    assert row["expected_mase"] == pytest.approx(backtest["mase"] / 10, rel=1e-9)
+    assert row["limit"] == pytest.approx(backtest["mase"] / 10 * 1.2, rel=1e-9)
+    assert [s["series_id"] for s in shown["series"]] == ["airpassengers"]
+    text = run([sys.executable, "-m", "flows.monitoring"], project, env=env).stdout
+    assert "1 published runs scored against their actuals; 1 degraded" in text
 
     # Drift gate: the newest 24 months of AirPassengers do drift (growth slowed in 1958-59:
     # KS D = 0.469 on 96 vs 24 seasonal log differences, p = 0.00025 < 0.01). With
