@@ -14,6 +14,7 @@ import yaml
 
 from tasks.store import list_runs, read_current
 from tests.conftest import git_commit, run, update_params
+from tests.flows import api
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def _no_password_anywhere(project: Path, *outputs: str) -> None:
 
 
 def test_pipeline_publishes_into_postgresql_then_rolls_back(
-    project: Path, pg_url: str, prefect_env: dict
+    project: Path, pg_url: str, prefect_env: dict, prefect_server: str
 ):
     update_params(project, {"publish": {"url": pg_url}})
     env = prefect_env  # inherits FORECAST_TEST_PG_PASSWORD, which the URL names
@@ -48,6 +49,15 @@ def test_pipeline_publishes_into_postgresql_then_rolls_back(
     outs = {o["path"] for o in lock["stages"]["publish"]["outs"]}
     assert "published/manifest.json" in outs and "published/forecasts.sqlite" not in outs
     assert run(["dvc", "status", "--json"], project, env=env).stdout.strip() == "{}"
+
+    # The Prefect artifacts of that run show what the database holds (the export follows it).
+    record = json.loads((project / "logs/pipeline-runs.jsonl").read_text().splitlines()[-1])
+    artifacts = api.artifacts(prefect_server, record["flow_run_id"])
+    table = artifacts["forecast-published"]["data"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert [r["forecast"] for r in rows] == first_current["forecast"].round(3).to_list()
+    assert {r["model_version"] for r in rows} == set(first_current["model_version"])
+    _no_password_anywhere(project, *(json.dumps(a) for a in artifacts.values()))
 
     # flows.published reads the server the params name.
     shown = run(["python", "-m", "flows.published", "--json"], project, env=env)
