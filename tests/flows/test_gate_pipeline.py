@@ -115,6 +115,9 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     assert model_md5[:12] in runs.stdout
 
 
+BASELINES = ["naive", "seasonal_naive", "drift"]
+
+
 def _serve_champion_with(project: Path, model: str) -> None:
     meta_path = project / "published/champion.json"
     meta = json.loads(meta_path.read_text())
@@ -143,14 +146,19 @@ def test_the_champion_is_compared_only_where_neither_model_trained(project_after
     # A champion that served it with a statistical candidate (evaluate.candidates): rescored as
     # that candidate fitted on the history before fold 0's origin, so compared there, with
     # exactly that candidate's fold-0 score.
+    # (Theta must be among this run's candidates: the bundled params.yaml lists the baselines.)
     _serve_champion_with(project, "theta")
+    update_params(project, {"evaluate": {"candidates": [*BASELINES, "theta"]}})
     run(["dvc", "repro", "--single-item", "--force", "evaluate"], project, env=base_env())
     c = _json(project, "metrics/gate.json")["champion"]
     assert c["status"] == "compared" and c["per_fold"]["fold_0"]["seen_in_training"] is True
     theta = _json(project, "metrics/evaluate.json")["latest_fold"]["theta"]["mase"]
     assert c["champion"] == pytest.approx(theta)
 
-    # Two more years of data: fold 0 now lies after everything the champion saw.
+    # Two more years of data: fold 0 now lies after everything the champion saw. Back to the
+    # bundled candidates, and a champion that served with its LSTM.
+    update_params(project, {"evaluate": {"candidates": BASELINES}})
+    _serve_champion_with(project, "lstm")
     raw = project / "data/raw/airpassengers.csv"
     frame = pl.read_csv(raw, try_parse_dates=True)
     more = frame.tail(24).with_columns(
