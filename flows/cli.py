@@ -1,6 +1,6 @@
 """`forecast`: one command for everything a user does with the pipeline.
 
-    forecast pipeline [--force] [--version]   run the five stages as one Prefect flow
+    forecast pipeline [--force] [--version]   run the six stages as one Prefect flow
     forecast stage STAGE                      run one stage (what `dvc repro` runs)
     forecast serve [--cron CRON]              serve the scheduled Prefect deployment
     forecast runs list|restore|rollback       versioned runs: list, restore outputs, roll back
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("pipeline", help="run the five stages as one Prefect flow (DVC-skipped)")
+    p = sub.add_parser("pipeline", help="run the six stages as one Prefect flow (DVC-skipped)")
     _params(p)
     p.add_argument("--force", action="store_true", help="rerun every stage")
     p.add_argument("--version", action="store_true", help="push to the DVC remote, commit, tag")
