@@ -93,8 +93,8 @@ def _ddl(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
     )
 
 
+# `schema_versions` is created by forecast_store.set_component_version.
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)",
     _ddl("monitor_steps", STEP_COLUMNS, ("run_key", SERIES_ID, TIMESTAMP)),
     _ddl("monitor_series", SERIES_COLUMNS, ("run_key", SERIES_ID)),
     _ddl("monitor_runs", RUN_COLUMNS, ("run_key",)),
@@ -113,15 +113,8 @@ _TABLES = {
 }
 
 
-def _has_table(conn: Connection, name: str) -> bool:
-    return sa.inspect(conn).has_table(name)
-
-
 def _version(conn: Connection) -> int:
-    if not _has_table(conn, "schema_versions"):
-        return 0
-    sql = sa.text("SELECT version FROM schema_versions WHERE component = :c")
-    return conn.execute(sql, {"c": COMPONENT}).scalar() or 0
+    return forecast_store.component_version(conn, COMPONENT)
 
 
 def _ensure_schema(conn: Connection) -> None:
@@ -135,13 +128,7 @@ def _ensure_schema(conn: Connection) -> None:
         )
     for statement in _SCHEMA:
         conn.exec_driver_sql(forecast_store._ddl(statement, conn.dialect.name))
-    conn.execute(
-        sa.text(
-            "INSERT INTO schema_versions (component, version) VALUES (:c, :v) "
-            "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
-        ),
-        {"c": COMPONENT, "v": SCHEMA_VERSION},
-    )
+    forecast_store.set_component_version(conn, COMPONENT, SCHEMA_VERSION)
 
 
 # ---------------------------------------------------------------- read
@@ -184,7 +171,7 @@ def read_published(store: str | Path | Database) -> tuple[pl.DataFrame, pl.DataF
 def read_expectations(store: str | Path | Database) -> dict[str, dict[str, float]]:
     """{run_key: {metric: backtest figure}} recorded so far ({} before any monitor wrote)."""
     with forecast_store.reading(store) as conn:
-        if not _has_table(conn, "run_expectations"):
+        if not forecast_store.has_table(conn, "run_expectations"):
             return {}
         rows = conn.exec_driver_sql("SELECT run_key, metric, value FROM run_expectations").all()
     out: dict[str, dict[str, float]] = {}
@@ -197,7 +184,7 @@ def read_scores(store: str | Path | Database, table: str) -> pl.DataFrame:
     """One monitor table (monitor_steps, monitor_series, monitor_runs), sorted by its key."""
     columns = _TABLES[table]
     with forecast_store.reading(store) as conn:
-        if not _has_table(conn, table):
+        if not forecast_store.has_table(conn, table):
             rows = []
         else:
             order = ", ".join(c for c in ("run_key", SERIES_ID, TIMESTAMP) if c in columns)

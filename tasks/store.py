@@ -246,36 +246,44 @@ def _ddl(statement: str, dialect: str) -> str:
     return statement if dialect == "sqlite" else statement.replace(" REAL", " DOUBLE PRECISION")
 
 
-def _has_table(conn: Connection, name: str) -> bool:
+def has_table(conn: Connection, name: str) -> bool:
     return sa.inspect(conn).has_table(name)
+
+
+def component_version(conn: Connection, component: str) -> int:
+    """The schema version `component` recorded in `schema_versions` (0: none yet)."""
+    if not has_table(conn, "schema_versions"):
+        return 0
+    sql = sa.text("SELECT version FROM schema_versions WHERE component = :c")
+    return conn.execute(sql, {"c": component}).scalar() or 0
+
+
+def set_component_version(conn: Connection, component: str, version: int) -> None:
+    """Record `component`'s schema version in `schema_versions` (the store's on a server, the
+    monitor tables' on every backend: tasks/monitor_store.py)."""
+    conn.exec_driver_sql(
+        "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)"
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO schema_versions (component, version) VALUES (:c, :v) "
+            "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+        ),
+        {"c": component, "v": version},
+    )
 
 
 def _version(conn: Connection) -> int:
     if conn.dialect.name == "sqlite":
         return conn.exec_driver_sql("PRAGMA user_version").scalar()
-    if not _has_table(conn, "schema_versions"):
-        return 0
-    found = conn.execute(
-        sa.text("SELECT version FROM schema_versions WHERE component = 'store'")
-    ).scalar()
-    return found or 0
+    return component_version(conn, "store")
 
 
 def _set_version(conn: Connection, version: int) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA user_version = {version}")
         return
-    # The same table the monitor's tables record their version in (tasks/monitor_store.py).
-    conn.exec_driver_sql(
-        "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)"
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO schema_versions (component, version) VALUES ('store', :v) "
-            "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
-        ),
-        {"v": version},
-    )
+    set_component_version(conn, "store", version)
 
 
 def _migrate_v1(conn: Connection) -> None:
@@ -527,7 +535,7 @@ def reading(store: str | Path | Database) -> Iterator[Connection]:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                if not _has_table(conn, "runs"):
+                if not has_table(conn, "runs"):
                     raise NoStore(f"no forecast store at {db.masked} (nothing published yet?)")
                 yield conn
     finally:
@@ -659,7 +667,7 @@ def stage_republish(
         found = conn.execute(
             sa.text(f"SELECT {', '.join(LINEAGE_FIELDS)} FROM runs WHERE run_key = :k"),
             {"k": key},
-        ).first() if _has_table(conn, "runs") else None  # fmt: skip
+        ).first() if has_table(conn, "runs") else None  # fmt: skip
         if found is None:
             raise ValueError(f"run {key} is not in the store {locate(store).masked}")
         lineage = {**found._asdict(), "published_at": published_at}
