@@ -40,7 +40,9 @@ def test_metric_lookup_in_exp_show_metrics():
 def test_search_queues_runs_and_applies_the_best(project: Path):
     # Two backtest folds (the fewest the per-series choice takes) keep each experiment's evaluate
     # stage short, and 2 epochs its train stage: the queue, the comparison and the apply are what
-    # is tested, not the model.
+    # is tested, not the model. One queue worker: with two, DVC's queue once failed an
+    # experiment under load ("unable to remove .dvc/tmp/exps/.../series.parquet without a
+    # confirmation", seen once in a CI run; apparently a race between the workers, unconfirmed).
     update_params(project, {"evaluate": {"n_windows": 2}, "training": {"epochs": 2}})
     git_commit(project, "two folds")
     env = base_env()
@@ -48,7 +50,7 @@ def test_search_queues_runs_and_applies_the_best(project: Path):
         [
             sys.executable, "-m", "flows.search",
             "--grid", "training.learning_rate=0.001,0.01",
-            "--metric", "lstm.rmse", "--jobs", "2", "--name", "t",
+            "--metric", "lstm.rmse", "--jobs", "1", "--name", "t",
             "--out", "search.json",
         ],
         project, env=env,
