@@ -1,11 +1,11 @@
 """Accuracy benchmark: the pipeline's LSTM against statsforecast and the naive references.
 
 For every dataset the last `horizon` steps are held out. The LSTM goes through the project's own
-functions with params.yaml's defaults (tasks.ingest.validate -> tasks.prepare.prepare ->
-tasks.train.train -> tasks.forecast.forecast_original of `test_starts`); only what describes the
-data changes per dataset: data.frequency, data.season_length, forecast.horizon, a single
-evaluate fold (one holdout is scored here), and prepare.lookback raised to two seasons where the
-default is shorter (taylor: 96 half-hours). The statistical references are statsforecast's
+functions with params.yaml's defaults (tasks.ingest.validate -> tasks.features.prepare.prepare ->
+tasks.model.train.train -> tasks.model.forecast.forecast_original of `test_starts`); only what
+describes the data changes per dataset: data.frequency, data.season_length, forecast.horizon, a
+single evaluate fold (one holdout is scored here), and prepare.lookback raised to two seasons where
+the default is shorter (taylor: 96 half-hours). The statistical references are statsforecast's
 AutoETS, AutoTheta and AutoARIMA (also AutoARIMA on log values, the "SARIMA on log" reference),
 plus naive and seasonal naive. Scores: RMSE and MASE (scaled by the in-sample seasonal-naive
 MAE; with season_length 1 that is the naive MAE).
@@ -45,9 +45,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tasks import metrics
-from tasks.baselines import BASELINES
 from tasks.config import Config, parse_config
+from tasks.evaluation import metrics
+from tasks.evaluation.baselines import BASELINES
 
 RESULTS = Path("benchmarks/results/accuracy.json")
 
@@ -313,7 +313,7 @@ def mixture_main(args) -> None:
     """Per dataset: the published mixture (chosen on folds 1.., scored on fold 0), the LSTM, every
     candidate, AutoETS and AutoARIMA on fold 0, and the two targets."""
     from benchmarks import competition
-    from tasks.backtest import mean_scores
+    from tasks.evaluation.backtest import mean_scores
 
     overrides: dict = {"evaluate.candidates": list(competition.TUNED_CANDIDATES)}
     for item in args.set:

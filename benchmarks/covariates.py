@@ -1,8 +1,8 @@
 """Covariates benchmark: MASE of the LSTM with and without its covariates, on the same folds.
 
 Two data sets, each through the project's own functions (tasks.ingest.validate and
-future_rows -> tasks.prepare.prepare -> tasks.backtest build_folds / fold_models /
-run_backtest): the only difference between the two runs of a set is `data.covariates` (and the
+future_rows -> tasks.features.prepare.prepare -> tasks.evaluation.backtest build_folds / fold_models
+/ run_backtest): the only difference between the two runs of a set is `data.covariates` (and the
 covariate columns dropped from the frame without them), so both are scored on the same series,
 origins and horizons, against the same seasonal naive.
 
@@ -110,11 +110,11 @@ def params(base: dict, covariates: dict | None, quick: bool) -> dict:
 
 def backtest(frame: pl.DataFrame, future: pl.DataFrame | None, raw: dict) -> dict:
     """MASE (mean over folds and series) of the LSTM and seasonal naive, and what it cost."""
-    from tasks.backtest import aggregate, build_folds, fold_models, run_backtest
     from tasks.config import parse_config
+    from tasks.evaluation.backtest import aggregate, build_folds, fold_models, run_backtest
+    from tasks.features.prepare import prepare
     from tasks.ingest import validate
     from tasks.ingest.covariate_checks import validate_future
-    from tasks.prepare import prepare
 
     cfg = parse_config(raw, source="benchmark")
     declared = cfg.data.covariates.declared

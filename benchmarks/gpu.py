@@ -6,11 +6,11 @@ machine after installing the GPU variant (`FORECAST_GPU=1 ./run.sh true`, or aut
     ./run.sh python -m benchmarks.gpu --gpus 1 8 --precisions auto float32
 
 For each count k (1, 2, 4, ... up to every local GPU) and precision it trains the train stage's
-model (tasks/train.py: `build_member`, `make_optimizer`) under MirroredStrategy over the first k
-GPUs on synthetic daily series (benchmarks/scale.py's generator), with the global batch the
-train stage uses (tasks/strategy.py: `global_batch_size`, per-GPU batch x k), and reports the
+model (tasks/model/train.py: `build_member`, `make_optimizer`) under MirroredStrategy over the first
+k GPUs on synthetic daily series (benchmarks/scale.py's generator), with the global batch the
+train stage uses (tasks/model/strategy.py: `global_batch_size`, per-GPU batch x k), and reports the
 median epoch's windows/s after a first (tracing) epoch, plus whether the recurrent layers ran on
-cuDNN (their kernel choice is checked on the built layers, tests/tasks/test_strategy.py). Each
+cuDNN (their kernel choice is checked on the built layers, tests/tasks/model/test_strategy.py). Each
 case runs in a fresh process (one strategy per process). On a machine without a GPU it stops
 with a message, unless --allow-cpu (a smoke test of this script: one CPU "device").
 
@@ -40,9 +40,9 @@ def worker(args: argparse.Namespace) -> dict:
 
     from benchmarks.scale import generate
     from tasks.config import parse_config
-    from tasks.prepare import prepare
-    from tasks.strategy import global_batch_size
-    from tasks.train import build_member, make_optimizer, resolved
+    from tasks.features.prepare import prepare
+    from tasks.model.strategy import global_batch_size
+    from tasks.model.train import build_member, make_optimizer, resolved
 
     gpus = tf.config.list_physical_devices("GPU")
     devices = [f"/gpu:{i}" for i in range(args.count)] if gpus else ["/cpu:0"]

@@ -1,10 +1,10 @@
 """The model family on the bundled series (AirPassengers): a comparison, not a tuning.
 
 Each variant is params.yaml's model and training settings with one change (cell, bidirectional,
-attention, recursive mode), trained by tasks.train.train on 1949-1958 and scored on the held-out
-test tail 1959-1960 (horizon 24) in passengers: RMSE, MAE, MASE, next to the naive and seasonal
-naive forecasts. Nothing is selected on these numbers: the test tail is scored once per variant,
-so they say how the variants compare on this one series, not which setting is best.
+attention, recursive mode), trained by tasks.model.train.train on 1949-1958 and scored on the
+held-out test tail 1959-1960 (horizon 24) in passengers: RMSE, MAE, MASE, next to the naive and
+seasonal naive forecasts. Nothing is selected on these numbers: the test tail is scored once per
+variant, so they say how the variants compare on this one series, not which setting is best.
 
     python -m benchmarks.model_family [--ensemble 1] [--variants direct attention ...]
 
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.baselines import BASELINES
+from tasks.evaluation.baselines import BASELINES
 from tasks.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +40,11 @@ def worker(name: str, ensemble: int) -> dict:
     import numpy as np
     import yaml
 
-    from tasks import metrics
     from tasks.config import parse_config
+    from tasks.evaluation import metrics
+    from tasks.features.prepare import prepare
     from tasks.ingest import read_source, validate
-    from tasks.prepare import prepare
-    from tasks.train import model_inputs, train
+    from tasks.model.train import model_inputs, train
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["model"].update(VARIANTS[name])

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks.store import list_runs, publish_forecasts
+from tasks.publishing.store import list_runs, publish_forecasts
 
 RESULT = Path(__file__).parent / "results" / "publish_store.json"
 

@@ -6,10 +6,10 @@ worker process (with the allocator setting of every pipeline entry point, see fl
 as `flows.pipeline` does:
 
   ingest    tasks.ingest.read_source + tasks.ingest.validate
-  prepare   tasks.prepare.prepare
-  train     tasks.train.train, training.epochs = 1 (one pass over every training window)
-  evaluate  tasks.evaluate.evaluate (the test tail of every series)
-  publish   tasks.publish.future_forecasts + tasks.store.publish_forecasts
+  prepare   tasks.features.prepare.prepare
+  train     tasks.model.train.train, training.epochs = 1 (one pass over every training window)
+  evaluate  tasks.evaluation.evaluate.evaluate (the test tail of every series)
+  publish   tasks.publishing.forecasts.future_forecasts + tasks.publishing.store.publish_forecasts
 
 and prints rows/s (windows/s for training) and the process's peak memory per stage, sampled from
 /proc/self/statm every 10 ms. The memory budget is 3x the raw data (the generated frame's
@@ -143,7 +143,8 @@ def make_config(args: argparse.Namespace):
         {
             "data": {"frequency": "1d", "season_length": 7, "min_value": 0.0},
             "forecast": {"horizon": args.horizon},
-            # Two folds: the fewest the per-series model choice accepts (tasks/selection.py).
+            # Two folds: the fewest the per-series model choice accepts
+            # (tasks/evaluation/selection.py).
             "evaluate": {"n_windows": 2, "step": args.horizon},
             "prepare": {"lookback": args.lookback, "validation_steps": 14},
             "model": {"units": [32, 16], "dropout": 0.1},
@@ -158,7 +159,7 @@ def make_config(args: argparse.Namespace):
 
 def run_evaluate(evaluate, prepared, model, cfg) -> dict:
     """The evaluate stage's pure core with the train stage's model; returns the scores."""
-    from tasks import backtest
+    from tasks.evaluation import backtest
 
     # The one trained model scores every fold: a throughput figure, not an accuracy claim for
     # the older fold (benchmarks/accuracy.py refits per fold).
@@ -173,14 +174,14 @@ def worker(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     tf.constant(0.0)  # TensorFlow's runtime start-up belongs to the baseline, not to a stage
-    from tasks.baselines import MODELS
     from tasks.config import Config  # noqa: F401
-    from tasks.evaluate import evaluate
+    from tasks.evaluation.baselines import MODELS
+    from tasks.evaluation.evaluate import evaluate
+    from tasks.features.prepare import prepare
     from tasks.ingest import read_source, validate
-    from tasks.prepare import prepare
-    from tasks.publish import future_forecasts
-    from tasks.store import publish_forecasts
-    from tasks.train import train
+    from tasks.model.train import train
+    from tasks.publishing.forecasts import future_forecasts
+    from tasks.publishing.store import publish_forecasts
 
     work = Path(args.workdir)
     cfg = make_config(args)

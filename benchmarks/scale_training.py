@@ -12,11 +12,11 @@ early stopping / learning-rate schedule, each in its own fresh process:
   sampled   --windows-per-epoch windows per epoch (without replacement, a new sample each epoch),
             at most as many windows in all as the full run
 
-Each epoch's wall time comes from the train stage's own epoch lines (tasks/train.py:
+Each epoch's wall time comes from the train stage's own epoch lines (tasks/model/train.py:
 `EpochProgress`), so the figures are what a user watching the log sees. Reported per run: the
 val_loss curve against wall time, the time until val_loss is within 1 % of the run's own best
 and of the best of both runs, and the backtest MASE of the final model (the evaluate stage's
-pure core, tasks/evaluate.py, on the last `evaluate.step` steps of every series).
+pure core, tasks/evaluation/evaluate.py, on the last `evaluate.step` steps of every series).
 Results: benchmarks/results/scale_training.json (unless --out), one entry per series count
 under "cases" (a run replaces only its own count's entry).
 """
@@ -75,10 +75,10 @@ class EpochClock(logging.Handler):
 def run_one(args: argparse.Namespace) -> dict:
     """In a fresh process: prepare the generated data, train one variant, backtest it."""
     from benchmarks.scale import run_evaluate
-    from tasks.evaluate import evaluate
+    from tasks.evaluation.evaluate import evaluate
+    from tasks.features.prepare import prepare
     from tasks.ingest import read_source, validate
-    from tasks.prepare import prepare
-    from tasks.train import train
+    from tasks.model.train import train
 
     work = Path(args.workdir)
     per_epoch = None if args.variant == "full" else args.windows_per_epoch

@@ -33,7 +33,7 @@ CASES = [  # (name, replicas, mirrored, precision)
 
 
 def worker(args: argparse.Namespace) -> dict:
-    from tasks.strategy import make_strategy
+    from tasks.model.strategy import make_strategy
 
     strategy = make_strategy(args.replicas, mirrored=args.mirrored)  # before TF starts
     import keras
@@ -42,8 +42,8 @@ def worker(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     from tasks.config import parse_config
-    from tasks.prepare import prepare
-    from tasks.train import build_member, make_optimizer
+    from tasks.features.prepare import prepare
+    from tasks.model.train import build_member, make_optimizer
 
     tf.config.experimental.enable_op_determinism()
     if args.tiny:  # the bundled series with the pipeline's geometry: overhead per epoch

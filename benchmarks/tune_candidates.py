@@ -3,9 +3,10 @@
 The reported M3 figures (`python -m benchmarks.accuracy --m3 30`) are the 30 longest monthly
 series. This tunes on the next 30 (`--skip 30`: ranks 31..60 by length, ties by name; disjoint
 from the reported ones), with params.yaml otherwise as it is: one backtest (the LSTM trained
-once, every candidate scored on every fold), then the per-series choice (tasks/selection.py)
-made with each candidate list below, on folds 1.., and its mixture scored on fold 0, as the
-pipeline does. The list with the lowest mean MASE of the mixture on fold 0 becomes the default.
+once, every candidate scored on every fold), then the per-series choice
+(tasks/evaluation/selection.py) made with each candidate list below, on folds 1.., and its mixture
+scored on fold 0, as the pipeline does. The list with the lowest mean MASE of the mixture on fold 0
+becomes the default.
 
     uv run --extra bench python -m benchmarks.tune_candidates            # 30 series after 30
 
@@ -22,8 +23,8 @@ import time
 from pathlib import Path
 
 from benchmarks import competition
-from tasks import selection
-from tasks.backtest import mean_scores
+from tasks.evaluation import selection
+from tasks.evaluation.backtest import mean_scores
 
 RESULTS = Path("benchmarks/results/tune_candidates.json")
 EVERY = ("naive", "seasonal_naive", "drift", "ets", "theta")

@@ -31,11 +31,11 @@ import numpy as np
 import polars as pl
 import yaml
 
-from tasks.baselines import seasonal_naive
 from tasks.columns import TIMESTAMP
 from tasks.config import Config, parse_config
-from tasks.metrics import mase, rmse
-from tasks.prepare import prepare
+from tasks.evaluation.baselines import seasonal_naive
+from tasks.evaluation.metrics import mase, rmse
+from tasks.features.prepare import prepare
 
 RESULTS = Path("benchmarks/results")
 DATA = Path("data/raw/airpassengers.csv")
@@ -83,8 +83,8 @@ def fit_and_forecast(frame: pl.DataFrame, cfg: Config):
     """
     import keras
 
-    from tasks.forecast import forecast_original
-    from tasks.train import train
+    from tasks.model.forecast import forecast_original
+    from tasks.model.train import train
 
     keras.backend.clear_session()
     prepared = prepare(frame, cfg)

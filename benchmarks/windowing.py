@@ -117,7 +117,7 @@ def _run_once(method: str, values: np.ndarray, lookback: int, horizon: int, batc
         del X, Y
         return t1 - t0, t2 - t1, count, acc
 
-    from tasks.windows import WindowGeometry
+    from tasks.features.windows import WindowGeometry
 
     if method == "numpy":
         t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def spawn(method: str, horizon: int, measure: str, args: argparse.Namespace) -> 
 def verify(args: argparse.Namespace) -> dict:
     """The loop's X/Y equal the project's inputs/targets for the same starts; tf.data batches
     equal inputs/targets batch by batch, for horizon 1 and for every other horizon measured."""
-    from tasks.windows import WindowGeometry
+    from tasks.features.windows import WindowGeometry
 
     values = make_series(args.points, args.seed)
     L = args.lookback

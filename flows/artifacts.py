@@ -22,9 +22,9 @@ import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import io
-from tasks.baselines import ALL_MODELS
-from tasks.metrics import METRICS
-from tasks.store import INTERVAL_COLUMNS
+from tasks.evaluation.baselines import ALL_MODELS
+from tasks.evaluation.metrics import METRICS
+from tasks.publishing.store import INTERVAL_COLUMNS
 from tasks.textfmt import clip
 
 METRICS_KEY = "forecast-metrics"

@@ -14,23 +14,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-_HELD: dict[Path, object] = {}
-
-
-@contextlib.contextmanager
-def holding(root: Path, repo) -> Iterator[None]:
-    """Make `repo` (whose lock the caller holds) the Repo of every DVC call under `root`."""
-    key = Path(root).resolve()
-    _HELD[key] = repo
-    try:
-        yield
-    finally:
-        _HELD.pop(key, None)
+from flows.repolock import RepositoryLocked, describe_dvc_holder, held_repo, timeout_s
 
 
 @contextlib.contextmanager
 def open_repo(root: Path = Path(".")) -> Iterator:
-    held = _HELD.get(Path(root).resolve())
+    held = held_repo(root)
     if held is not None:
         # What DVC's own lock_repo does before every locked call: drop the cached index and
         # config, which earlier stages of this run have changed (dvc.lock, outputs).
@@ -47,8 +36,6 @@ def call(root: Path, fn):
     """fn(repo): in the holder's Repo, else in a new one, retried while another process holds
     DVC's lock (a `dvc repro`), bounded and naming that process when it does not let go."""
     from dvc.lock import LockError
-
-    from flows.repolock import RepositoryLocked, describe_dvc_holder, timeout_s
 
     deadline = time.monotonic() + timeout_s()
     lockfile = Path(root) / ".dvc" / "tmp" / "lock"

@@ -2,12 +2,12 @@
 
     python -m flows.export [--quantize] [--model models/model_full.keras] [--out ...tflite]
 
-Converts (tasks/export.py), then forecasts the prepared data's last window of every series
+Converts (tasks/model/export.py), then forecasts the prepared data's last window of every series
 with both models and prints the largest difference in the scaled space; exits 1 if it exceeds
---tolerance (default 1e-4 float, 2e-2 quantized: the tolerances tests/tasks/test_export.py
+--tolerance (default 1e-4 float, 2e-2 quantized: the tolerances tests/tasks/model/test_export.py
 checks). A missing model, prepared arrays or scaler exits 2 with a message and writes nothing.
 Not a DVC stage: an artefact for serving, made on demand. By default from the model publish
-ships (`model_full`: refit by evaluate through each series' last observation, tasks/refit.py),
+ships (`model_full`: refit by evaluate through each series' last observation, tasks/model/refit.py),
 not the train stage's `model`, which only the backtest scores: a served flatbuffer forecasts
 what the published forecasts say. `--model models/model.keras` exports the train stage's.
 """
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
               "evaluate)", file=sys.stderr)  # fmt: skip
         return 2
 
-    from tasks.export import export_tflite, predict_tflite
-    from tasks.forecast import load_model, model_inputs
-    from tasks.prepare import Prepared
+    from tasks.features.prepare import Prepared
+    from tasks.model.export import export_tflite, predict_tflite
+    from tasks.model.forecast import load_model, model_inputs
 
     out = args.out or args.model.with_suffix(".int8.tflite" if args.quantize else ".tflite")
     model = load_model(args.model)

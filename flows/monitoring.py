@@ -34,7 +34,7 @@ def realized_runs(
 ) -> pl.DataFrame:
     """One row per scored run, oldest publish first: its realized scores, the backtest's
     `expected` figure of `metric`, the limit and whether it is degraded (null: no figure)."""
-    from tasks.monitor import Realized, degraded
+    from tasks.monitoring.analysis import Realized, degraded
 
     empty = pl.DataFrame()
     alerts = degraded(Realized(empty, series, scores, empty), expected, metric, max_degradation)
@@ -60,9 +60,9 @@ def realized_runs(
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m flows.monitoring") -> int:
-    from tasks.db import from_config, locate
-    from tasks.monitor_store import read_expectations, read_scores
-    from tasks.store import list_runs
+    from tasks.monitoring.store import read_expectations, read_scores
+    from tasks.publishing.db import from_config, locate
+    from tasks.publishing.store import list_runs
 
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

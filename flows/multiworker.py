@@ -192,16 +192,16 @@ def worker(args: argparse.Namespace) -> int:
             print(f"flows.multiworker: {err}", file=sys.stderr)
             return 2
     os.environ["TF_CONFIG"] = tf_config(cluster, args.worker_index)
-    # Epoch lines (tasks/train.py) to stderr: the terminal on a host of its own, the worker's
+    # Epoch lines (tasks/model/train.py) to stderr: the terminal on a host of its own, the worker's
     # log file under the local launcher.
     fmt = f"%(asctime)s worker {args.worker_index} %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
-    from tasks.strategy import make_strategy
+    from tasks.model.strategy import make_strategy
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy, before anything else touches TF
 
-    from tasks.prepare import Prepared
-    from tasks.train import train
+    from tasks.features.prepare import Prepared
+    from tasks.model.train import train
 
     cfg = load_config(args.params)
     prepared = Prepared.load(args.prepared, args.scaler)

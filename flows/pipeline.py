@@ -15,7 +15,7 @@ DVC stays the source of truth for what is up to date:
 Around the stages (production concerns, see README "Operations"):
 - one run at a time per repository, serialised with `dvc repro`, `dvc exp run` and rollback
   (flows/repolock.py; the deployment adds a server-side concurrency limit of 1, flows/deploy.py);
-- a publish killed between its renames is rolled forward first (tasks/transaction.py);
+- a publish killed between its renames is rolled forward first (tasks/publishing/transaction.py);
 - per-stage Prefect options from the declarations (the source read retries transient failures
   with exponential back-off);
 - artifacts for the UI (flows/artifacts.py); run names carry the data md5;
@@ -118,7 +118,7 @@ def _params_path(parameters: dict | None) -> str:
 
 
 def data_version(cfg: Config) -> str:
-    from tasks.lineage import data_md5
+    from tasks.publishing.lineage import data_md5
 
     return data_md5(catalog.path("raw", cfg))
 
@@ -136,8 +136,8 @@ def run_name() -> str:
 
 def recover_publish(logger) -> None:
     """A publish killed between its renames is completed before anything else runs, so DVC and
-    the gate see one consistent published state (tasks/transaction.py)."""
-    from tasks.transaction import recover
+    the gate see one consistent published state (tasks/publishing/transaction.py)."""
+    from tasks.publishing.transaction import recover
 
     done = recover(catalog.path("publish_journal"))
     if done:
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from flows.ephemeral import prefect_api
-    from tasks.transaction import user_error
+    from tasks.publishing.transaction import user_error
 
     try:
         # Without a Prefect server configured: a temporary one that dies with this process.

@@ -70,7 +70,7 @@ def current_json(current: pl.DataFrame) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m flows.published") -> int:
-    from tasks.store import list_runs, read_current
+    from tasks.publishing.store import list_runs, read_current
 
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.published")
     parser.add_argument("--json", action="store_true", help="print JSON (every row) instead")
     args = parser.parse_args(argv)
     try:
-        from tasks.db import from_config, locate
+        from tasks.publishing.db import from_config, locate
 
         store = locate(args.store) if args.store else from_config(load_config(args.params))
         if args.runs:

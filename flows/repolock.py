@@ -198,12 +198,32 @@ def _dvc_lock(root: Path, purpose: str, logger, deadline: float):
         repo.close()
 
 
+# The holder's DVC Repo per repository root: flows/dvc.py runs every DVC call of this process in
+# it (a second Repo would fail to take the lock the holder has). Kept here, not in flows/dvc.py,
+# so the imports go one way: dvc -> repolock.
+_HELD: dict[Path, object] = {}
+
+
+@contextlib.contextmanager
+def holding(root: Path, repo) -> Iterator[None]:
+    """Make `repo` (whose lock the caller holds) the Repo of every DVC call under `root`."""
+    key = Path(root).resolve()
+    _HELD[key] = repo
+    try:
+        yield
+    finally:
+        _HELD.pop(key, None)
+
+
+def held_repo(root: Path) -> object | None:
+    """The Repo `repository_lock` holds for `root` in this process, if any."""
+    return _HELD.get(Path(root).resolve())
+
+
 @contextlib.contextmanager
 def repository_lock(purpose: str, root: Path = Path("."), logger=None) -> Iterator[None]:
     """Hold the repository for `purpose` (what the messages call this command); see the module
     docstring. Re-entrant within a process and free for commands a holder started."""
-    from flows import dvc
-
     if covered() or not (Path(root) / ".dvc").is_dir():
         yield  # held for us already; or no DVC project here (a stage run in a bare directory)
         return
@@ -215,7 +235,7 @@ def repository_lock(purpose: str, root: Path = Path("."), logger=None) -> Iterat
         previous = os.environ.get(HOLDER_ENV)
         os.environ[HOLDER_ENV] = str(os.getpid())
         try:
-            with dvc.holding(root, repo) if repo else contextlib.nullcontext():
+            with holding(root, repo) if repo else contextlib.nullcontext():
                 yield
         finally:
             if previous is None:

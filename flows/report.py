@@ -83,8 +83,8 @@ def _table(header: Sequence[str], rows: list[list[str]], cls: str = "") -> str:
 
 
 def _metrics_section(scores: dict | None) -> str:
-    from tasks.baselines import ALL_MODELS
-    from tasks.metrics import METRICS
+    from tasks.evaluation.baselines import ALL_MODELS
+    from tasks.evaluation.metrics import METRICS
 
     if not scores:
         return "<p>No backtest scores yet (metrics/evaluate.json): run the evaluate stage.</p>"
@@ -208,8 +208,8 @@ def _read_published(cfg: Config):
     export = catalog.path("export", cfg)
     if "parquet" in cfg.publish.targets and export.exists():
         return pl.read_parquet(export)
-    from tasks.db import NoStore, from_config
-    from tasks.store import read_current
+    from tasks.publishing.db import NoStore, from_config
+    from tasks.publishing.store import read_current
 
     try:
         return read_current(from_config(cfg))  # the SQLite file or the server publish.url names

@@ -22,7 +22,7 @@ from pathlib import Path
 from flows.repolock import repository_lock
 from flows.versioning import list_runs, resolve_run, restore, rollback, version_run
 from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.transaction import user_error
+from tasks.publishing.transaction import user_error
 
 
 def _list(root: Path, prefix: str) -> int:

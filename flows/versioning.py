@@ -264,8 +264,8 @@ def rollback(
     import polars as pl
 
     from flows.stages.publish import STAGE as PUBLISH
-    from tasks.lineage import LINEAGE_FIELDS, utc_now
-    from tasks.store import (
+    from tasks.publishing.lineage import LINEAGE_FIELDS, utc_now
+    from tasks.publishing.store import (
         FORECAST_COLUMNS,
         INTERVAL_COLUMNS,
         MODEL,
@@ -346,9 +346,9 @@ def _rollback_server(root: Path, rev: str, url: str, export: str, restore_dir: P
     manifest, a DVC out) becomes the current one again, in place."""
     from flows.stages.publish import STAGE as PUBLISH
     from tasks import catalog
-    from tasks.db import Database
-    from tasks.lineage import utc_now
-    from tasks.store import republish
+    from tasks.publishing.db import Database
+    from tasks.publishing.lineage import utc_now
+    from tasks.publishing.store import republish
 
     manifest = catalog.entry("publish_manifest").path
     if manifest not in outs:

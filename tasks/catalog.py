@@ -77,7 +77,7 @@ ENTRIES: tuple[Entry, ...] = (
         "model_full",
         "models/model_full.keras",
         "out",
-        "the shipped model: refit on each series' full history (tasks/refit.py)",
+        "the shipped model: refit on each series' full history (tasks/model/refit.py)",
     ),
     Entry("history", "plots/training_curve.csv", "plot", "loss per epoch"),
     Entry("metrics_train", "metrics/train.json", "metric", "training summary"),
@@ -108,7 +108,7 @@ ENTRIES: tuple[Entry, ...] = (
         persist=True,
     ),
     # With a server store (publish.url) the database is not a file DVC can hash: publish writes
-    # this manifest of what it wrote instead, as its DVC out (tasks/store.py: manifest).
+    # this manifest of what it wrote instead, as its DVC out (tasks/publishing/store.py: manifest).
     Entry(
         "publish_manifest",
         "published/manifest.json",
@@ -137,7 +137,7 @@ ENTRIES: tuple[Entry, ...] = (
         "publish_journal",
         "published/.publish-journal.json",
         "scratch",
-        "the files a publish in progress is renaming (tasks/transaction.py)",
+        "the files a publish in progress is renaming (tasks/publishing/transaction.py)",
     ),
     # Rewritten when a pipeline run ends and by `forecast report` (flows/report.py); not versioned.
     Entry("report", "reports/run.html", "scratch", "HTML report of the last run"),

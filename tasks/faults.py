@@ -9,10 +9,11 @@ real kill, not an exception: no `finally`, no atexit, no flush runs, exactly as 
 or the OOM killer stops the process there.
 
 Named points (grep `fault_point(` for the list):
-  train.<member>.epoch_end.<n>   tasks/train.py, when epoch n (1-based) of member `<member>`
+  train.<member>.epoch_end.<n>   tasks/model/train.py, when epoch n (1-based) of member `<member>`
                                  (member_0, member_1, ...) has ended, before its resume backup is
                                  written (the backup then holds epoch n - 1)
-  publish.staged.<file>          tasks/transaction.py, after the temp file of <file> (e.g.
+  publish.staged.<file>          tasks/publishing/transaction.py, after the temp file of <file>
+  (e.g.
                                  forecasts.sqlite, forecasts.parquet, champion.keras,
                                  champion.json, publish.json) is written; nothing renamed yet
   publish.journal                once the publish's journal is written (its commit point)

@@ -1,7 +1,7 @@
 """Registries filled by modules: one module per implementation inside a package (data sources in
-tasks/sources/, publish targets in tasks/targets/). Adding an implementation is one new module;
-its name is the module's name, and it is known without importing it (so the config can validate
-a choice before anything heavy loads)."""
+tasks/ingest/sources/, publish targets in tasks/publishing/targets/). Adding an implementation is
+one new module; its name is the module's name, and it is known without importing it (so the config
+can validate a choice before anything heavy loads)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from pathlib import Path
 
 def names(package: str) -> tuple[str, ...]:
     """Implementation names in `package`: its public modules, sorted."""
-    path = Path(importlib.util.find_spec(package).origin).parent
+    # The directory from the top package's location: find_spec of a subpackage would import its
+    # parents (tasks.ingest, tasks.publishing), and the config checks a name before anything loads.
+    top, *rest = package.split(".")
+    path = Path(next(iter(importlib.util.find_spec(top).submodule_search_locations))).joinpath(
+        *rest
+    )
     return tuple(
         sorted(m.name for m in pkgutil.iter_modules([str(path)]) if not m.name.startswith("_"))
     )

@@ -12,7 +12,7 @@ def iso(ts: np.datetime64 | datetime | None) -> str | None:
 
     Sub-second parts are cut. The champion's `trained_through` and the backtest origins are
     compared as these strings across runs, so the format must not change between versions.
-    (The store writes whole columns with a polars expression: tasks.store.TS_FORMAT.)
+    (The store writes whole columns with a polars expression: tasks.publishing.store.TS_FORMAT.)
     """
     if ts is None:
         return None

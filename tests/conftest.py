@@ -47,7 +47,7 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
     return proc
 
 
-# The monitor's tables (tasks/monitor_store.py) share the store file with the forecasts: they
+# The monitor's tables (tasks/monitoring/store.py) share the store file with the forecasts: they
 # record what was observed since, not what was published.
 MONITOR_TABLES = (
     "monitor_steps",

@@ -23,7 +23,7 @@ from flows.repolock import repository_lock
 from flows.stage import Stage, StageContext
 from tasks import plugins
 from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.transaction import user_error
+from tasks.publishing.transaction import user_error
 
 log = logging.getLogger("forecast")
 

@@ -21,7 +21,7 @@ class ChampionUnreadable(PipelineError):
 
 def load_champion(load_model):
     """The champion, or None before the first publish."""
-    from tasks.evaluate import Champion
+    from tasks.evaluation.evaluate import Champion
 
     model_path, meta_path = STAGE.path("champion_model"), STAGE.path("champion_meta")
     if not model_path.exists():
@@ -46,13 +46,13 @@ def load_champion(load_model):
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
-    from tasks.backtest import build_folds, fold_models
-    from tasks.evaluate import covariates_used, evaluate
-    from tasks.forecast import load_model
-    from tasks.gate import decide
-    from tasks.prepare import Prepared
-    from tasks.refit import fit_schedule, refit
-    from tasks.selection import require_folds
+    from tasks.evaluation.backtest import build_folds, fold_models
+    from tasks.evaluation.evaluate import covariates_used, evaluate
+    from tasks.evaluation.gate import decide
+    from tasks.evaluation.selection import require_folds
+    from tasks.features.prepare import Prepared
+    from tasks.model.forecast import load_model
+    from tasks.model.refit import fit_schedule, refit
 
     p = STAGE.path
     require_folds(cfg)  # the per-series choice needs older folds: stop before any work
@@ -92,7 +92,7 @@ def backtest_images(plots: dict) -> dict[str, bytes]:
     """The DVC image plots of the backtest: every fold for the largest series, and the error
     per horizon step (tasks/charts.py)."""
     from tasks import charts
-    from tasks.evaluate import BACKTEST_FORECAST, HORIZON_ERRORS
+    from tasks.evaluation.evaluate import BACKTEST_FORECAST, HORIZON_ERRORS
 
     backtest = plots[BACKTEST_FORECAST]
     series = charts.pick_series(backtest.rename({"actual": "value"}), top=charts.BACKTEST_TOP)

@@ -59,10 +59,10 @@ def task_options(cfg: Config) -> dict:
 
 def source_modules(cfg: Config) -> tuple[str, ...]:
     """The data source modules this config may read with (all of them for `auto`)."""
-    from tasks import sources
+    from tasks.ingest import sources
 
     chosen = sources.names() if cfg.data.source == "auto" else (cfg.data.source,)
-    return tuple(f"tasks.sources.{name}" for name in chosen)
+    return tuple(f"tasks.ingest.sources.{name}" for name in chosen)
 
 
 STAGE = Stage(

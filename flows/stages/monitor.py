@@ -5,10 +5,11 @@ Contract (what couples it to the other stages):
 - reads `validated` (a dependency: it reruns when new actuals arrive) and, as state, the store
   and metrics/publish.json (publish's outputs: as dependencies they would be a cycle, since
   publish reads this stage's decision). metrics/publish.json names the last published run and
-  the backtest figures it was published with (tasks/monitor.py compares against those);
-- writes its scores into the store's database (tables of its own, tasks/monitor_store.py) in
+  the backtest figures it was published with (tasks/monitoring/analysis.py compares against those);
+- writes its scores into the store's database (tables of its own, tasks/monitoring/store.py) in
   one transaction, in place; the forecasts and the current view are untouched;
-- writes metrics/monitor.json, whose `drift.blocks_publish` publish reads (tasks/monitor_gate.py):
+- writes metrics/monitor.json, whose `drift.blocks_publish` publish reads
+(tasks/monitoring/gate.py):
   that is the only way monitoring can stop a publish (monitor.drift_gate: fail).
 An alert is a Prefect event `forecast.accuracy.degraded` (README "Monitoring").
 """
@@ -39,10 +40,11 @@ def published_expectation(publish: dict | None, run_keys: set[str]) -> dict[str,
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
-    from tasks import monitor, monitor_store
-    from tasks.db import NoStore, from_config
-    from tasks.lineage import utc_now
-    from tasks.transaction import recover
+    from tasks.monitoring import analysis as monitor
+    from tasks.monitoring import store as monitor_store
+    from tasks.publishing.db import NoStore, from_config
+    from tasks.publishing.lineage import utc_now
+    from tasks.publishing.transaction import recover
 
     p = STAGE.path
     recover(p("publish_journal"))  # a publish killed mid-rename is completed first
@@ -141,7 +143,7 @@ def error_plot(runs, realized, expected: dict):
     (mean over series) beside the run's backtest MASE."""
     import polars as pl
 
-    from tasks.store import TS_FORMAT
+    from tasks.publishing.store import TS_FORMAT
 
     exp = pl.DataFrame(
         {

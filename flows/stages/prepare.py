@@ -10,7 +10,7 @@ from tasks.config import Config
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
-    from tasks.prepare import prepare
+    from tasks.features.prepare import prepare
 
     future = pl.read_parquet(STAGE.path("validated_future"))
     prepared = prepare(pl.read_parquet(STAGE.path("validated")), cfg, future)

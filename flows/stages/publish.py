@@ -11,7 +11,7 @@ from flows.stage import NO_RUN, Stage, StageContext
 from tasks import catalog, io
 from tasks.config import Config
 from tasks.errors import GateFailed
-from tasks.monitor_gate import check_drift
+from tasks.monitoring.gate import check_drift
 
 
 def check_gate() -> dict:
@@ -52,20 +52,20 @@ def stage_champion(pub, meta: dict) -> None:
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
-    from tasks import targets
-    from tasks.forecast import load_model
-    from tasks.intervals import Calibration
-    from tasks.lineage import collect_lineage
-    from tasks.model_id import model_id
-    from tasks.prepare import Prepared
-    from tasks.publish import (
+    from tasks.evaluation.intervals import Calibration
+    from tasks.evaluation.selection import load_choices
+    from tasks.features.prepare import Prepared
+    from tasks.model.forecast import load_model
+    from tasks.publishing import targets
+    from tasks.publishing.forecasts import (
         champion_covariates,
         champion_meta,
         future_forecasts,
         trained_through,
     )
-    from tasks.selection import load_choices
-    from tasks.transaction import recover
+    from tasks.publishing.lineage import collect_lineage
+    from tasks.publishing.model_id import model_id
+    from tasks.publishing.transaction import recover
 
     p = STAGE.path
     recover(p("publish_journal"))  # a publish killed mid-rename is completed, gate or not
@@ -73,14 +73,15 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     check_drift(io.read_json(p("metrics_monitor")))  # monitor.drift_gate: fail
     prepared = Prepared.load(p("prepared"), p("scaler"))
     calibration = Calibration.from_json(io.read_json(p("intervals")))
-    # Per series the LSTM or a baseline (tasks/selection.py), each with its own intervals.
+    # Per series the LSTM or a baseline (tasks/evaluation/selection.py), each with its own
+    # intervals.
     choices, calibrations = load_choices(io.read_json(p("selection")))
     model = load_model(p("model_full"))  # refit through each series' last observation
     forecasts = future_forecasts(
         prepared, model, cfg.data.frequency, calibration, choices, calibrations
     )
     chart = forecast_image(forecasts)  # drawn before any target is written
-    # The shipped model trained through each series' last observation (tasks/refit.py).
+    # The shipped model trained through each series' last observation (tasks/model/refit.py).
     through = trained_through(prepared, full_history=True)
     last = sorted(set(through.values()))
     lineage = collect_lineage(
@@ -148,7 +149,7 @@ def forecast_image(forecasts) -> bytes:
 
 def target_outputs(cfg: Config) -> tuple[str, ...]:
     """The catalog keys the chosen publish targets write (their DVC outs)."""
-    from tasks import targets
+    from tasks.publishing import targets
 
     return tuple(e.key for name in cfg.publish.targets for e in targets.load(name).outputs_for(cfg))
 
@@ -181,7 +182,7 @@ STAGE = Stage(
     writes=("champion_model", "champion_meta", "plot_forecast_png", "metrics_publish"),
     scratch=("publish_journal",),
     writes_for=target_outputs,
-    plugins=lambda cfg: tuple(f"tasks.targets.{name}" for name in cfg.publish.targets),
+    plugins=lambda cfg: tuple(f"tasks.publishing.targets.{name}" for name in cfg.publish.targets),
     params=("data.frequency", "publish"),
     ui_artifacts=ui_artifacts,
     description="forecasts in original units with lineage, to the publish targets",

@@ -28,8 +28,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             metrics=p("metrics_train"),
         )
 
-    from tasks.prepare import Prepared
-    from tasks.train import train  # imports TensorFlow: only when this stage runs
+    from tasks.features.prepare import Prepared
+    from tasks.model.train import train  # imports TensorFlow: only when this stage runs
 
     prepared = Prepared.load(p("prepared"), p("scaler"))
     result = train(prepared, cfg, checkpoint_dir=p("checkpoints"))

@@ -2,9 +2,9 @@
 
 `read_source` turns a CSV/Parquet file (or a directory of them) into a typed frame and remembers,
 per row, the file and row it came from and the raw text of any timestamp or value that did not
-parse. `ingest` checks it: the pandera schema (tasks.schema) plus the per-series checks pandera
-can't express (order, time grid, gaps, history length, a constant training part), collects every
-failure at once, quarantines the series with series-level failures (data.on_bad_series) and
+parse. `ingest` checks it: the pandera schema (tasks.ingest.schema) plus the per-series checks
+pandera can't express (order, time grid, gaps, history length, a constant training part), collects
+every failure at once, quarantines the series with series-level failures (data.on_bad_series) and
 raises one DataValidationError with a readable report when the run cannot go on. `validate` is
 its frame; `summarize` describes it.
 
@@ -13,8 +13,12 @@ series, so the rest run only where needed), `checks` (every detailed check, as f
 `quarantine` (series-level or source-level, the listing), `report` (the failure report), `fill`
 (gap filling); this one runs them, the detailed checks chunk by chunk. Bookkeeping columns start
 with "_" and never leave `ingest`. Its output carries one extra boolean column, `filled`
-(tasks.schema.FILLED): True for rows created by gap filling, so that `summarize` (and any later
-stage) can tell imputed values from observed ones.
+(tasks.ingest.schema.FILLED): True for rows created by gap filling, so that `summarize` (and any
+later stage) can tell imputed values from observed ones.
+
+Owns the data sources (`sources/`, one module per source) and the pandera schema (`schema`).
+May import: the shared modules beside this package. Never: features, model, evaluation,
+publishing, monitoring (they read what ingest wrote, through the stage files).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from tasks.ingest.covariate_checks import validate_future as _validate_future
 from tasks.ingest.fill import fill_gaps
 from tasks.ingest.read import BOOKKEEPING, coerce, read_source, require_columns, with_bookkeeping
 from tasks.ingest.report import format_report
-from tasks.schema import FILLED
+from tasks.ingest.schema import FILLED
 from tasks.textfmt import clip
 from tasks.timefmt import iso
 

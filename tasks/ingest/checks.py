@@ -1,7 +1,8 @@
 """The checks of the long format: every failure becomes a row of one failure frame
 (FAILURE_SCHEMA: check, column, series_id, timestamp, value, row, source, detail), so that all
 problems are collected before anything is raised. The parse checks (text that did not become a
-timestamp or number), the pandera schema (tasks.schema) and the per-series checks pandera can't
+timestamp or number), the pandera schema (tasks.ingest.schema) and the per-series checks pandera
+can't
 express: order, time grid, gaps, history length, a constant training part."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import polars as pl
 from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import BOOKKEEPING, RAW_TIMESTAMP, RAW_VALUE, ROW, SOURCE
-from tasks.schema import TIMESTAMP_DTYPE, build_schema, covariate_columns
+from tasks.ingest.schema import TIMESTAMP_DTYPE, build_schema, covariate_columns
 
 # Integer code of a series (first-appearance order) in the per-series checks: grouping and
 # joining 10M rows on a UInt32 instead of the series_id text is several times faster and

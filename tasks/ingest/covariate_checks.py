@@ -14,12 +14,12 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks import sources
 from tasks.columns import KEY, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import DataSourceError, DataValidationError
+from tasks.ingest import sources
 from tasks.ingest.read import RAW_TIMESTAMP, coerce
-from tasks.schema import TIMESTAMP_DTYPE, covariate_columns
+from tasks.ingest.schema import TIMESTAMP_DTYPE, covariate_columns
 from tasks.textfmt import clip
 from tasks.timefmt import iso
 
@@ -100,7 +100,7 @@ def check_static(frame: pl.DataFrame, cfg: Config) -> None:
 # ------------------------------------------------------------------------------ future file
 def offset_steps(last: pl.Expr, steps: pl.Expr, frequency: str) -> pl.Expr:
     """`last` moved `steps` steps of `frequency` (calendar-aware: "1mo" after Jan 31 is Feb 28,
-    as tasks.publish.future_timestamps stamps the forecasts)."""
+    as tasks.publishing.forecasts.future_timestamps stamps the forecasts)."""
     n, unit = re.fullmatch(r"(\d+)(\D+)", frequency).groups()
     return last.dt.offset_by(pl.format("{}" + unit, steps * int(n)))
 

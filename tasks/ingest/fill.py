@@ -8,7 +8,7 @@ import polars as pl
 from tasks.columns import KEY, REQUIRED, SERIES_ID, VALUE
 from tasks.ingest import checks
 from tasks.ingest.checks import SID, series_names
-from tasks.schema import FILLED
+from tasks.ingest.schema import FILLED
 
 
 def fill_gaps(frame: pl.DataFrame, grid: pl.DataFrame, method: str) -> pl.DataFrame:

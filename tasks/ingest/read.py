@@ -1,4 +1,4 @@
-"""Reading the raw long-format source (through a data source, tasks/sources/) into a typed
+"""Reading the raw long-format source (through a data source, tasks/ingest/sources/) into a typed
 frame that remembers, per row, the file and row it came from and the raw text of any timestamp
 or value that did not parse (the bookkeeping columns below, which never leave validation)."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks import sources
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import DataSourceError
-from tasks.schema import TIMESTAMP_DTYPE
+from tasks.ingest import sources
+from tasks.ingest.schema import TIMESTAMP_DTYPE
 from tasks.textfmt import clip
 
 ROW = "_row"  # 1-based data row in its file (header not counted) or position in a given frame
@@ -29,8 +29,8 @@ _OFFSET_FORMATS = [f"%Y-%m-%d{sep}%H:%M:%S%.f%#z" for sep in ("T", " ")]
 
 
 def read_source(path: str | Path, source: str = "auto", timezone: str = "UTC") -> pl.DataFrame:
-    """Read `path` with the data source `source` (tasks/sources/; "auto": chosen by the path),
-    then type and tag every part the same way."""
+    """Read `path` with the data source `source` (tasks/ingest/sources/; "auto": chosen by the
+    path), then type and tag every part the same way."""
     path = Path(path)
     frames = []
     for origin, frame in sources.choose(path, source).read(path):

@@ -8,7 +8,7 @@ import polars as pl
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import SOURCE
-from tasks.schema import MAX_SCALABLE
+from tasks.ingest.schema import MAX_SCALABLE
 from tasks.textfmt import clip
 
 MAX_ROWS_SHOWN = 20

@@ -27,7 +27,7 @@ from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.checks import covariates
 from tasks.ingest.read import RAW_TIMESTAMP, RAW_VALUE
-from tasks.schema import build_schema, covariate_ok, value_rules
+from tasks.ingest.schema import build_schema, covariate_ok, value_rules
 
 DAY_US = 86_400_000_000
 _FIXED_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
@@ -59,7 +59,8 @@ def _step(frequency: str) -> tuple[str, int] | None:
 
 def _typed(frame: pl.DataFrame, cfg: Config) -> bool:
     """The column types pass the pandera schema. Checked on no rows: types are per column, and
-    the schema's row checks run fused in `_row_ok` (the same rules, tasks.schema.value_rules)."""
+    the schema's row checks run fused in `_row_ok` (the same rules,
+    tasks.ingest.schema.value_rules)."""
     columns = frame.select(*REQUIRED, *covariates(frame)).clear()
     try:
         build_schema(cfg).validate(columns, lazy=True)

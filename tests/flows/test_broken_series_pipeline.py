@@ -57,7 +57,7 @@ def _pipeline(project: Path, env: dict) -> tuple[str, str]:
 
 
 def _current(project: Path) -> pl.DataFrame:
-    from tasks.store import read_current
+    from tasks.publishing.store import read_current
 
     return read_current(project / "published/forecasts.sqlite")
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tasks.store import read_current
+from tasks.publishing.store import read_current
 from tests.conftest import TINY_PARAMS, base_env, git_commit, make_project, run, update_params
 from tests.flows import api
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tasks.store import list_runs, read_current
+from tasks.publishing.store import list_runs, read_current
 from tests.conftest import git_commit, run, update_params
 from tests.flows import api
 

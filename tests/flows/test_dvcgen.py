@@ -38,11 +38,26 @@ def test_committed_dvc_yaml_is_what_the_declarations_generate(cfg, committed, mo
 @pytest.mark.parametrize(
     ("stage", "section", "item", "expected"),
     [
-        ("train", "deps", "tasks/model.py", "train: reads tasks/model.py but dvc.yaml does not"),
-        ("evaluate", "deps", "tasks/metrics.py", "evaluate: reads tasks/metrics.py"),
+        (
+            "train",
+            "deps",
+            "tasks/model/network.py",
+            "train: reads tasks/model/network.py but dvc.yaml does not",
+        ),
+        (
+            "evaluate",
+            "deps",
+            "tasks/evaluation/metrics.py",
+            "evaluate: reads tasks/evaluation/metrics.py",
+        ),
         ("ingest", "deps", "${data.path}", "ingest: reads ${data.path}"),
         ("evaluate", "deps", "models/model.keras", "evaluate: reads models/model.keras"),
-        ("publish", "deps", "tasks/targets/sqlite.py", "publish: reads tasks/targets/sqlite.py"),
+        (
+            "publish",
+            "deps",
+            "tasks/publishing/targets/sqlite.py",
+            "publish: reads tasks/publishing/targets/sqlite.py",
+        ),
         ("evaluate", "metrics", "metrics/gate.json", "evaluate: writes metrics/gate.json"),
         ("prepare", "outs", "models/scaler.npz", "prepare: writes models/scaler.npz"),
         ("train", "params", "model", "train: params in dvc.yaml"),
@@ -60,18 +75,21 @@ def test_removing_an_entry_is_a_disagreement(cfg, committed, stage, section, ite
 
 def test_an_extra_dep_and_an_unknown_stage_are_disagreements(cfg, committed):
     doc = copy.deepcopy(committed)
-    doc["stages"]["prepare"]["deps"].append("tasks/model.py")
+    doc["stages"]["prepare"]["deps"].append("tasks/model/network.py")
     doc["stages"]["orphan"] = {"cmd": "true"}
     problems = dvcgen.disagreements(doc, cfg)
-    assert "prepare: dvc.yaml lists dep tasks/model.py, which the stage does not read" in problems
+    assert (
+        "prepare: dvc.yaml lists dep tasks/model/network.py, which the stage does not read"
+        in problems
+    )
     assert any("'orphan'" in p for p in problems)
 
 
 def test_import_closure_follows_lazy_imports_and_packages():
     files = import_closure("flows.stages.train")
-    # tasks.train is imported inside run() (TensorFlow only when the stage runs); it imports
-    # tasks.model, which imports nothing that names train's callers.
-    assert {"tasks/train.py", "tasks/model.py", "flows/multiworker.py"} <= set(files)
+    # tasks.model.train is imported inside run() (TensorFlow only when the stage runs); it imports
+    # tasks.model.network, which imports nothing that names train's callers.
+    assert {"tasks/model/train.py", "tasks/model/network.py", "flows/multiworker.py"} <= set(files)
     assert "tasks/__init__.py" in files and "flows/stages/__init__.py" in files
     # The path table is not a code dep (every path is in dvc.yaml itself), nor the stage list.
     assert "tasks/catalog.py" not in files and "flows/registry.py" not in files
@@ -173,7 +191,7 @@ TOY_TARGET = '''
 """CSV export of the current forecasts (a publish target added by a test)."""
 
 from tasks import catalog
-from tasks.targets import Publication, PublishTarget
+from tasks.publishing.targets import Publication, PublishTarget
 
 
 class CsvExport(PublishTarget):
@@ -192,9 +210,9 @@ PUBLISH_WITH_TOY = """
 import json, sys
 from datetime import datetime
 import polars as pl
-from tasks import targets
+from tasks.publishing import targets
 from tasks.config import load_config
-from tasks.lineage import LINEAGE_FIELDS
+from tasks.publishing.lineage import LINEAGE_FIELDS
 
 cfg = load_config("params.yaml")
 frame = pl.DataFrame({
@@ -209,7 +227,7 @@ print(json.dumps(targets.publish(frame, lineage, cfg, "published/.journal"), def
 
 @pytest.mark.slow
 def test_a_new_publish_target_is_one_module(project: Path):
-    (project / "tasks/targets/csvexport.py").write_text(textwrap.dedent(TOY_TARGET))
+    (project / "tasks/publishing/targets/csvexport.py").write_text(textwrap.dedent(TOY_TARGET))
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["publish"]["targets"] = ["sqlite", "parquet", "csvexport"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -222,7 +240,7 @@ def test_a_new_publish_target_is_one_module(project: Path):
     # dvc.yaml follows: the target's module is a publish dep and its file a persist out.
     run([sys.executable, "-m", "flows.dvcgen"], project, env=env)
     publish = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["publish"]
-    assert "tasks/targets/csvexport.py" in publish["deps"]
+    assert "tasks/publishing/targets/csvexport.py" in publish["deps"]
     assert {"published/forecasts.csv": {"persist": True}} in publish["outs"]
     # A name that is no module is refused by the config, naming the known ones.
     params["publish"]["targets"] = ["sqlite", "nosuch"]
@@ -235,8 +253,8 @@ def test_a_new_publish_target_is_one_module(project: Path):
 
 
 def test_the_first_target_must_be_the_system_of_record(tmp_path):
-    from tasks import targets
     from tasks.config import parse_config
+    from tasks.publishing import targets
 
     cfg = parse_config({"publish": {"targets": ["parquet", "sqlite"]}})
     with pytest.raises(ValueError, match="first target must be the one system of record"):
@@ -249,8 +267,8 @@ def test_the_pipeline_refuses_a_stale_dvc_yaml(cfg, committed, tmp_path, monkeyp
     monkeypatch.chdir(ROOT)
     check_dvc_yaml(cfg, ROOT / "dvc.yaml")  # the committed one agrees
     doc = copy.deepcopy(committed)
-    doc["stages"]["train"]["deps"].remove("tasks/model.py")
+    doc["stages"]["train"]["deps"].remove("tasks/model/network.py")
     stale = tmp_path / "dvc.yaml"
     stale.write_text(yaml.safe_dump(doc))
-    with pytest.raises(StaleDvcYaml, match=r"train: reads tasks/model.py .*flows.dvcgen"):
+    with pytest.raises(StaleDvcYaml, match=r"train: reads tasks/model/network.py .*flows.dvcgen"):
         check_dvc_yaml(cfg, stale)

@@ -49,9 +49,9 @@ def test_export_cli_writes_a_checked_tflite_and_refuses_without_a_model(
     assert report["max_abs_diff_scaled"] <= FLOAT_TOLERANCE
 
     # The file on disk, read back independently of the CLI's own check, is a working model.
-    from tasks.export import predict_tflite
-    from tasks.forecast import load_model, model_inputs
-    from tasks.prepare import Prepared
+    from tasks.features.prepare import Prepared
+    from tasks.model.export import predict_tflite
+    from tasks.model.forecast import load_model, model_inputs
 
     keras_model = load_model(model)
     prepared = Prepared.load(project / "data/prepared/arrays.npz", project / "models/scaler.npz")

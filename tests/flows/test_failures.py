@@ -184,7 +184,7 @@ def test_sigkill_between_the_publish_renames_is_completed_by_the_next_run(
     journal, so the export and the champion never stay behind the store; no lock is left held
     and DVC, which saw publish unfinished, is clean after the rerun."""
     from tasks.io import md5_file
-    from tasks.store import read_current
+    from tasks.publishing.store import read_current
 
     project = project_after_run
     before = published(project)

@@ -185,7 +185,7 @@ def test_the_champion_is_compared_only_where_neither_model_trained(project_after
 def test_diverged_model_and_folds_that_do_not_fit_stop_with_exit_2(project_after_run: Path):
     import keras
 
-    from tasks.forecast import load_model
+    from tasks.model.forecast import load_model
 
     project = project_after_run
     before = _snapshot(project)

@@ -61,7 +61,7 @@ def test_two_worker_train_stage_feeds_evaluate_and_publish(project: Path):
     w0, w1 = (_h5_arrays(project / f"checkpoints/worker_{i}/member_0.weights.h5") for i in (0, 1))
     assert w0 and w0.keys() == w1.keys()
     assert all(np.array_equal(w0[k], w1[k]) for k in w0)
-    from tasks.forecast import load_model
+    from tasks.model.forecast import load_model
 
     model = load_model(project / "models/model.keras")
     saved = [np.asarray(w) for w in model.get_weights()]
@@ -162,8 +162,8 @@ def _tiny_inputs(tmp: Path, epochs: int = 3) -> dict[str, Path]:
     """Prepared arrays, scaler and params of a tiny 2-worker training, written under `tmp`."""
     import yaml
 
-    from tasks.prepare import prepare
-    from tests.tasks.test_train import seasonal_frame, tiny_config
+    from tasks.features.prepare import prepare
+    from tests.tasks.model.test_train import seasonal_frame, tiny_config
 
     cfg = tiny_config(epochs=epochs, ensemble=1, workers=2)
     prepared = prepare(seasonal_frame(), cfg)
@@ -364,7 +364,7 @@ def test_two_workers_on_two_hosts_train_identical_weights_and_only_the_chief_wri
     assert other == {"ckpt", "weights"}
     assert json.loads((tmp_path / "host0/train.json").read_text())["workers"] == 2
     # The chief's model is the weights both hosts ended with.
-    from tasks.forecast import load_model
+    from tasks.model.forecast import load_model
 
     model = load_model(tmp_path / "host0/model.keras")
     assert all(np.array_equal(a, w1[k]) for a, k in zip(model.get_weights(), w1.files,

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tasks.io import md5_file
-from tasks.store import read_current
+from tasks.publishing.store import read_current
 from tests.conftest import run
 
 pytestmark = pytest.mark.slow

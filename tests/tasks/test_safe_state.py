@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tasks import safe_state
-from tasks.scaling import SeriesTransform
+from tasks.features.scaling import SeriesTransform
 
 
 class _Payload:

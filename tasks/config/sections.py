@@ -1,0 +1,425 @@
+"""The sections of params.yaml, one pydantic model each, every knob with its default.
+
+Cross-section rules and the loading live in tasks/config/__init__.py (`Config`, `load_config`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from tasks.config.choices import CELLS, MODES, PRECISIONS, one_of
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def inside_repository(value: str, key: str = "") -> str:
+    """`value` if it is a relative path that stays inside the repository (every stage runs at the
+    repository root); else why not. DVC versions only what is inside the repository: an output
+    outside it would be written while dvc.lock records the untouched in-repo file."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if not value.strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(
+            f"{key + ' ' if key else ''}must be a path inside the repository (relative, without "
+            f"'..'), got {value!r}"
+        )
+    return value
+
+
+class _Section(BaseModel):
+    # strict: a quoted number (`epochs: '2'`) is an error, not silently coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# Names the long format itself uses (tasks/columns.py, tasks/ingest/schema.py FILLED): never
+# covariates.
+_RESERVED = ("series_id", "timestamp", "value", "filled")
+
+
+class CovariatesConfig(_Section):
+    """Extra columns of the source the model reads (tasks/features/covariates.py). Every column
+    beyond the long format's own must be listed in exactly one of these; ingest refuses the others
+    by name.
+
+    past: observed up to the forecast origin only (they join the recurrent inputs);
+    future: known ahead for the horizon (calendar, planned promotions, weather forecasts): their
+    horizon values come from data.future_path; static: one value per series (numeric or text).
+    """
+
+    past: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _names(self) -> CovariatesConfig:
+        seen: dict[str, str] = {}
+        for kind in ("past", "future", "static"):
+            for name in getattr(self, kind):
+                if not name.strip():
+                    raise ValueError(f"data.covariates.{kind} holds an empty column name")
+                if name in _RESERVED:
+                    raise ValueError(
+                        f"data.covariates.{kind}: {name!r} is a column of the long format itself, "
+                        "not a covariate"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"column {name!r} is declared twice (data.covariates.{seen[name]} and "
+                        f"data.covariates.{kind}): a covariate is one kind"
+                    )
+                seen[name] = kind
+        return self
+
+    @property
+    def declared(self) -> tuple[str, ...]:
+        return (*self.past, *self.future, *self.static)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.declared)
+
+
+class DataConfig(_Section):
+    path: str = "data/raw/airpassengers.csv"
+    # How to read `path` (tasks/ingest/sources/: one module each); "auto" picks by the path.
+    source: str = "auto"
+    # `path` outside the repository (e.g. a shared mount): only when asked for. DVC then tracks
+    # the source by its hash all the same, but `flows.runs restore` cannot bring it back.
+    allow_outside_repo: bool = False
+    # Polars duration string of the expected spacing between timestamps ("1mo", "1d", "1h").
+    frequency: str = Field(default="1mo", pattern=r"^[1-9]\d*(ns|us|ms|s|m|h|d|w|mo|q|y)$")
+    season_length: int = Field(default=12, ge=1)
+    # What to do with missing timestamps inside a series: stop ("error") or fill them.
+    fill_gaps: Literal["error", "forward", "interpolate"] = "error"
+    # Naive timestamps are calendar times in this zone; ones with a UTC offset are converted
+    # to it (tasks/ingest/read.py). A source mixing both is refused.
+    timezone: str = "UTC"
+    # With filling on: at most this fraction of a series' steps may be filled (else it fails).
+    max_fill_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_value: float | None = 0.0
+    max_value: float | None = None
+    # A problem of one series (too short, gaps, bad values, constant, off its grid) quarantines
+    # that series ("skip": the others go on, it is listed in metrics/ingest.json) or stops the
+    # run ("fail"). Problems of the whole source (columns, types, duplicate keys) always stop it.
+    on_bad_series: Literal["skip", "fail"] = "skip"
+    # With "skip": more than this fraction of the series quarantined still stops the run (that
+    # many broken series usually means a wrong param or a broken export, not bad series).
+    max_bad_series_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Covariate columns of the source, by kind (see CovariatesConfig); none: values only.
+    covariates: CovariatesConfig = CovariatesConfig()
+    # The future covariates' values for the forecast.horizon steps after each series' last
+    # observation (same long format: series_id, timestamp and each data.covariates.future
+    # column). Needed exactly when future covariates are declared.
+    future_path: str | None = None
+
+    @model_validator(mode="after")
+    def _future(self) -> DataConfig:
+        future = self.covariates.future
+        if future and self.future_path is None:
+            raise ValueError(
+                f"data.covariates.future ({', '.join(future)}) needs data.future_path: a file with "
+                "their values for the forecast.horizon steps after each series' last timestamp"
+            )
+        if self.future_path is not None and not future:
+            raise ValueError(
+                "data.future_path is set but data.covariates.future is empty: declare the future "
+                "covariate columns it holds, or remove data.future_path"
+            )
+        if self.future_path is not None and not self.allow_outside_repo:
+            try:
+                inside_repository(self.future_path, "data.future_path")
+            except ValueError as err:
+                raise ValueError(f"{err}; set data.allow_outside_repo: true to read it") from None
+        return self
+
+    @model_validator(mode="after")
+    def _range(self) -> DataConfig:
+        if (
+            self.min_value is not None
+            and self.max_value is not None
+            and self.min_value >= self.max_value
+        ):
+            raise ValueError(
+                f"data.min_value ({self.min_value}) must be below data.max_value ({self.max_value})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _path(self) -> DataConfig:
+        if not self.allow_outside_repo:
+            try:
+                inside_repository(self.path, "data.path")
+            except ValueError as err:
+                raise ValueError(f"{err}; set data.allow_outside_repo: true to read it") from None
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as UTC or Europe/Berlin)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _source(self) -> DataConfig:
+        from tasks import plugins
+
+        known = plugins.names("tasks.ingest.sources")
+        if self.source != "auto" and self.source not in known:
+            raise ValueError(
+                f"data.source: unknown source {self.source!r}; auto or one of {', '.join(known)}"
+            )
+        return self
+
+
+class ForecastConfig(_Section):
+    horizon: int = Field(default=24, ge=1)
+
+
+class PrepareConfig(_Section):
+    lookback: int = Field(default=36, ge=1)
+    # Last steps of each series' training part whose windows judge early stopping.
+    validation_steps: int = Field(default=12, ge=1)
+    # "log" needs strictly positive values: ingest checks that when it is selected.
+    transform: Literal["none", "log"] = "log"
+    scaler: Literal["standard", "minmax", "robust"] = "standard"
+
+
+class ModelConfig(_Section):
+    # A key of tasks.config.choices.CELLS (the one registry of cells).
+    cell: str = "lstm"
+    units: tuple[int, ...] = Field(default=(32, 16), min_length=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    bidirectional: bool = False
+    # Predict the change over the last season instead of the level (seasonal-naive residual).
+    seasonal_residual: bool = True
+    # Feed each window relative to its last value (level-free shapes; log-ratios after a log).
+    relative_inputs: bool = True
+    # Dot-product attention over the last recurrent layer's outputs, queried by its last step.
+    attention: bool = False
+    # direct: one head predicts all horizon steps; recursive: a one-step head fed back.
+    mode: str = "direct"
+    # > 0: a learnt vector of this size per series (one global model over many series).
+    series_embedding: int = Field(default=0, ge=0, le=512)
+
+    @field_validator("cell")
+    @classmethod
+    def _cell(cls, value: str) -> str:
+        return one_of(value, CELLS)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        return one_of(value, MODES)
+
+    @model_validator(mode="after")
+    def _units(self) -> ModelConfig:
+        if any(u < 1 for u in self.units):
+            raise ValueError(f"every entry of model.units must be >= 1, got {list(self.units)}")
+        return self
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
+    patience: int = Field(default=10, ge=1)
+    lr_patience: int = Field(default=5, ge=1)
+    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    min_learning_rate: float = Field(default=1e-5, gt=0.0)
+    clipnorm: float = Field(default=1.0, gt=0.0)
+    seed: int = Field(default=42, ge=0)
+    # Logical CPU devices to split the CPU into when no GPU is present (MirroredStrategy replicas).
+    replicas: int = Field(default=1, ge=1, le=64)
+    # Models trained with seeds seed, seed+1, ...; their forecasts are averaged.
+    ensemble: int = Field(default=3, ge=1, le=32)
+    # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
+    # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
+    # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.
+    mixed_precision: str = "auto"
+    # Windows each epoch visits, sampled without replacement (a new sample each epoch, the same
+    # for the same seed); null: all. At 10k series an epoch of every window takes minutes, so
+    # early stopping and the learning-rate schedule would act on few, late validations.
+    windows_per_epoch: int | None = Field(default=None, ge=1)
+    # Processes training together (MultiWorkerMirroredStrategy): `python -m flows.multiworker`.
+    workers: int = Field(default=1, ge=1, le=16)
+    # Back up each epoch to checkpoints/backup/ and resume from it after a crash.
+    resume: bool = True
+    # One CPU device still under MirroredStrategy (the product's contract); false uses TF's
+    # default strategy (the saving per epoch: benchmarks/results/training.json).
+    mirrored: bool = True
+
+    @field_validator("mixed_precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        return one_of(value, ("auto", *PRECISIONS))
+
+
+class GateConfig(_Section):
+    # Publish only when the published mixture's mean MASE on the latest fold
+    # (tasks/evaluation/gate.py) is at most this ...
+    max_mase: float = Field(default=1.0, gt=0.0)
+    # ... and its RMSE beats seasonal naive by at least this fraction (0.05 = 5 % lower).
+    min_improvement_over_seasonal_naive: float = Field(default=0.0, ge=-1.0, lt=1.0)
+    # Change thresholds against the champion (the model published last, rescored on the current
+    # folds): how much worse than the champion the challenger's `metric` may be (lower is better).
+    # null disables a threshold; with no champion yet only the value thresholds above apply.
+    # The names of tasks.evaluation.metrics.METRICS (not imported: every stage reads this module; a
+    # test keeps the two equal).
+    metric: Literal["mase", "rmse", "mae", "smape"] = "mase"
+    max_abs_change: float | None = Field(default=None, ge=0.0)
+    max_rel_change: float | None = Field(default=0.1, ge=0.0)
+    # Per-series model choice (tasks/evaluation/selection.py): at most this share of series may be
+    # published by a baseline instead of the LSTM (1.0: no limit; 0.0: every series the LSTM).
+    max_fallback_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class EvaluateConfig(_Section):
+    """Rolling-origin backtest (tasks/evaluation/backtest.py) and conformal intervals
+    (tasks/evaluation/intervals.py).
+
+    Fold k (0 = the latest) forecasts the `forecast.horizon` steps after origin
+    N - horizon - k * step of each series. The code default (one fold) is the plain holdout;
+    params.yaml sets the pipeline's folds.
+    """
+
+    n_windows: int = Field(default=1, ge=1, le=100)
+    step: int = Field(default=12, ge=1)
+    # True: a model per fold, trained on that fold's training part (fold 0 reuses the train
+    # stage's model). False: one model, trained at the earliest origin, scores every fold.
+    refit: bool = False
+    # Prediction-interval levels in percent; the store has columns for these two.
+    levels: tuple[Literal[80, 95], ...] = Field(default=(80, 95), min_length=1)
+    # What the per-series choice (tasks/evaluation/selection.py) may publish a series with where the
+    # LSTM does not beat it on the older folds: baselines and statistical models
+    # (tasks/evaluation/statistical.py, scored on every fold only when listed here). The code
+    # default is the three baselines; params.yaml adds the statistical ones. Order breaks ties: the
+    # earlier one is published.
+    candidates: tuple[Literal["naive", "seasonal_naive", "drift", "ets", "theta"], ...] = Field(
+        default=("naive", "seasonal_naive", "drift"), min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _levels(self) -> EvaluateConfig:
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"evaluate.levels holds duplicates: {list(self.levels)}")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"evaluate.candidates holds duplicates: {list(self.candidates)}")
+        return self
+
+
+# publish.url: `${VAR}` names an environment variable (tasks/publishing/db.py expands it at run
+# time).
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_SENTINEL = "FORECASTVAR"
+
+
+def check_url_template(template: str) -> str:
+    """Config-time checks of publish.url (no environment needed): a URL once its variables are
+    filled in, and no literal password (a password is a whole ${VAR}, or absent: .pgpass)."""
+    if ENV_VAR.fullmatch(template):
+        return template  # the whole URL from the environment
+    probe = ENV_VAR.sub(_URL_SENTINEL, template)
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(probe)
+    except Exception as err:
+        raise ValueError(f"not a database URL ({err})") from None
+    if url.password is not None and str(url.password) != _URL_SENTINEL:
+        raise ValueError(
+            "holds a password: put it in an environment variable and write ${VAR} in its place "
+            "(credentials never go in params.yaml)"
+        )
+    return template
+
+
+class PublishConfig(_Section):
+    # Where published forecasts go, in order (tasks/publishing/targets/: one module each); the first
+    # is the system of record, the others export its current view.
+    targets: tuple[str, ...] = Field(default=("sqlite", "parquet"), min_length=1)
+    store: str = "published/forecasts.sqlite"
+    export: str = "published/forecasts.parquet"
+    # The store's database (tasks/publishing/db.py): null = the SQLite file `store`; else a
+    # SQLAlchemy URL whose password (if any) is an environment variable written ${VAR}, expanded at
+    # run time.
+    url: str | None = None
+
+    @field_validator("store", "export")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_repository(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url_template(value)
+
+    @model_validator(mode="after")
+    def _targets(self) -> PublishConfig:
+        from tasks import plugins
+
+        known = plugins.names("tasks.publishing.targets")
+        unknown = [t for t in self.targets if t not in known]
+        if unknown:
+            raise ValueError(
+                f"publish.targets: unknown target(s) {', '.join(unknown)}; "
+                f"one of {', '.join(known)}"
+            )
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"publish.targets holds duplicates: {list(self.targets)}")
+        return self
+
+
+class MonitorConfig(_Section):
+    """Realized accuracy of published forecasts and input drift (tasks/monitoring/analysis.py)."""
+
+    # Alert (Prefect event forecast.accuracy.degraded) when a run's realized `metric` exceeds
+    # its backtest figure by more than this fraction (0.5: 50 % worse than the backtest said).
+    max_degradation: float = Field(default=0.5, ge=0.0)
+    metric: Literal["mase", "rmse", "smape"] = "mase"
+    # Drift: the newest `drift_window` steps of a series (null: forecast.horizon) against the
+    # rest of its history, as seasonal differences; a two-sample KS test at `drift_alpha`.
+    drift_window: int | None = Field(default=None, ge=2)
+    drift_alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    # warn: drifted series are reported, publishing goes on; fail: drift blocks publishing.
+    drift_gate: Literal["warn", "fail"] = "warn"
+
+
+class OrchestrationConfig(_Section):
+    """How production runs are scheduled, serialised, retried and versioned (flows/deploy.py,
+    flows/pipeline.py, flows/versioning.py). No stage reads it: changing it reruns nothing."""
+
+    deployment: str = Field(default="scheduled", pattern=r"^[A-Za-z0-9_.-]+$")
+    cron: str = Field(default="0 6 * * *", min_length=9)
+    timezone: str = "UTC"
+    # A run that arrives while one is running: "enqueue" waits for it, "cancel" skips the new one.
+    on_overlap: Literal["enqueue", "cancel"] = "enqueue"
+    # Reading the source: transient failures retry this often, waiting delay * 2**attempt seconds.
+    source_retries: int = Field(default=3, ge=0, le=10)
+    source_retry_delay_s: float = Field(default=2.0, ge=0.0)
+    # Version each successful deployment run: git commit + tag of dvc.lock/metrics, dvc push.
+    version_runs: bool = True
+    remote: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]+$")
+    tag_prefix: str = Field(default="forecast-run", pattern=r"^[A-Za-z0-9_.-]+$")
+    run_log: str = "logs/pipeline-runs.jsonl"
+
+    @field_validator("run_log")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_repository(value)

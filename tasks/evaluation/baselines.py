@@ -1,0 +1,78 @@
+"""Reference forecasts the LSTM must beat: naive, seasonal naive and drift. Pure numpy.
+
+`BASELINES` is the one list of them (name -> forecast function, in report order) and `MODELS`
+the one list of what every run scores: the backtest, evaluate's plots, the gate, the UI artifacts
+and the benchmarks all read these, so a new baseline is one function and one entry here.
+`FORECASTERS` adds the statistical candidates (tasks/evaluation/statistical.py), scored only in runs
+whose `evaluate.candidates` list them; `ALL_MODELS` is every name a run may report, in report order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from tasks.evaluation.statistical import STATISTICAL
+
+# (history, horizon, season_length) -> (horizon,) forecast
+Baseline = Callable[[ArrayLike, int, int], NDArray[np.float64]]
+
+
+def _history(history: ArrayLike, horizon: int) -> NDArray[np.float64]:
+    h = np.asarray(history, dtype=np.float64)
+    if h.ndim != 1:
+        raise ValueError(f"history must be 1-D, got shape {h.shape}")
+    if h.size == 0:
+        raise ValueError("history is empty: nothing to forecast from")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    return h
+
+
+def naive(history: ArrayLike, horizon: int) -> NDArray[np.float64]:
+    """Repeat the last observed value `horizon` times."""
+    h = _history(history, horizon)
+    return np.full(horizon, h[-1])
+
+
+def seasonal_naive(history: ArrayLike, horizon: int, season_length: int) -> NDArray[np.float64]:
+    """Repeat the last full season, tiled when the horizon is longer than one season."""
+    h = _history(history, horizon)
+    if season_length < 1:
+        raise ValueError(f"season_length must be >= 1, got {season_length}")
+    if h.size < season_length:
+        raise ValueError(
+            f"history has {h.size} values, shorter than one season (season_length="
+            f"{season_length}): seasonal naive needs at least a full season"
+        )
+    last_season = h[-season_length:]
+    reps = -(-horizon // season_length)  # ceil division
+    return np.tile(last_season, reps)[:horizon]
+
+
+def drift(history: ArrayLike, horizon: int) -> NDArray[np.float64]:
+    """Extend the line from the first to the last value: last + k * mean step, k = 1..horizon."""
+    h = _history(history, horizon)
+    # One value has no slope: drift then degrades to naive.
+    slope = (h[-1] - h[0]) / (h.size - 1) if h.size > 1 else 0.0
+    return h[-1] + slope * np.arange(1, horizon + 1, dtype=np.float64)
+
+
+BASELINES: dict[str, Baseline] = {
+    "naive": lambda history, horizon, season_length: naive(history, horizon),
+    "seasonal_naive": seasonal_naive,
+    "drift": lambda history, horizon, season_length: drift(history, horizon),
+}
+# Every forecaster the backtest scores: the network first, then the baselines.
+MODELS = ("lstm", *BASELINES)
+# Every non-network forecaster by name: what a series may be published by besides the LSTM.
+FORECASTERS: dict[str, Baseline] = {**BASELINES, **STATISTICAL}
+ALL_MODELS = ("lstm", *FORECASTERS)
+
+
+def scored_models(candidates: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """What a run scores: the LSTM, every baseline (the gate's references), and the statistical
+    candidates it lists (`evaluate.candidates`), in report order."""
+    return (*MODELS, *(name for name in STATISTICAL if name in candidates))

@@ -1,0 +1,194 @@
+"""The evaluation gate: publish only when what would be published is good enough, beats seasonal
+naive, and is not materially worse than the champion (what was published last).
+
+What is judged: the published mixture (`scores["published"]`, tasks/evaluation/selection.py: per
+series the LSTM or its best other candidate, chosen on the older folds, scored on the latest fold)
+against seasonal naive on that same fold (`scores["latest_fold"]`). Scores without a per-series
+choice (one model, as in the benchmarks) are judged as the LSTM over every fold.
+
+Value thresholds (means over series):
+  MASE <= gate.max_mase, RMSE <= seasonal-naive RMSE * (1 - margin), all finite,
+  share of series published by another candidate than the LSTM <= gate.max_fallback_fraction
+  (with a choice).
+Change thresholds judge it against the champion rescored on the current folds (see
+tasks/evaluation/evaluate.py for which folds), on `gate.metric` (lower is better for every metric
+offered):
+  worsening = challenger - champion <= gate.max_abs_change,
+  relative worsening = worsening / champion <= gate.max_rel_change  (null disables either).
+A first run (no champion) is judged on the value thresholds alone; so is a run whose champion
+cannot be compared (params changed the horizon or transform, its series embedding has no
+vector for a current series, it diverges, or it trained on every series' latest fold), which
+the decision says in `champion.status` and `notes`.
+
+The decision is a JSON-able dict holding every number it rests on, so metrics/gate.json alone
+explains why a run was or was not published.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.config import GateConfig
+from tasks.evaluation.metrics import METRICS
+
+MODEL = "lstm"
+PUBLISHED = "published"  # the per-series mixture (tasks/evaluation/selection.py)
+REFERENCE = "seasonal_naive"
+# The champion: the model published last, kept beside the store by publish (persist outs).
+# Evaluate reads it as state, not as a DVC dependency: publish depends on evaluate's gate.json,
+# so evaluate depending on publish's output would be a cycle.
+# +1: higher is worse (errors). A metric where higher is better would be -1.
+DIRECTION = {"mase": 1, "rmse": 1, "mae": 1, "smape": 1}
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _metrics(scores: Mapping[str, Any], name: str) -> dict[str, float]:
+    if name not in scores:
+        raise ValueError(f"scores has no {name!r} entry (got {sorted(scores)})")
+    missing = [m for m in METRICS if m not in scores[name]]
+    if missing:
+        raise ValueError(f"scores[{name!r}] lacks {missing}")
+    # None (e.g. MASE undefined for every series) becomes NaN, which fails the gate below.
+    return {m: _float(scores[name][m]) for m in METRICS}
+
+
+def _improvement(model_rmse: float, reference_rmse: float) -> float:
+    """Fraction by which the model's RMSE is below the reference's (0.1 = 10 % lower)."""
+    if reference_rmse > 0:
+        return 1.0 - model_rmse / reference_rmse
+    # A perfect reference: the model can only match it (0) or be infinitely worse.
+    return 0.0 if model_rmse == 0 else -math.inf
+
+
+def _check(name: str, value: float, threshold: float) -> dict:
+    # NaN <= x is False, so a non-finite value fails here too; _non_finite adds the reason.
+    return {"name": name, "value": value, "threshold": threshold, "passed": value <= threshold}
+
+
+def _non_finite(judged: Mapping[str, float], subject: str) -> list[str]:
+    return [f"{subject} {m} is not finite ({v})" for m, v in judged.items() if not math.isfinite(v)]
+
+
+def worsening(challenger: float, champion: float, metric: str) -> tuple[float, float]:
+    """(absolute, relative) worsening of the challenger over the champion; > 0 is worse."""
+    diff = DIRECTION[metric] * (challenger - champion)
+    if champion != 0:
+        rel = diff / abs(champion)
+    else:
+        rel = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff, rel
+
+
+def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[list, list, dict]:
+    """Checks, failure reasons and the numbers behind them, against a compared champion."""
+    metric = gate.metric
+    if comparison.get("metric", metric) != metric:
+        raise ValueError(
+            f"the champion was compared on {comparison.get('metric')!r}, the gate wants {metric!r}"
+        )
+    chal, champ = _float(comparison["challenger"]), _float(comparison["champion"])
+    diff, rel = worsening(chal, champ, metric)
+    checks, reasons = [], []
+    short = comparison.get("md5", "")[:12]
+    if gate.max_abs_change is not None:
+        checks.append(_check(f"{metric}_abs_change_vs_champion", diff, gate.max_abs_change))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"challenger {metric} {chal:.4g} is {diff:.4g} worse than the champion's "
+                f"{champ:.4g} (model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
+            )
+    if gate.max_rel_change is not None:
+        checks.append(_check(f"{metric}_rel_change_vs_champion", rel, gate.max_rel_change))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"challenger {metric} {chal:.4g} is {rel:.1%} worse than the champion's "
+                f"{champ:.4g} (model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
+            )
+    if not (math.isfinite(chal) and math.isfinite(champ)):
+        reasons.append(f"{metric} of challenger ({chal}) or champion ({champ}) is not finite")
+    return checks, reasons, {"abs_change": diff, "rel_change": rel}
+
+
+def decide(
+    scores: Mapping[str, Any],
+    gate: GateConfig,
+    comparison: Mapping[str, Any] | None = None,
+) -> dict:
+    """Gate on `scores` (metrics/evaluate.json: {"published": {...}, "latest_fold": {...},
+    "selection": {...}, "lstm": {...}, "seasonal_naive": {...}, ...}; without "published" the
+    LSTM is judged against seasonal naive over every fold) and, when there is a champion, on
+    `comparison` (tasks.evaluation.evaluate.compare_champion: {"status", "metric", "champion",
+    "challenger", ...}).
+    """
+    subject = PUBLISHED if PUBLISHED in scores else MODEL
+    judged = _metrics(scores, subject)
+    # The reference is scored on the same fold-series pairs as what is judged.
+    ref = _metrics(scores["latest_fold"] if subject == PUBLISHED else scores, REFERENCE)
+    lstm = _metrics(scores, MODEL)
+    margin = gate.min_improvement_over_seasonal_naive
+    rmse_threshold = ref["rmse"] * (1.0 - margin)
+    checks = [
+        _check(f"{subject}_mase_max", judged["mase"], gate.max_mase),
+        _check(f"{subject}_rmse_vs_seasonal_naive", judged["rmse"], rmse_threshold),
+    ]
+    reasons = _non_finite(judged, subject)
+    if not checks[0]["passed"]:
+        reasons.append(f"{subject} MASE {judged['mase']:.4g} > gate.max_mase {gate.max_mase:.4g}")
+    if not checks[1]["passed"]:
+        reasons.append(
+            f"{subject} RMSE {judged['rmse']:.4g} > seasonal naive RMSE {ref['rmse']:.4g} * "
+            f"(1 - gate.min_improvement_over_seasonal_naive {margin:.4g}) = {rmse_threshold:.4g}"
+        )
+    selection = scores.get("selection") if subject == PUBLISHED else None
+    if selection is not None:
+        fraction = float(selection["fallback_fraction"])
+        checks.append(_check("fallback_fraction_max", fraction, gate.max_fallback_fraction))
+        if not checks[-1]["passed"]:
+            reasons.append(
+                f"{fraction:.1%} of series would be published by another model than the LSTM "
+                f"({selection['counts']}) > gate.max_fallback_fraction "
+                f"{gate.max_fallback_fraction:.1%}"
+            )
+
+    notes: list[str] = []
+    champion: dict | None = None
+    if comparison is None:
+        notes.append("first run: no champion yet, judged on the value thresholds alone")
+    else:
+        champion = dict(comparison)
+        if comparison.get("status") == "compared":
+            change_checks, change_reasons, numbers = _change_checks(comparison, gate)
+            checks += change_checks
+            reasons += change_reasons
+            champion.update(numbers)
+        else:
+            notes.append(
+                f"champion not compared ({comparison.get('status')}): "
+                f"{comparison.get('reason', 'no reason given')}; judged on the value thresholds"
+            )
+    return {
+        "passed": not reasons,
+        "reasons": reasons,
+        "checks": checks,
+        "notes": notes,
+        "first_run": comparison is None,
+        "judged": subject,
+        **({PUBLISHED: judged, "selection": selection} if subject == PUBLISHED else {}),
+        "lstm": lstm,
+        "seasonal_naive": ref,
+        "improvement_over_seasonal_naive": _improvement(judged["rmse"], ref["rmse"]),
+        "champion": champion,
+        "gate": {
+            "max_mase": gate.max_mase,
+            "min_improvement_over_seasonal_naive": margin,
+            "metric": gate.metric,
+            "max_abs_change": gate.max_abs_change,
+            "max_rel_change": gate.max_rel_change,
+            "max_fallback_fraction": gate.max_fallback_fraction,
+        },
+    }

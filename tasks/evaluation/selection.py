@@ -1,0 +1,208 @@
+"""Per-series model choice: for each series, publish the LSTM where it beats the best of the other
+candidates (`evaluate.candidates`: the naive baselines, tasks/evaluation/baselines.py, and the
+statistical models, tasks/evaluation/statistical.py) on that series, else that candidate. Pure
+functions over the backtest's FoldResults.
+
+Leak-free by construction: the choice is made on the older folds (1 .. n_windows - 1) and the
+published mixture is scored on the latest fold (0) alone, which the choice never looked at. So
+the mixture's reported figure (`"published"` in metrics/evaluate.json) is an out-of-sample
+estimate of what publishing it does, not the best of four models picked on its own test data.
+That needs two folds or more (`require_folds`).
+
+On fold 0 an LSTM-chosen series is scored by the final fold-0 model (trained through fold 0's
+origin, the model closest to the one shipped), any other by that candidate.
+
+Intervals: every candidate gets split-conformal intervals by the same method as the LSTM
+(tasks/evaluation/intervals.py): absolute residuals in the scaled space, pooled over folds and
+series, one width per horizon step. A series is published with the intervals of the model it
+publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.config import Config
+from tasks.errors import PipelineError
+from tasks.evaluation import intervals
+from tasks.evaluation.backtest import FoldResult, mean_scores
+
+LSTM = "lstm"
+# Used to rank the candidates of a series whose gate metric is undefined (MASE of a series with
+# a constant training part): MAE ranks the same models within one series, scale-free there.
+FALLBACK_METRIC = "mae"
+
+
+class SelectionError(PipelineError):
+    """The per-series model choice cannot be made as configured."""
+
+
+def require_folds(cfg: Config) -> None:
+    """The choice needs folds it does not score: stop before any work when there are none."""
+    if cfg.evaluate.n_windows < 2:
+        raise SelectionError(
+            f"evaluate.n_windows is {cfg.evaluate.n_windows}: the per-series model choice is "
+            "made on the older backtest folds and scored on the latest one, so it needs "
+            "evaluate.n_windows >= 2; set it in params.yaml (and keep the series long enough: "
+            "each extra fold needs evaluate.step more steps)"
+        )
+
+
+# ---------------------------------------------------------------- residuals
+def scaled_forecast(r: FoldResult, name: str, s: int) -> np.ndarray:
+    """Candidate `name`'s fold forecast of series s in the model's scaled space."""
+    if name == LSTM:
+        return r.lstm_scaled[s]
+    p = r.prepared
+    pred = np.asarray(r.preds[name][s], dtype=np.float64)
+    return to_scaled(p, s, pred)
+
+
+def to_scaled(prepared, s: int, pred: np.ndarray) -> np.ndarray:
+    """Original-unit forecasts of series s in the scaled space. Under the log transform a
+    baseline may forecast <= 0 (drift on a falling series), which has no log: such values are
+    raised to the smallest positive value of the series for the interval arithmetic."""
+    if prepared.transform.transform_name == "log":
+        values = prepared.raw[prepared.series(s)]
+        floor = float(values[values > 0].min()) if (values > 0).any() else 1e-12
+        pred = np.maximum(pred, floor)
+    return prepared.transform.transform(str(prepared.series_ids[s]), pred)
+
+
+def residuals(r: FoldResult, name: str) -> np.ndarray:
+    """(S, H) scaled residuals (actual - forecast) of candidate `name` on one fold."""
+    if name == LSTM:
+        return r.residuals
+    return np.stack(
+        [r.actual_scaled[s] - scaled_forecast(r, name, s) for s in range(len(r.scales))]
+    )
+
+
+# ---------------------------------------------------------------- the choice
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+DEFAULT_CANDIDATES = ("naive", "seasonal_naive", "drift")
+
+
+def choose(
+    results: list[FoldResult], metric: str, candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+) -> tuple[list[str], list[dict]]:
+    """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
+    (never fold 0), and the mean metric of each there (what the choice rests on)."""
+    older = [r for r in results if r.fold > 0]
+    if not older:
+        raise SelectionError("no fold older than the latest to choose on (evaluate.n_windows)")
+    missing = [name for name in candidates if name not in older[0].scores]
+    if missing:
+        raise SelectionError(f"candidates {missing} were not scored by the backtest")
+    names = (LSTM, *candidates)
+    choices, evidence = [], []
+    for s in range(len(older[0].scales)):
+        by = metric
+        means = {name: _mean([r.scores[name][s][by] for r in older]) for name in names}
+        if any(v is None for v in means.values()):
+            by = FALLBACK_METRIC
+            means = {name: _mean([r.scores[name][s][by] for r in older]) for name in names}
+        # min keeps the first of equals: on a tie the earlier candidate is published.
+        best_other = min(candidates, key=lambda n: means[n])
+        # Strictly better: on a tie the other candidate (no network to run or trust) is published.
+        chosen = LSTM if means[LSTM] < means[best_other] else best_other
+        choices.append(chosen)
+        evidence.append({"metric": by, **means})
+    return choices, evidence
+
+
+@dataclass
+class Selection:
+    series_ids: list[str]
+    choices: list[str]  # per series, the LSTM or a name of `candidates`
+    evidence: list[dict]  # per series: the metric and each candidate's mean on folds 1..
+    calibrations: dict[str, intervals.Calibration]  # per candidate, every fold pooled
+    published: dict  # mixture scores on fold 0 (+ coverage_L)
+    latest_fold: dict  # per candidate, its scores on fold 0 (what `published` is compared with)
+    metric: str
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: self.choices.count(name) for name in (LSTM, *self.candidates)}
+
+    @property
+    def fallback_fraction(self) -> float:
+        return 1.0 - self.choices.count(LSTM) / len(self.choices)
+
+    def summary(self, n_windows: int) -> dict:
+        """The choice in metrics/evaluate.json: counts, and which folds chose and scored."""
+        return {
+            "metric": self.metric,
+            "candidates": [LSTM, *self.candidates],
+            "chosen_on_folds": list(range(1, n_windows)),
+            "scored_on_fold": 0,
+            "counts": self.counts,
+            "fallback_fraction": self.fallback_fraction,
+        }
+
+    def to_json(self) -> dict:
+        """models/selection.json: what publish needs (a model and intervals per series)."""
+        return {
+            "metric": self.metric,
+            "choices": dict(zip(self.series_ids, self.choices, strict=True)),
+            "evidence": dict(zip(self.series_ids, self.evidence, strict=True)),
+            "intervals": {name: cal.to_json() for name, cal in self.calibrations.items()},
+        }
+
+
+def load_choices(raw: dict) -> tuple[dict[str, str], dict[str, intervals.Calibration]]:
+    """(series -> model, model -> calibration) from models/selection.json."""
+    cals = {
+        name: intervals.Calibration.from_json(c) for name, c in raw.get("intervals", {}).items()
+    }
+    return dict(raw["choices"]), cals
+
+
+def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selection:
+    """Choose per series on folds 1.., score the mixture on fold 0 (`final`: fold 0 scored by
+    the final model), calibrate every candidate's intervals."""
+    require_folds(cfg)
+    levels = tuple(cfg.evaluate.levels)
+    metric = cfg.gate.metric
+    candidates = tuple(cfg.evaluate.candidates)
+    choices, evidence = choose(results, metric, candidates)
+    fold0 = dict(final.scores)  # every scored model, the baselines beside the candidates
+    rows = [fold0[c][s] for s, c in enumerate(choices)]
+    published: dict = mean_scores(rows)
+
+    # Coverage of the published intervals on fold 0, with widths calibrated on the other folds
+    # only (what a new period would see), each series under its own model's intervals.
+    older = [r for r in results if r.fold > 0]
+    hits = {lv: [] for lv in levels}
+    held_out = {}
+    for name in set(choices):
+        stacked = np.stack([residuals(r, name) for r in older])
+        held_out[name] = intervals.calibrate(stacked.reshape(-1, stacked.shape[-1]), levels)
+    for s, name in enumerate(choices):
+        res = np.abs(residuals(final, name)[s])
+        for lv in levels:
+            hits[lv].append(res <= held_out[name].widths[lv])
+    for lv in levels:
+        published[f"coverage_{lv}"] = float(np.mean(np.concatenate(hits[lv])))
+
+    calibrations = {}
+    for name in candidates:  # the LSTM's own calibration is models/intervals.json
+        stacked = np.stack([residuals(r, name) for r in results])
+        calibrations[name] = intervals.calibrate(stacked.reshape(-1, stacked.shape[-1]), levels)
+    return Selection(
+        series_ids=[str(sid) for sid in final.prepared.series_ids],
+        choices=choices,
+        evidence=evidence,
+        calibrations=calibrations,
+        published=published,
+        latest_fold={name: mean_scores(rows) for name, rows in fold0.items()},
+        metric=metric,
+        candidates=candidates,
+    )

@@ -1,0 +1,176 @@
+"""Prepare: time-ordered split, per-series scaling fitted on the training part, window index sets.
+
+Each series is split by time: its last `forecast.horizon` steps are the test tail, everything
+before is the training part. Within the training part, windows whose target ends in the last
+`prepare.validation_steps` steps judge early stopping; the earlier ones train the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.config import Config
+from tasks.features import covariates as cov
+from tasks.features.covariates import Covariates
+from tasks.features.scaling import SeriesTransform
+from tasks.features.windows import WindowGeometry
+from tasks.timefmt import iso
+
+
+@dataclass
+class Prepared:
+    series_ids: np.ndarray  # (S,) str
+    offsets: np.ndarray  # (S + 1,) int64: series s is [offsets[s], offsets[s + 1])
+    train_end: np.ndarray  # (S,) int64: absolute end (exclusive) of each training part
+    timestamps: np.ndarray  # (N,) datetime64[us]
+    raw: np.ndarray  # (N,) float64, original units
+    values: np.ndarray  # (N,) float32, transformed and scaled
+    geometry: WindowGeometry
+    validation_steps: int
+    season_length: int
+    transform: SeriesTransform
+    # data.covariates, scaled and encoded on the training part (tasks/features/covariates.py); None:
+    # none.
+    covariates: Covariates | None = None
+
+    # ------------------------------------------------------------------ window sets
+    @property
+    def train_starts(self) -> np.ndarray:
+        return self.geometry.starts_ending_by(
+            self.offsets[:-1], self.offsets[:-1], self.train_end - self.validation_steps
+        )
+
+    @property
+    def val_starts(self) -> np.ndarray:
+        return self.geometry.starts_ending_by(
+            self.offsets[:-1], self.train_end - self.validation_steps, self.train_end
+        )
+
+    @property
+    def test_starts(self) -> np.ndarray:
+        """One window per series: inputs end where the training part ends, targets = test tail."""
+        return self.train_end - self.geometry.lookback
+
+    @property
+    def forecast_starts(self) -> np.ndarray:
+        """One input window per series: its last `lookback` observations."""
+        return self.offsets[1:] - self.geometry.lookback
+
+    def series(self, s: int) -> slice:
+        return slice(int(self.offsets[s]), int(self.offsets[s + 1]))
+
+    def to_original(self, s: int, scaled: np.ndarray) -> np.ndarray:
+        return self.transform.inverse(str(self.series_ids[s]), scaled)
+
+    # ------------------------------------------------------------------ persistence
+    def save_arrays(self, path: str | Path) -> None:
+        np.savez(
+            path,
+            series_ids=self.series_ids.astype(str),
+            offsets=self.offsets,
+            train_end=self.train_end,
+            timestamps=self.timestamps,
+            raw=self.raw,
+            values=self.values,
+            geometry=np.array([self.geometry.lookback, self.geometry.horizon]),
+            validation_steps=np.array(self.validation_steps),
+            season_length=np.array(self.season_length),
+            **(self.covariates.arrays() if self.covariates is not None else {}),
+        )
+
+    @classmethod
+    def load(cls, arrays: str | Path, scaler: str | Path) -> Prepared:
+        with np.load(arrays, allow_pickle=False) as z:
+            lookback, horizon = (int(v) for v in z["geometry"])
+            return cls(
+                series_ids=z["series_ids"],
+                offsets=z["offsets"],
+                train_end=z["train_end"],
+                timestamps=z["timestamps"],
+                raw=z["raw"],
+                values=z["values"],
+                geometry=WindowGeometry(lookback, horizon),
+                validation_steps=int(z["validation_steps"]),
+                season_length=int(z["season_length"]),
+                transform=SeriesTransform.load(scaler),
+                covariates=Covariates.from_arrays(z, z["offsets"], z["train_end"]),
+            )
+
+    def summary(self) -> dict:
+        c = self.covariates
+        extra = {} if c is None else {"covariates": c.used(), "static_features": c.n_static}
+        return extra | {
+            "series": len(self.series_ids),
+            "points": int(self.values.size),
+            "train_windows": int(self.train_starts.size),
+            "val_windows": int(self.val_starts.size),
+            "lookback": self.geometry.lookback,
+            "horizon": self.geometry.horizon,
+        }
+
+
+def _key_order(frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(timestamps, offsets, series ids) when `frame` is in (series_id, timestamp) order, else
+    (None, ...). Checked on runs and a diff, without the copy of the frame a sort would make."""
+    runs = frame[SERIES_ID].rle().struct.unnest()  # one row per run of equal series_id
+    lengths = runs["len"].to_numpy().astype(np.int64)
+    offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)])
+    series_ids = runs["value"].to_numpy().astype(str)
+    timestamps = np.asarray(frame[TIMESTAMP].to_numpy(), dtype="datetime64[us]")
+    rising = np.diff(timestamps.view(np.int64)) > 0
+    rising[offsets[1:-1] - 1] = True  # a series boundary may step back in time
+    in_order = bool(rising.all()) and bool((series_ids[1:] > series_ids[:-1]).all())
+    return (timestamps if in_order else None), offsets, series_ids
+
+
+def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None) -> Prepared:
+    """Validated long frame -> contiguous scaled series, split by time, with fitted scalers.
+    `future`: the validated future covariates of the horizon after each series (ingest's
+    data/validated/future.parquet); None: unknown (a backtest fold's cut)."""
+    timestamps, offsets, series_ids = _key_order(frame)
+    if timestamps is None:  # ingest returns key order; sort (a copy) only a frame that isn't
+        frame = frame.sort(SERIES_ID, TIMESTAMP)
+        timestamps, offsets, series_ids = _key_order(frame)
+    horizon = cfg.forecast.horizon
+    train_end = offsets[1:] - horizon
+    if np.any(train_end - offsets[:-1] < cfg.min_history - horizon):
+        raise ValueError("a series is shorter than cfg.min_history; ingest should have stopped it")
+
+    raw = np.asarray(frame[VALUE].to_numpy(), dtype=np.float64)
+    transform = SeriesTransform(cfg.prepare.transform, cfg.prepare.scaler)
+    values = np.empty(raw.size, dtype=np.float32)
+    # One loop over series (not samples): each gets its own scaler, fitted before its test tail.
+    for s, sid in enumerate(series_ids):
+        lo, hi, end = int(offsets[s]), int(offsets[s + 1]), int(train_end[s])
+        transform.fit(sid, raw[lo:end])
+        values[lo:hi] = transform.transform(sid, raw[lo:hi])
+
+    return Prepared(
+        series_ids=series_ids,
+        offsets=offsets,
+        train_end=train_end.astype(np.int64),
+        timestamps=timestamps,
+        raw=raw,
+        values=values,
+        geometry=WindowGeometry(cfg.prepare.lookback, horizon),
+        validation_steps=cfg.prepare.validation_steps,
+        season_length=cfg.data.season_length,
+        transform=transform,
+        covariates=cov.from_frame(frame, future, cfg, series_ids, offsets, train_end),
+    )
+
+
+def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:
+    """Per series, the last timestamp a model trained on `prepared` has seen: the end of its
+    training part, or with `full_history` its last observation (the shipped model,
+    tasks/model/refit.py)."""
+    ends = prepared.offsets[1:] if full_history else prepared.train_end
+    return {
+        str(sid): iso(prepared.timestamps[int(ends[s]) - 1])
+        for s, sid in enumerate(prepared.series_ids)
+    }

@@ -1,0 +1,109 @@
+"""Publish: forecasts for the horizon after each series' last observation, in original units, with
+their conformal prediction intervals; and the champion (a copy of the published model) that the
+next evaluate compares its challenger with."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+
+from tasks.columns import SERIES_ID, TIMESTAMP
+from tasks.evaluation.baselines import FORECASTERS
+from tasks.evaluation.intervals import Calibration, bands
+from tasks.evaluation.selection import LSTM, to_scaled
+from tasks.features.prepare import Prepared, trained_through
+from tasks.model.forecast import predict_scaled, to_original
+
+MODEL = "model"  # column: which model produced a published row (lstm or a candidate's name)
+
+
+def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
+    """Timestamps 1..horizon steps of `frequency` after each entry of `last`, series-major."""
+    n, unit = re.fullmatch(r"(\d+)(\D+)", frequency).groups()
+    steps = pl.DataFrame(
+        {"last": np.repeat(last, horizon), "h": np.tile(np.arange(1, horizon + 1), len(last))}
+    )
+    # Calendar-aware offsets ("1mo" after Jan 31 is Feb 28), which a fixed timedelta is not.
+    return steps.select(
+        pl.col("last").dt.offset_by(pl.format("{}" + unit, pl.col("h") * int(n)))
+    ).to_series()
+
+
+def future_forecasts(
+    prepared: Prepared,
+    model,
+    frequency: str,
+    calibration: Calibration | None = None,
+    choices: dict[str, str] | None = None,
+    calibrations: dict[str, Calibration] | None = None,
+) -> pl.DataFrame:
+    """series_id, timestamp, horizon_step, forecast, model (+ lo_L, hi_L per calibrated level)
+    for the steps after the last observation.
+
+    `choices`: per series the model that publishes it (tasks/evaluation/selection.py; a series not
+    listed, or no choices, gets the LSTM); `calibration` is the LSTM's intervals, `calibrations`
+    each other candidate's. Another candidate forecasts from (is fitted on) the series' whole
+    history."""
+    horizon = prepared.geometry.horizon
+    lstm_scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
+    n = len(prepared.series_ids)
+    names = [(choices or {}).get(str(sid), LSTM) for sid in prepared.series_ids]
+    scaled = np.empty_like(lstm_scaled)
+    for s, name in enumerate(names):
+        if name == LSTM:
+            scaled[s] = lstm_scaled[s]
+        else:
+            history = prepared.raw[prepared.series(s)]
+            pred = FORECASTERS[name](history, horizon, prepared.season_length)
+            scaled[s] = to_scaled(prepared, s, pred)
+    preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
+    last = prepared.timestamps[prepared.offsets[1:] - 1]
+    columns = {
+        SERIES_ID: np.repeat(prepared.series_ids.astype(str), horizon),
+        TIMESTAMP: future_timestamps(last, horizon, frequency),
+        "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
+        "forecast": preds.reshape(-1),
+        MODEL: np.repeat(np.asarray(names, dtype=str), horizon),
+    }
+    if calibration is not None:
+        cals = {LSTM: calibration, **(calibrations or {})}
+        missing = sorted(set(names) - set(cals))
+        if missing:
+            raise ValueError(f"no interval calibration for {missing}: rerun evaluate")
+        if any(len(w) != horizon for c in cals.values() for w in c.widths.values()):
+            raise ValueError(
+                f"the interval calibration is for another horizon than {horizon}: rerun evaluate"
+            )
+        per_series = [bands(prepared, s, scaled[s], cals[names[s]]) for s in range(n)]
+        for name in per_series[0]:
+            columns[name] = np.concatenate([b[name] for b in per_series])
+    return pl.DataFrame(columns)
+
+
+def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at: str) -> dict:
+    """What the next evaluate needs to judge the champion fairly: what it forecasts, in which
+    space, and up to when it was trained (per series)."""
+    return {
+        "model_md5": model_md5,
+        "run_key": run_key,
+        "published_at": published_at,
+        "lookback": prepared.geometry.lookback,
+        "horizon": prepared.geometry.horizon,
+        "transform": prepared.transform.transform_name,
+        "scaler": prepared.transform.scaler_name,
+        "season_length": prepared.season_length,
+        "covariates": champion_covariates(prepared),
+        # In the model's order: row s of a series embedding (model.series_embedding) is
+        # series_ids[s], which the next evaluate needs to rescore the champion on its series.
+        "series_ids": [str(sid) for sid in prepared.series_ids],
+        "trained_through": trained_through(prepared),
+    }
+
+
+def champion_covariates(prepared: Prepared) -> dict[str, list[str]]:
+    """The covariates a model trained on `prepared` reads, by kind (data.covariates)."""
+    if prepared.covariates is None:
+        return {"past": [], "future": [], "static": []}
+    return prepared.covariates.used()

@@ -1,0 +1,232 @@
+"""The evaluation gate: pass, each failing rule (value and change against the champion), the
+first run, non-finite metrics, and a complete record."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tasks.config import GateConfig
+from tasks.evaluation.gate import decide, worsening
+
+GATE = GateConfig(max_mase=1.0, min_improvement_over_seasonal_naive=0.1)
+
+
+def _scores(lstm_rmse: float = 8.0, lstm_mase: float = 0.8) -> dict:
+    return {
+        "lstm": {"rmse": lstm_rmse, "mae": 6.0, "smape": 5.0, "mase": lstm_mase},
+        "naive": {"rmse": 20.0, "mae": 15.0, "smape": 12.0, "mase": 2.0},
+        "seasonal_naive": {"rmse": 10.0, "mae": 7.5, "smape": 6.0, "mase": 1.0},
+    }
+
+
+def test_passes_when_both_rules_hold():
+    d = decide(_scores(), GATE)
+    assert d["passed"] is True
+    assert d["reasons"] == []
+    assert all(c["passed"] for c in d["checks"])
+    assert d["improvement_over_seasonal_naive"] == pytest.approx(0.2)
+
+
+def test_fails_on_mase():
+    d = decide(_scores(lstm_mase=1.23), GATE)
+    assert d["passed"] is False
+    assert d["reasons"] == ["lstm MASE 1.23 > gate.max_mase 1"]
+    assert [c["passed"] for c in d["checks"]] == [False, True]
+
+
+def test_fails_on_margin_over_seasonal_naive():
+    # threshold = 10 * (1 - 0.1) = 9
+    d = decide(_scores(lstm_rmse=9.5), GATE)
+    assert d["passed"] is False
+    assert len(d["reasons"]) == 1
+    assert "9.5" in d["reasons"][0] and "= 9" in d["reasons"][0]
+    rmse_check = d["checks"][1]
+    assert rmse_check == {
+        "name": "lstm_rmse_vs_seasonal_naive",
+        "value": 9.5,
+        "threshold": pytest.approx(9.0),
+        "passed": False,
+    }
+    assert d["improvement_over_seasonal_naive"] == pytest.approx(0.05)
+
+
+def test_rmse_exactly_at_threshold_passes():
+    d = decide(_scores(lstm_rmse=9.0), GateConfig(min_improvement_over_seasonal_naive=0.1))
+    assert d["checks"][1]["threshold"] == pytest.approx(9.0)
+    assert d["checks"][1]["value"] == 9.0
+    assert d["checks"][1]["passed"] is True
+    assert d["passed"] is True and d["reasons"] == []
+
+
+def test_mase_exactly_at_threshold_passes():
+    d = decide(_scores(lstm_mase=1.0), GATE)
+    assert d["checks"][0]["passed"] is True
+    assert d["passed"] is True and d["reasons"] == []
+
+
+def test_both_rules_failing_give_two_reasons():
+    d = decide(_scores(lstm_rmse=12.0, lstm_mase=1.5), GATE)
+    assert d["passed"] is False
+    assert len(d["reasons"]) == 2
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae", "smape", "mase"])
+def test_non_finite_lstm_metric_fails(metric):
+    scores = _scores()
+    scores["lstm"][metric] = math.nan
+    d = decide(scores, GATE)
+    assert d["passed"] is False
+    assert any(f"lstm {metric} is not finite" in r for r in d["reasons"])
+
+
+def test_infinite_mase_fails():
+    d = decide(_scores(lstm_mase=math.inf), GATE)
+    assert d["passed"] is False
+
+
+def test_every_number_behind_the_decision_is_recorded():
+    d = decide(_scores(), GATE)
+    json.dumps(d, allow_nan=False)  # JSON-able as it stands
+    assert d["lstm"] == _scores()["lstm"]
+    assert d["seasonal_naive"] == _scores()["seasonal_naive"]
+    assert d["gate"] == {
+        "max_mase": 1.0,
+        "min_improvement_over_seasonal_naive": 0.1,
+        "metric": "mase",
+        "max_abs_change": None,
+        "max_rel_change": 0.1,
+        "max_fallback_fraction": 1.0,
+    }
+    assert d["checks"] == [
+        {"name": "lstm_mase_max", "value": 0.8, "threshold": 1.0, "passed": True},
+        {
+            "name": "lstm_rmse_vs_seasonal_naive",
+            "value": 8.0,
+            "threshold": pytest.approx(9.0),
+            "passed": True,
+        },
+    ]
+
+
+def test_missing_model_scores_are_an_error():
+    scores = _scores()
+    del scores["seasonal_naive"]
+    with pytest.raises(ValueError, match="seasonal_naive"):
+        decide(scores, GATE)
+
+
+def test_none_metric_such_as_undefined_mase_fails():
+    scores = _scores()
+    scores["lstm"]["mase"] = None
+    d = decide(scores, GATE)
+    assert d["passed"] is False
+    assert any("lstm mase is not finite" in r for r in d["reasons"])
+
+
+# ---------------------------------------------------------------- champion / challenger
+CHANGE = GateConfig(
+    max_mase=1.0,
+    min_improvement_over_seasonal_naive=0.1,
+    metric="mase",
+    max_abs_change=0.05,
+    max_rel_change=0.1,
+)
+
+
+def _comparison(challenger: float, champion: float, status: str = "compared") -> dict:
+    return {
+        "status": status,
+        "metric": "mase",
+        "md5": "c" * 32,
+        "challenger": challenger,
+        "champion": champion,
+        "reason": "params changed the horizon" if status != "compared" else None,
+    }
+
+
+def test_first_run_is_judged_on_value_thresholds_alone():
+    d = decide(_scores(), CHANGE, None)
+    assert d["passed"] is True
+    assert d["first_run"] is True
+    assert d["champion"] is None
+    assert [c["name"] for c in d["checks"]] == ["lstm_mase_max", "lstm_rmse_vs_seasonal_naive"]
+    assert "first run" in d["notes"][0]
+
+
+def test_passes_when_no_worse_than_the_champion_beyond_the_thresholds():
+    # 0.84 vs 0.80: 0.04 worse (<= 0.05) and 5 % worse (<= 10 %)
+    d = decide(_scores(), CHANGE, _comparison(challenger=0.84, champion=0.80))
+    assert d["passed"] is True, d["reasons"]
+    assert d["first_run"] is False
+    names = [c["name"] for c in d["checks"]]
+    assert names[2:] == ["mase_abs_change_vs_champion", "mase_rel_change_vs_champion"]
+    assert d["champion"]["abs_change"] == pytest.approx(0.04)
+    assert d["champion"]["rel_change"] == pytest.approx(0.05)
+    assert d["champion"]["md5"] == "c" * 32
+
+
+def test_a_better_challenger_passes_with_zero_tolerance():
+    gate = GateConfig(max_mase=1.0, max_abs_change=0.0, max_rel_change=0.0)
+    d = decide(_scores(), gate, _comparison(challenger=0.70, champion=0.80))
+    assert d["passed"] is True
+    assert d["champion"]["abs_change"] == pytest.approx(-0.10)
+
+
+def test_fails_on_absolute_change():
+    # 0.80 vs 0.74: 0.06 worse > 0.05, but only 8.1 % worse (<= 10 %)
+    d = decide(_scores(), CHANGE, _comparison(challenger=0.80, champion=0.74))
+    assert d["passed"] is False
+    assert [c["passed"] for c in d["checks"]] == [True, True, False, True]
+    assert len(d["reasons"]) == 1
+    assert "gate.max_abs_change" in d["reasons"][0] and "champion" in d["reasons"][0]
+
+
+def test_fails_on_relative_change():
+    gate = GateConfig(max_mase=1.0, metric="mase", max_abs_change=None, max_rel_change=0.1)
+    # 0.50 vs 0.40: 25 % worse; the value thresholds hold
+    d = decide(_scores(lstm_mase=0.5), gate, _comparison(challenger=0.50, champion=0.40))
+    assert d["passed"] is False
+    assert d["checks"][-1] == {
+        "name": "mase_rel_change_vs_champion",
+        "value": pytest.approx(0.25),
+        "threshold": 0.1,
+        "passed": False,
+    }
+    assert "25.0% worse" in d["reasons"][0]
+
+
+def test_fails_on_value_even_when_better_than_the_champion():
+    d = decide(_scores(lstm_mase=1.5), CHANGE, _comparison(challenger=1.5, champion=1.9))
+    assert d["passed"] is False
+    assert d["reasons"] == ["lstm MASE 1.5 > gate.max_mase 1"]
+
+
+def test_disabled_change_thresholds_add_no_checks():
+    gate = GateConfig(max_mase=1.0, max_abs_change=None, max_rel_change=None)
+    d = decide(_scores(), gate, _comparison(challenger=5.0, champion=0.1))
+    assert d["passed"] is True
+    assert len(d["checks"]) == 2
+    assert d["champion"]["abs_change"] == pytest.approx(4.9)
+
+
+def test_champion_that_cannot_be_compared_is_recorded_and_value_thresholds_decide():
+    d = decide(_scores(), CHANGE, _comparison(0.9, 0.1, status="incompatible"))
+    assert d["passed"] is True
+    assert d["first_run"] is False
+    assert d["champion"]["status"] == "incompatible"
+    assert "champion not compared (incompatible)" in d["notes"][0]
+    assert len(d["checks"]) == 2
+
+
+def test_perfect_champion_makes_any_worsening_infinite():
+    assert worsening(0.1, 0.0, "mase") == (pytest.approx(0.1), math.inf)
+    assert worsening(0.0, 0.0, "rmse") == (0.0, 0.0)
+    assert worsening(1.0, 2.0, "rmse") == (-1.0, -0.5)
+
+
+def test_comparison_on_another_metric_is_an_error():
+    with pytest.raises(ValueError, match="compared on 'rmse'"):
+        decide(_scores(), CHANGE, {**_comparison(0.8, 0.8), "metric": "rmse"})
