@@ -30,19 +30,20 @@ from sqlalchemy.engine import Connection
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.faults import fault_point
 from tasks.publishing import store as forecast_store
+from tasks.publishing import store_schema
 from tasks.publishing.db import Database, locate
 
 COMPONENT = "monitor"
 # 1: monitor_steps, monitor_series, monitor_runs, run_expectations.
 SCHEMA_VERSION = 1
-TS_FORMAT = forecast_store.TS_FORMAT
+TS_FORMAT = store_schema.TS_FORMAT
 _FORECAST_COLUMNS = (
     "run_key",
     SERIES_ID,
     TIMESTAMP,
     "horizon_step",
     "forecast",
-    *forecast_store.INTERVAL_COLUMNS,
+    *store_schema.INTERVAL_COLUMNS,
 )
 STEP_COLUMNS = (
     "run_key",
@@ -93,7 +94,7 @@ def _ddl(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
     )
 
 
-# `schema_versions` is created by forecast_store.set_component_version.
+# `schema_versions` is created by store_schema.set_component_version.
 _SCHEMA = (
     _ddl("monitor_steps", STEP_COLUMNS, ("run_key", SERIES_ID, TIMESTAMP)),
     _ddl("monitor_series", SERIES_COLUMNS, ("run_key", SERIES_ID)),
@@ -114,7 +115,7 @@ _TABLES = {
 
 
 def _version(conn: Connection) -> int:
-    return forecast_store.component_version(conn, COMPONENT)
+    return store_schema.component_version(conn, COMPONENT)
 
 
 def _ensure_schema(conn: Connection) -> None:
@@ -127,8 +128,8 @@ def _ensure_schema(conn: Connection) -> None:
             f"{SCHEMA_VERSION}: refusing to write to them"
         )
     for statement in _SCHEMA:
-        conn.exec_driver_sql(forecast_store._ddl(statement, conn.dialect.name))
-    forecast_store.set_component_version(conn, COMPONENT, SCHEMA_VERSION)
+        conn.exec_driver_sql(store_schema._ddl(statement, conn.dialect.name))
+    store_schema.set_component_version(conn, COMPONENT, SCHEMA_VERSION)
 
 
 # ---------------------------------------------------------------- read
@@ -159,7 +160,7 @@ def read_published(store: str | Path | Database) -> tuple[pl.DataFrame, pl.DataF
         TIMESTAMP: pl.String,
         "horizon_step": pl.Int64,
         "forecast": pl.Float64,
-        **dict.fromkeys(forecast_store.INTERVAL_COLUMNS, pl.Float64),
+        **dict.fromkeys(store_schema.INTERVAL_COLUMNS, pl.Float64),
     }
     forecasts = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
     forecasts = forecasts.with_columns(
@@ -171,7 +172,7 @@ def read_published(store: str | Path | Database) -> tuple[pl.DataFrame, pl.DataF
 def read_expectations(store: str | Path | Database) -> dict[str, dict[str, float]]:
     """{run_key: {metric: backtest figure}} recorded so far ({} before any monitor wrote)."""
     with forecast_store.reading(store) as conn:
-        if not forecast_store.has_table(conn, "run_expectations"):
+        if not store_schema.has_table(conn, "run_expectations"):
             return {}
         rows = conn.exec_driver_sql("SELECT run_key, metric, value FROM run_expectations").all()
     out: dict[str, dict[str, float]] = {}
@@ -184,7 +185,7 @@ def read_scores(store: str | Path | Database, table: str) -> pl.DataFrame:
     """One monitor table (monitor_steps, monitor_series, monitor_runs), sorted by its key."""
     columns = _TABLES[table]
     with forecast_store.reading(store) as conn:
-        if not forecast_store.has_table(conn, table):
+        if not store_schema.has_table(conn, table):
             rows = []
         else:
             order = ", ".join(c for c in ("run_key", SERIES_ID, TIMESTAMP) if c in columns)

@@ -66,6 +66,7 @@ from tasks.publishing.store_schema import (  # noqa: F401  public names re-expor
     MODEL,
     ROW_COLUMNS,
     RUN_COLUMNS,
+    SCHEMA_VERSION,
     STALE,
     TS_FORMAT,
     UNKNOWN,

@@ -236,7 +236,9 @@ def test_ensemble_of_one_is_the_member():
 def test_model_code_is_pure_keras():
     import ast
 
-    tree = ast.parse((Path(__file__).resolve().parents[3] / "tasks" / "model.py").read_text())
+    tree = ast.parse(
+        (Path(__file__).resolve().parents[3] / "tasks" / "model" / "network.py").read_text()
+    )
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
                 for a in n.names}  # fmt: skip
     imported |= {n.module.split(".")[0] for n in ast.walk(tree)
