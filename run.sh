@@ -107,7 +107,9 @@ case "${1:-}" in
     # Two pytest workers (pytest-xdist): the suite is mostly single-threaded Python and process
     # start-up, so the two cores of a developer machine share it; the costliest session fixture
     # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
-    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} pytest -n "${PYTEST_WORKERS:-2}" "$@"
+    # --dist worksteal: an idle worker takes queued tests from the busy one, so the long pipeline
+    # tests do not pile up on one worker at the end (measured: tests/README.md).
+    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
     ;;
   variant)
     echo "$VARIANT"

@@ -21,6 +21,8 @@ import yaml
 # then: import it now, not inside a test whose captured stderr is closed afterwards.
 from prefect import flow  # noqa: F401
 
+from tests.waits import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Small enough to train in seconds on 2 cores, large enough to be a real LSTM fit.
@@ -37,7 +39,7 @@ TINY_PARAMS = {
 }
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=600):
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=HANG_S):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -189,7 +191,7 @@ PORT_IN_USE = ("already in use", "address in use", "errno 98")
 SERVER_ATTEMPTS = 5
 # Generous: a new server is healthy after about 15 s on an idle machine (shared/README.md), and
 # these 2 cores may be busy with other test sessions.
-SERVER_START_TIMEOUT_S = 180
+SERVER_START_TIMEOUT_S = HANG_S
 
 
 def _start_prefect_server(home: Path, port: int) -> subprocess.Popen | None:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.waits import HANG_S
+
 PASSWORD_VAR = "FORECAST_TEST_PG_PASSWORD"
 USER = "forecast"
 START_ATTEMPTS = 5
@@ -71,7 +73,7 @@ class PostgresServer:
         os.environ[PASSWORD_VAR] = self.password
 
     def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, timeout=HANG_S)
         if check and proc.returncode != 0:
             raise NoPostgres(
                 f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"

@@ -6,6 +6,8 @@ import time
 
 import httpx
 
+from tests.waits import HANG_S
+
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -60,7 +62,7 @@ def events(api: str, name: str) -> list[dict]:
     return post(api, "/events/filter", body)["events"]
 
 
-def wait_event(api: str, name: str, resource_part: str, timeout: float = 60) -> dict:
+def wait_event(api: str, name: str, resource_part: str, timeout: float = HANG_S) -> dict:
     """The event `name` whose resource id contains `resource_part`; the server persists events
     asynchronously (in batches), so poll instead of asking once."""
     deadline = time.monotonic() + timeout
@@ -75,7 +77,7 @@ def wait_event(api: str, name: str, resource_part: str, timeout: float = 60) -> 
         time.sleep(1)
 
 
-def wait_terminal(api: str, run_ids: list[str], timeout: float = 300) -> dict[str, dict]:
+def wait_terminal(api: str, run_ids: list[str], timeout: float = HANG_S) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:
         runs = {rid: flow_run(api, rid) for rid in run_ids}

@@ -18,6 +18,7 @@ from flows import registry
 from tasks.io import md5_file
 from tests.conftest import ROOT, run, update_params
 from tests.flows import api
+from tests.waits import HANG_S
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,9 @@ def next_fire(cron: str, timezone: str = TIMEZONE) -> datetime:
     return fire if fire > now else fire + timedelta(days=1)
 
 
-def _wait_deployment(server: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
+def _wait_deployment(
+    server: str, proc: subprocess.Popen, log: Path, timeout: float = HANG_S
+) -> dict:
     """The deployment as `proc` (just started) registered it. Another test of the session may
     have served one of the same name before: only a registration after `proc` started counts.
     Generous deadline: the serve process imports Prefect and the pipeline on 2 busy cores."""
@@ -89,7 +92,7 @@ def test_served_deployment_runs_one_at_a_time_reuses_and_versions(
         second_id = api.post(prefect_server, f"/deployments/{deployment['id']}/create_flow_run")[
             "id"
         ]
-        runs = api.wait_terminal(prefect_server, [first_id, second_id], timeout=300)
+        runs = api.wait_terminal(prefect_server, [first_id, second_id])
     finally:
         proc.terminate()
         proc.wait(timeout=30)

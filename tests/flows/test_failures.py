@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import published_state, run, update_params
 from tests.flows import api
+from tests.waits import HANG_S
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ def test_unreadable_source_is_retried_with_backoff(
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.1)
     shutil.copyfile(project / "data/raw/airpassengers.csv", project / "data/raw/late.csv")
-    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert proc.wait(timeout=HANG_S) == 0, log.read_text()[-3000:]
     output = log.read_text()
     assert "ingest: ran" in output
     record = last_logged(project)
@@ -147,7 +148,7 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
             {"parameters": {"force": True}},
         )["id"]
         # Generous: ingest + prepare + one epoch on 2 busy cores; the run crashes by itself.
-        [crashed] = api.wait_terminal(prefect_server, [run_id], timeout=300).values()
+        [crashed] = api.wait_terminal(prefect_server, [run_id]).values()
         try:
             record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
         except AssertionError as err:

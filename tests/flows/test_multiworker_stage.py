@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import base_env, run, update_params
+from tests.waits import HANG_S
 
 TRAIN_OUTPUTS = ("models/model.keras", "plots/training_curve.csv", "metrics/train.json")
 # Two workers, and as little training as still makes a model: 2 epochs, and one backtest fold
@@ -275,7 +276,7 @@ def test_local_workers_listen_only_inside_a_private_network(tmp_path: Path):
 def test_a_worker_refuses_a_cluster_address_outside_private_networks(tmp_path: Path):
     proc = run([sys.executable, "-m", "flows.multiworker", "--worker-index", "0",
                 "--cluster", "127.0.0.1:2222,8.8.8.8:2222"], ROOT, env=base_env(),
-               check=False, timeout=120)  # fmt: skip
+               check=False, timeout=HANG_S)  # fmt: skip
     assert proc.returncode == 2
     assert "cluster address '8.8.8.8:2222' is not a private-network address" in proc.stderr
     assert "--allow-public-network" in proc.stderr
@@ -348,7 +349,7 @@ def test_two_workers_on_two_hosts_train_identical_weights_and_only_the_chief_wri
                "--weights-out", str(host / "weights")]  # fmt: skip
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=base_env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))  # fmt: skip
-    outs = [p.communicate(timeout=600) for p in procs]
+    outs = [p.communicate(timeout=HANG_S) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]

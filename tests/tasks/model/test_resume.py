@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tasks import safe_state
+from tests.waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -61,7 +62,7 @@ def test_sigkill_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path
     marker = tmp_path / "killed-at"
     env = {**ENV, "FORECAST_KILL_AT": KILL_AT, "FORECAST_KILL_MARKER": str(marker)}
     killed = subprocess.run(_script(ckpt, False), cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+                            text=True, timeout=HANG_S)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
     assert marker.read_text().split()[0] == KILL_AT
     backup = next(ckpt.glob("backup/*"))
@@ -70,7 +71,7 @@ def test_sigkill_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path
     assert state["epoch"] == 1  # 0-based: epoch 2 is the last one backed up
 
     done = subprocess.run(_script(ckpt, True), cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+                          text=True, timeout=HANG_S)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     resumed_at = out["summary"]["resumed_at_epoch"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import HANG_S
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # Stated tolerances (float32): per-replica means of equal halves, summed gradients.
@@ -91,7 +93,7 @@ ONE_STEP = textwrap.dedent(
 def test_two_replicas_split_the_batch_match_one_replica_and_train_reproducibly():
     proc = subprocess.run(
         [sys.executable, "-c", ONE_STEP.format(root=str(ROOT))],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True, text=True, timeout=HANG_S, cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -123,7 +125,7 @@ def test_one_cpu_replica_is_mirrored_unless_mirrored_false_asks_for_the_default_
         "print('ok')\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_S, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("ok")
@@ -213,7 +215,7 @@ def test_the_lock_holds_both_tensorflow_variants_at_one_version_and_is_current()
     # `python3 -m uv` as run.sh calls it: uv lives with the Python the venv was made from.
     base = getattr(sys, "_base_executable", None) or "python3"
     proc = subprocess.run([base, "-m", "uv", "lock", "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=HANG_S)  # fmt: skip
     if "No module named uv" in proc.stderr:
         pytest.skip("uv is not installed for this Python (./run.sh installs it)")
     assert proc.returncode == 0, proc.stderr

@@ -19,6 +19,7 @@ import pytest
 
 from tasks.config import parse_config
 from tasks.features.prepare import prepare
+from tests.waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,7 +64,7 @@ def test_splitting_the_cpu_too_late_raises():
         "make_strategy(2)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_S, cwd=ROOT
     )
     assert proc.returncode == 1
     assert "set training.replicas before TensorFlow initialises (run in a fresh process)" in (
@@ -191,13 +192,13 @@ def test_tensorflow_log_noise_stays_off_the_terminal_by_default():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "FORECAST_TF"))}
     quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=180, cwd=ROOT, env=env)  # fmt: skip
+                           timeout=HANG_S, cwd=ROOT, env=env)  # fmt: skip
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout.strip() == "56"
     assert quiet.stderr == ""
     env["TF_CPP_MIN_LOG_LEVEL"] = "0"
     loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=180, cwd=ROOT, env=env)  # fmt: skip
+                          timeout=HANG_S, cwd=ROOT, env=env)  # fmt: skip
     assert "oneDNN custom operations are on" in loud.stderr
 
 
@@ -231,7 +232,7 @@ def test_epoch_lines_reach_the_prefect_run_logs_and_the_terminal(prefect_env, tm
 
     script = PREFECT_TRAINING.format(root=str(ROOT), ckpt=str(tmp_path / "ckpt"))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env=prefect_env)  # fmt: skip
+                          timeout=HANG_S, cwd=ROOT, env=prefect_env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = proc.stdout.split("RUN")[-1].strip()
     terminal = [line for line in (proc.stdout + proc.stderr).splitlines() if "epoch 2/2:" in line]

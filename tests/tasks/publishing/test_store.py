@@ -21,6 +21,7 @@ from tasks.publishing.db import locate
 from tasks.publishing.lineage import LINEAGE_FIELDS
 from tasks.publishing.store import JOURNAL_NAME, list_runs, publish_forecasts, read_current, run_key
 from tasks.publishing.transaction import PublishWriteError, recover
+from tests.waits import HANG_S
 
 H = 3
 
@@ -493,7 +494,7 @@ def test_sigkill_at_each_write_and_rename_leaves_all_old_or_all_new(paths, tmp_p
     )
     env = {**os.environ, "FORECAST_KILL_AT": point, "FORECAST_KILL_MARKER": str(marker)}
     proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=HANG_S
     )
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert marker.read_text().split()[0] == point
