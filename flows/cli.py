@@ -84,9 +84,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
 
     load_config(args.params)  # bad params: exit 2 before Prefect starts
+    from flows.ephemeral import prefect_api
     from flows.pipeline import pipeline
 
-    with _stdout_to_stderr(args.json):
+    # Without PREFECT_API_URL: a temporary server tied to this process, waited for while it
+    # works (Prefect's own 20 s start-up limit failed the quick start on a busy machine).
+    with _stdout_to_stderr(args.json), prefect_api():
         summary = pipeline(params=args.params, force=args.force, version=args.version)
     if args.json:
         _print_json(summary)
