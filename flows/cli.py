@@ -83,7 +83,11 @@ def _stdout_to_stderr(active: bool) -> Iterator[None]:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
 
-    load_config(args.params)  # bad params: exit 2 before Prefect starts
+    cfg = load_config(args.params)  # bad params: exit 2 before Prefect starts
+    if cfg.publish.url:  # an unreachable store: exit 2 before any stage works
+        from tasks.publishing.db import check_reachable, from_config
+
+        check_reachable(from_config(cfg))
     from flows.ephemeral import prefect_api
     from flows.pipeline import pipeline
 

@@ -125,9 +125,23 @@ def _lists_as_tuples(value):
     return value
 
 
+# A params file is a few KB; this bounds the parse (a 50 MB file parsed for minutes).
+MAX_PARAMS_BYTES = 1024 * 1024
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
-    silently; DVC rejects such a file with a traceback)."""
+    silently; DVC rejects such a file with a traceback) and any alias (`*name`): aliases expand
+    before any key is checked, and nested ones ("billion laughs") grew past 1.8 GB."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(
+                f"line {mark.line + 1}: a YAML alias (*name) is not allowed in params: write "
+                "the value out"
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -156,6 +170,12 @@ def parse_config(raw: dict, source: str = "params.yaml") -> Config:
 def load_config(path: str | Path = DEFAULT_PARAMS) -> Config:
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_PARAMS_BYTES:
+            raise ConfigError(
+                f"{path} is {size / 1024**2:.1f} MiB: a params file is a few KB (at most "
+                f"{MAX_PARAMS_BYTES // 1024**2} MiB); is it the right file?"
+            )
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"cannot read params file {path}: {err.strerror}") from None

@@ -35,9 +35,14 @@ def inside_repository(value: str, key: str = "") -> str:
     return value
 
 
+# No params string is longer: paths, URLs, names, cron lines. A 50 MB string was accepted and
+# re-parsed by every failure hook (reliability round 3).
+MAX_STRING = 4096
+
+
 class _Section(BaseModel):
     # strict: a quoted number (`epochs: '2'`) is an error, not silently coerced.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_max_length=MAX_STRING)
 
 
 # Names the long format itself uses (tasks/columns.py, tasks/ingest/schema.py FILLED): never
@@ -327,6 +332,8 @@ class EvaluateConfig(_Section):
 # time).
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_SENTINEL = "FORECASTVAR"
+# Query parameters that carry a password (libpq's `password`, `sslpassword`; common spellings).
+PASSWORD_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "pass"})
 
 
 def check_url_template(template: str) -> str:
@@ -341,7 +348,13 @@ def check_url_template(template: str) -> str:
         url = make_url(probe)
     except Exception as err:
         raise ValueError(f"not a database URL ({err})") from None
-    if url.password is not None and str(url.password) != _URL_SENTINEL:
+    literal_in_query = [
+        k
+        for k, v in url.query.items()
+        if k.lower() in PASSWORD_KEYS
+        and any(x != _URL_SENTINEL for x in ((v,) if isinstance(v, str) else v))
+    ]
+    if (url.password is not None and str(url.password) != _URL_SENTINEL) or literal_in_query:
         raise ValueError(
             "holds a password: put it in an environment variable and write ${VAR} in its place "
             "(credentials never go in params.yaml)"

@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from tasks.config import ENV_VAR as _VAR
 from tasks.config import check_url_template
+from tasks.config.sections import PASSWORD_KEYS
 from tasks.errors import PipelineError
 
 # One constant for every publisher of one PostgreSQL store: pg_advisory_xact_lock serialises
@@ -47,21 +48,56 @@ def placeholders(template: str) -> list[str]:
     return _VAR.findall(template)
 
 
-def expand(template: str) -> str:
-    """`${VAR}` replaced by the environment's value; a variable not set stops with its name."""
+def expand(template: str) -> URL:
+    """The URL with each `${VAR}` replaced by the environment's value, as a field of the parsed
+    URL (`URL.create` takes fields as they are): a password holding `@`, `/` or `:` is the
+    password, not a broken URL. A variable not set stops with its name."""
     missing = [v for v in placeholders(template) if v not in os.environ]
     if missing:
         raise StoreURLError(
             f"publish.url names environment variable(s) {', '.join(missing)}, not set: "
             "export them before running (credentials never go in params.yaml)"
         )
-    return _VAR.sub(lambda m: os.environ[m.group(1)], template)
+    if _VAR.fullmatch(template):  # the whole URL from the environment, written as a URL
+        return make_url(os.environ[_VAR.fullmatch(template).group(1)])
+    # Each variable becomes a token no URL part can hold otherwise, parsed, then filled per field.
+    tokens: dict[str, str] = {}
+
+    def token(match) -> str:
+        tokens[f"forecastvar{len(tokens)}x"] = os.environ[match.group(1)]
+        return f"forecastvar{len(tokens) - 1}x"
+
+    url = make_url(_VAR.sub(token, template))
+
+    def fill(text):
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            return tuple(fill(t) for t in text)
+        for key, value in tokens.items():
+            text = text.replace(key, value)
+        return text
+
+    return URL.create(
+        url.drivername,
+        username=fill(url.username),
+        password=fill(None if url.password is None else str(url.password)),
+        host=fill(url.host),
+        port=url.port,
+        database=fill(url.database),
+        query={k: fill(v) for k, v in url.query.items()},
+    )
 
 
 def mask(url: str | URL) -> str:
-    """The URL with its password replaced by ***: the only form that may be logged."""
+    """The URL with its password, and any password in its query, replaced by ***: the only form
+    that may be logged. Masked from the parsed URL, so no part of a password leaks whatever
+    characters it holds."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        url = make_url(url)
+        query = {k: ("***" if k.lower() in PASSWORD_KEYS else v) for k, v in url.query.items()}
+        rendered = url.set(query=query).render_as_string(hide_password=True)
+        return rendered.replace("%2A%2A%2A", "***")
     except Exception:  # not a URL at all: show nothing of it
         return "<unparseable database URL>"
 
@@ -96,7 +132,7 @@ class Database:
     @cached_property
     def url(self) -> URL:
         try:
-            return make_url(expand(self.template))
+            return expand(self.template)
         except StoreURLError:
             raise
         except Exception as err:
@@ -142,6 +178,26 @@ def _sqlite_transactions(engine: Engine, begin: str) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn) -> None:
         conn.exec_driver_sql(begin)
+
+
+def check_reachable(db: Database) -> None:
+    """Connect once, so a wrong host, database or password stops a run before any stage works
+    (it used to surface at publish, after training). The message names the masked URL and never
+    the password, whatever the driver put in its error."""
+    if db.is_file:
+        return
+    url = db.url
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as err:  # noqa: BLE001 - any driver error: one line, masked
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if url.password:
+            first = first.replace(str(url.password), "***")
+        raise StoreURLError(f"cannot reach the forecast store {db.masked}: {first}") from None
+    finally:
+        engine.dispose()
 
 
 def locate(store: str | Path | Database) -> Database:

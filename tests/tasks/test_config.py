@@ -186,3 +186,40 @@ def test_stage_with_bad_params_exits_2_and_writes_nothing(tmp_path, monkeypatch,
     assert "training.epochs" in capsys.readouterr().err
     assert not (tmp_path / "data" / "validated").exists()
     assert not (tmp_path / "metrics").exists()
+
+
+BOMB = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (BOMB, 2),  # under unknown keys: refused before the unknown-key check would run
+        ("model:\n  units: &u [8]\ntraining:\n  epochs: 2\nx: *u\n", 5),
+    ],
+)
+def test_a_yaml_alias_is_refused_before_it_expands(tmp_path, text, line):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"line {line}: a YAML alias \(\*name\) is not allowed"):
+        load_config(path)
+
+
+def test_a_params_file_past_the_size_cap_is_refused_unread(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  path: data/raw/x.csv\n" + "#" * (1024 * 1024) + "\n")
+    with pytest.raises(ConfigError, match=r"params.yaml is 1.0 MiB: a params file is a few KB"):
+        load_config(path)
+
+
+def test_a_string_param_past_its_bound_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match=r"orchestration.deployment: String should have at most"):
+        parse_config({"orchestration": {"deployment": "x" * 50_000}})
