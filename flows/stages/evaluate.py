@@ -50,6 +50,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.evaluation.evaluate import covariates_used, evaluate
     from tasks.evaluation.gate import decide
     from tasks.evaluation.selection import require_folds
+    from tasks.evaluation.short import choose_all, short_series
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import load_model
     from tasks.model.refit import fit_schedule, refit
@@ -60,6 +61,12 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
     result = evaluate(folds, models, cfg, load_champion(load_model))
+    # The series too short for the LSTM (prepare kept them out): backtested on the folds they
+    # have, published by a candidate, counted in the selection (tasks/evaluation/short.py).
+    validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
+    short = choose_all(short_series(validated, prepared.series_ids.astype(str)), cfg)
+    result.selection.add_short(short)
+    result.scores["selection"] = result.selection.summary(len(folds))
     if cfg.data.covariates.any:  # which inputs these scores are of (the UI's metrics artifact)
         result.scores["covariates"] = covariates_used(cfg)
     decision = decide(result.scores, cfg.gate, result.comparison)
@@ -115,7 +122,7 @@ def ui_artifacts(cfg: Config, header: str) -> None:
 STAGE = Stage(
     name="evaluate",
     run=run,
-    reads=("prepared", "scaler", "model", "history"),
+    reads=("validated", "prepared", "scaler", "model", "history"),
     writes=(
         "model_full",
         "intervals",

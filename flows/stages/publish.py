@@ -53,14 +53,17 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
     from tasks.evaluation.intervals import Calibration
-    from tasks.evaluation.selection import load_choices
+    from tasks.evaluation.selection import load_choices, load_reasons
+    from tasks.evaluation.short import short_series
     from tasks.features.prepare import Prepared
+    from tasks.features.scaling import SeriesTransform
     from tasks.model.forecast import load_model
     from tasks.publishing import targets
     from tasks.publishing.forecasts import (
         champion_covariates,
         champion_meta,
         future_forecasts,
+        short_forecasts,
         trained_through,
     )
     from tasks.publishing.lineage import collect_lineage
@@ -75,11 +78,32 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     calibration = Calibration.from_json(io.read_json(p("intervals")))
     # Per series the LSTM or a baseline (tasks/evaluation/selection.py), each with its own
     # intervals.
-    choices, calibrations = load_choices(io.read_json(p("selection")))
+    selected = io.read_json(p("selection"))
+    choices, calibrations = load_choices(selected)
+    reasons = load_reasons(selected)
     model = load_model(p("model_full"))  # refit through each series' last observation
     forecasts = future_forecasts(
-        prepared, model, cfg.data.frequency, calibration, choices, calibrations
+        prepared, model, cfg.data.frequency, calibration, choices, calibrations, reasons
     )
+    # The series too short for the LSTM, by the candidate evaluate chose for each
+    # (tasks/evaluation/short.py); not in `prepared`, read from the validated data.
+    validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
+    short = short_series(validated, prepared.series_ids.astype(str))
+    if short:
+        transform = SeriesTransform(
+            prepared.transform.transform_name, prepared.transform.scaler_name
+        )
+        extra = short_forecasts(
+            short,
+            prepared.geometry.horizon,
+            prepared.season_length,
+            cfg.data.frequency,
+            transform,
+            choices,
+            calibrations,
+            reasons,
+        )
+        forecasts = pl.concat([forecasts, extra.select(forecasts.columns)])
     chart = forecast_image(forecasts)  # drawn before any target is written
     # The shipped model trained through each series' last observation (tasks/model/refit.py).
     through = trained_through(prepared, full_history=True)
@@ -98,7 +122,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     used = champion_covariates(prepared)
     # Series ingest quarantined keep their last published forecasts, marked stale.
     quarantined = pl.read_parquet(p("quarantined"), columns=["series_id"])["series_id"]
-    models = list(choices.values())
+    models = list(forecasts.unique("series_id")["model"])
     summary: dict = {}
 
     def champion_and_summary(pub) -> None:

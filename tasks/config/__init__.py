@@ -36,6 +36,9 @@ from tasks.config.sections import (
 )
 from tasks.errors import ConfigError
 
+# The fewest observations a published series may have: the naive candidate repeats the last one.
+MIN_HISTORY = 1
+
 __all__ = [
     "DEFAULT_PARAMS",
     "ENV_VAR",
@@ -43,6 +46,7 @@ __all__ = [
     "CovariatesConfig",
     "DataConfig",
     "EvaluateConfig",
+    "MIN_HISTORY",
     "ForecastConfig",
     "GateConfig",
     "ModelConfig",
@@ -94,8 +98,16 @@ class Config(_Section):
 
     @property
     def min_history(self) -> int:
-        """Steps a series needs: one training window, the validation tail and the test horizon
-        in the earliest backtest fold, whose origin is (n_windows - 1) * step steps earlier."""
+        """Steps a series needs to be published: one, what the simplest candidate (naive, the
+        last value) forecasts from. Shorter-than-the-LSTM series are forecast by the candidates
+        their history fits (tasks/evaluation/short.py), not quarantined."""
+        return MIN_HISTORY
+
+    @property
+    def lstm_history(self) -> int:
+        """Steps a series needs to be an LSTM series (trained on, and a candidate): one training
+        window, the validation tail and the test horizon in the earliest backtest fold, whose
+        origin is (n_windows - 1) * step steps earlier."""
         folds = (self.evaluate.n_windows - 1) * self.evaluate.step
         return (
             self.prepare.lookback

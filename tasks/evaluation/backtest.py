@@ -42,26 +42,25 @@ class FoldGeometryError(PipelineError):
 
 # ---------------------------------------------------------------- geometry
 def check_geometry(series_ids: np.ndarray, lengths: np.ndarray, cfg: Config) -> None:
-    """Stop before any work when a series cannot hold every fold; name the series and the keys."""
+    """Stop before any work when a prepared series cannot hold every fold of the LSTM's backtest.
+    Prepare keeps such series out (tasks.features.prepare.lstm_series; they are backtested on
+    the folds they have by tasks/evaluation/short.py), so this fires only on prepared data from
+    other params than the current ones: name the series and the keys."""
     h, e, p = cfg.forecast.horizon, cfg.evaluate, cfg.prepare
-    need = cfg.min_history
-    lines = []
-    for sid, n in zip(series_ids, lengths, strict=True):
-        sid, n = str(sid), int(n)
-        if n <= h:
-            lines.append(
-                f"series {sid!r}: forecast.horizon ({h}) is longer than its history ({n} steps)"
-            )
-        elif n < need:
-            lines.append(f"series {sid!r}: {n} steps, the folds need at least {need}")
+    need = cfg.lstm_history
+    lines = [
+        f"series {str(sid)!r}: {int(n)} steps, the LSTM's folds need at least {need}"
+        for sid, n in zip(series_ids, lengths, strict=True)
+        if int(n) < need
+    ]
     if lines:
         raise FoldGeometryError(
-            "the backtest folds do not fit the data:\n  "
+            "the backtest folds do not fit the prepared data:\n  "
             + "\n  ".join(lines)
             + f"\nneeded = prepare.lookback ({p.lookback}) + prepare.validation_steps "
             f"({p.validation_steps}) + 2 * forecast.horizon ({2 * h}) + (evaluate.n_windows - 1) "
-            f"* evaluate.step ({(e.n_windows - 1) * e.step}) = {need}; lower evaluate.n_windows "
-            "or evaluate.step (or the others) in params.yaml, or supply longer series"
+            f"* evaluate.step ({(e.n_windows - 1) * e.step}) = {need}; the prepare stage keeps "
+            "shorter series out of the LSTM's data: rerun it (dvc repro)"
         )
 
 

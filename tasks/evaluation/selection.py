@@ -20,7 +20,9 @@ publishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +30,8 @@ from tasks.config import Config
 from tasks.errors import PipelineError
 from tasks.evaluation import intervals
 from tasks.evaluation.backtest import FoldResult, mean_scores
+from tasks.evaluation.short import ShortChoice
+from tasks.evaluation.short import summary as short_summary
 
 LSTM = "lstm"
 # Used to rank the candidates of a series whose gate metric is undefined (MASE of a series with
@@ -127,17 +131,41 @@ class Selection:
     latest_fold: dict  # per candidate, its scores on fold 0 (what `published` is compared with)
     metric: str
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+    reasons: list[str] = field(default_factory=list)  # per series: why its model (published)
+    # The short series (tasks/evaluation/short.py), after the LSTM series in every list above;
+    # the counts and fallback fraction are of the LSTM series, which the LSTM could serve.
+    short: list[ShortChoice] = field(default_factory=list)
+
+    @property
+    def lstm_series(self) -> int:
+        return len(self.choices) - len(self.short)
 
     @property
     def counts(self) -> dict[str, int]:
-        return {name: self.choices.count(name) for name in (LSTM, *self.candidates)}
+        chosen = self.choices[: self.lstm_series]
+        return {name: chosen.count(name) for name in (LSTM, *self.candidates)}
 
     @property
     def fallback_fraction(self) -> float:
-        return 1.0 - self.choices.count(LSTM) / len(self.choices)
+        if not self.lstm_series:
+            return 0.0
+        return 1.0 - self.choices.count(LSTM) / self.lstm_series
+
+    def add_short(self, short: list[ShortChoice]) -> None:
+        """Append the short series' choices (tasks/evaluation/short.py)."""
+        self.short = [*self.short, *short]
+        self.series_ids += [c.series_id for c in short]
+        self.choices += [c.model for c in short]
+        self.evidence += [c.evidence for c in short]
+        self.reasons += [c.reason for c in short]
 
     def summary(self, n_windows: int) -> dict:
-        """The choice in metrics/evaluate.json: counts, and which folds chose and scored."""
+        """The choice in metrics/evaluate.json: counts, and which folds chose and scored; the
+        short series' counts and reasons apart (`short_series`), every series under
+        `published_by` (model -> reason -> series)."""
+        by: dict[str, Counter] = {}
+        for name, reason in zip(self.choices, self.reasons, strict=True):
+            by.setdefault(name, Counter())[_reason_kind(reason)] += 1
         return {
             "metric": self.metric,
             "candidates": [LSTM, *self.candidates],
@@ -145,16 +173,29 @@ class Selection:
             "scored_on_fold": 0,
             "counts": self.counts,
             "fallback_fraction": self.fallback_fraction,
+            "published_by": {name: dict(sorted(c.items())) for name, c in sorted(by.items())},
+            "short_series": short_summary(self.short),
         }
 
     def to_json(self) -> dict:
-        """models/selection.json: what publish needs (a model and intervals per series)."""
+        """models/selection.json: what publish needs (a model, its reason and intervals per
+        series)."""
         return {
             "metric": self.metric,
             "choices": dict(zip(self.series_ids, self.choices, strict=True)),
+            "reasons": dict(zip(self.series_ids, self.reasons, strict=True)),
             "evidence": dict(zip(self.series_ids, self.evidence, strict=True)),
             "intervals": {name: cal.to_json() for name, cal in self.calibrations.items()},
         }
+
+
+def folds_text(n: int) -> str:
+    return f"{n} fold{'s' * (n != 1)}"
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its numbers: what metrics/evaluate.json counts series by."""
+    return re.sub(r"\s*\([^)]*\)", "", re.sub(r"\d+ folds?", "N folds", reason))
 
 
 def load_choices(raw: dict) -> tuple[dict[str, str], dict[str, intervals.Calibration]]:
@@ -163,6 +204,12 @@ def load_choices(raw: dict) -> tuple[dict[str, str], dict[str, intervals.Calibra
         name: intervals.Calibration.from_json(c) for name, c in raw.get("intervals", {}).items()
     }
     return dict(raw["choices"]), cals
+
+
+def load_reasons(raw: dict) -> dict[str, str]:
+    """Series -> why its model, from models/selection.json (empty for a file written before
+    reasons were recorded)."""
+    return dict(raw.get("reasons") or {})
 
 
 def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selection:
@@ -193,7 +240,9 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
         published[f"coverage_{lv}"] = float(np.mean(np.concatenate(hits[lv])))
 
     calibrations = {}
-    for name in candidates:  # the LSTM's own calibration is models/intervals.json
+    # Every scored candidate, not only the listed ones: a short series may be published by a
+    # baseline by default (tasks/evaluation/short.py). The LSTM's own is models/intervals.json.
+    for name in (n for n in results[0].preds if n != LSTM):
         stacked = np.stack([residuals(r, name) for r in results])
         calibrations[name] = intervals.calibrate(stacked.reshape(-1, stacked.shape[-1]), levels)
     return Selection(
@@ -205,4 +254,5 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
         latest_fold={name: mean_scores(rows) for name, rows in fold0.items()},
         metric=metric,
         candidates=candidates,
+        reasons=[f"chosen on {folds_text(len(older))}"] * len(choices),
     )

@@ -138,8 +138,8 @@ def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None
         timestamps, offsets, series_ids = _key_order(frame)
     horizon = cfg.forecast.horizon
     train_end = offsets[1:] - horizon
-    if np.any(train_end - offsets[:-1] < cfg.min_history - horizon):
-        raise ValueError("a series is shorter than cfg.min_history; ingest should have stopped it")
+    if np.any(train_end - offsets[:-1] < cfg.lstm_history - horizon):
+        raise ValueError("a series is shorter than cfg.lstm_history; lstm_series keeps it out")
 
     raw = np.asarray(frame[VALUE].to_numpy(), dtype=np.float64)
     transform = SeriesTransform(cfg.prepare.transform, cfg.prepare.scaler)
@@ -163,6 +163,13 @@ def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None
         transform=transform,
         covariates=cov.from_frame(frame, future, cfg, series_ids, offsets, train_end),
     )
+
+
+def lstm_series(frame: pl.DataFrame, cfg: Config) -> pl.DataFrame:
+    """The rows of the series long enough for the LSTM (Config.lstm_history): what prepare
+    splits, scales and the LSTM trains on. The shorter ones stay in the validated data, forecast
+    by the candidates their history fits (tasks/evaluation/short.py)."""
+    return frame.filter(pl.len().over(SERIES_ID) >= cfg.lstm_history)
 
 
 def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:

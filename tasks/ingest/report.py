@@ -16,7 +16,7 @@ MAX_ROWS_SHOWN = 20
 
 def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
     """check -> (what failed, how to fix it)."""
-    d, p, f = cfg.data, cfg.prepare, cfg.forecast
+    d, f = cfg.data, cfg.forecast
     fill_hint = "or delete them and set data.fill_gaps: forward | interpolate in params.yaml"
     return {
         "timestamp_parse": (
@@ -73,11 +73,10 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
             "add the missing rows, or set data.fill_gaps: forward | interpolate in params.yaml",
         ),
         "min_history": (
-            f"series shorter than the {cfg.min_history} steps the params need",
-            f"min_history = {cfg.min_history} is driven by prepare.lookback ({p.lookback}), "
-            f"forecast.horizon ({f.horizon}, counted twice: test tail and forecast) and "
-            f"prepare.validation_steps ({p.validation_steps}); supply longer series or lower "
-            "these in params.yaml",
+            f"series shorter than the {cfg.min_history} step(s) the simplest candidate (naive) "
+            "needs",
+            "supply at least one observation per series; a series too short for the LSTM is "
+            "forecast by the other candidates, not quarantined",
         ),
         "non_empty": ("no data", "point data.path at a file with rows"),
         "max_fill": (

@@ -5,7 +5,8 @@ A series is vouched for when its rows are contiguous in the source; every row pa
 checks (a key and a value present, text that parsed, the schema's value rules, finite
 covariates, midnight on calendar frequencies); each row is exactly one data.frequency step after
 the one before (so the series is in order, on its grid, without gaps or duplicate timestamps);
-it is long enough (Config.min_history) and its training part is not constant. That covers what
+it is long enough (Config.min_history: one step, what the naive candidate needs; a series too
+short for the LSTM is not bad data) and its training part is not constant. That covers what
 the detailed checks look at, so such a series would pass them. A series the screen cannot vouch
 for (a bad row, a gap to fill, a month-end grid, ...) goes through the detailed checks and gets
 its exact report; the screen only decides how much work they get.

@@ -9,14 +9,16 @@ import re
 import numpy as np
 import polars as pl
 
-from tasks.columns import SERIES_ID, TIMESTAMP
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluation.baselines import FORECASTERS
 from tasks.evaluation.intervals import Calibration, bands
 from tasks.evaluation.selection import LSTM, to_scaled
 from tasks.features.prepare import Prepared, trained_through
+from tasks.features.scaling import SeriesTransform
 from tasks.model.forecast import predict_scaled, to_original
 
 MODEL = "model"  # column: which model produced a published row (lstm or a candidate's name)
+REASON = "reason"  # column: why that model (models/selection.json's reasons)
 
 
 def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
@@ -38,9 +40,10 @@ def future_forecasts(
     calibration: Calibration | None = None,
     choices: dict[str, str] | None = None,
     calibrations: dict[str, Calibration] | None = None,
+    reasons: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """series_id, timestamp, horizon_step, forecast, model (+ lo_L, hi_L per calibrated level)
-    for the steps after the last observation.
+    """series_id, timestamp, horizon_step, forecast, model, reason (+ lo_L, hi_L per calibrated
+    level) for the steps after the last observation.
 
     `choices`: per series the model that publishes it (tasks/evaluation/selection.py; a series not
     listed, or no choices, gets the LSTM); `calibration` is the LSTM's intervals, `calibrations`
@@ -66,20 +69,89 @@ def future_forecasts(
         "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
         "forecast": preds.reshape(-1),
         MODEL: np.repeat(np.asarray(names, dtype=str), horizon),
+        REASON: np.repeat(_reasons(prepared.series_ids, reasons), horizon),
     }
     if calibration is not None:
-        cals = {LSTM: calibration, **(calibrations or {})}
-        missing = sorted(set(names) - set(cals))
-        if missing:
-            raise ValueError(f"no interval calibration for {missing}: rerun evaluate")
-        if any(len(w) != horizon for c in cals.values() for w in c.widths.values()):
-            raise ValueError(
-                f"the interval calibration is for another horizon than {horizon}: rerun evaluate"
-            )
+        cals = _calibrations(names, {LSTM: calibration, **(calibrations or {})}, horizon)
         per_series = [bands(prepared, s, scaled[s], cals[names[s]]) for s in range(n)]
         for name in per_series[0]:
             columns[name] = np.concatenate([b[name] for b in per_series])
     return pl.DataFrame(columns)
+
+
+def _reasons(series_ids, reasons: dict[str, str] | None) -> np.ndarray:
+    # A selection.json from before reasons were recorded: unknown, as in an older store.
+    return np.asarray([(reasons or {}).get(str(sid), "unknown") for sid in series_ids], dtype=str)
+
+
+def _calibrations(names, cals: dict[str, Calibration], horizon: int) -> dict[str, Calibration]:
+    missing = sorted(set(names) - set(cals))
+    if missing:
+        raise ValueError(f"no interval calibration for {missing}: rerun evaluate")
+    if any(len(w) != horizon for c in cals.values() for w in c.widths.values()):
+        raise ValueError(
+            f"the interval calibration is for another horizon than {horizon}: rerun evaluate"
+        )
+    return cals
+
+
+def short_forecasts(
+    series: dict[str, pl.DataFrame],
+    horizon: int,
+    season_length: int,
+    frequency: str,
+    transform: SeriesTransform,
+    choices: dict[str, str],
+    calibrations: dict[str, Calibration] | None = None,
+    reasons: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """future_forecasts' frame for the short series (tasks/evaluation/short.py: id -> its
+    timestamp, value rows), each by its chosen candidate fitted on its whole history. Intervals:
+    the candidate's calibration (scaled space, pooled over the LSTM series' folds) around the
+    forecast in the series' own scaled space, `transform` (unfitted; fitted here per series on
+    the whole history: no test tail is left to leak into)."""
+    if not series:
+        return pl.DataFrame()
+    ids = list(series)
+    names = [choices.get(sid, "naive") for sid in ids]
+    cals = None if calibrations is None else _calibrations(names, calibrations, horizon)
+    preds, bounds = [], []
+    for sid, name in zip(ids, names, strict=True):
+        history = series[sid][VALUE].to_numpy().astype(np.float64)
+        pred = FORECASTERS[name](history, horizon, season_length)
+        transform.fit(sid, history)
+        scaled = transform.transform(sid, _positive(pred, history, transform))
+        preds.append(transform.inverse(sid, scaled))  # as the LSTM series' path round-trips
+        if cals is not None:
+            bounds.append(
+                {
+                    f"{b}_{lv}": transform.inverse(sid, scaled + sign * cals[name].widths[lv])
+                    for lv in cals[name].levels
+                    for b, sign in (("lo", -1), ("hi", 1))
+                }
+            )
+    # As prepare reads them: UTC wall time, microseconds.
+    last = np.asarray([series[sid][TIMESTAMP].to_numpy()[-1] for sid in ids], "datetime64[us]")
+    columns = {
+        SERIES_ID: np.repeat(np.asarray(ids, dtype=str), horizon),
+        TIMESTAMP: future_timestamps(last, horizon, frequency),
+        "horizon_step": np.tile(np.arange(1, horizon + 1), len(ids)),
+        "forecast": np.concatenate(preds),
+        MODEL: np.repeat(np.asarray(names, dtype=str), horizon),
+        REASON: np.repeat(_reasons(ids, reasons), horizon),
+    }
+    for key in bounds[0] if bounds else ():
+        columns[key] = np.concatenate([b[key] for b in bounds])
+    return pl.DataFrame(columns)
+
+
+def _positive(pred: np.ndarray, history: np.ndarray, transform: SeriesTransform) -> np.ndarray:
+    """As selection.to_scaled: under the log transform a forecast <= 0 has no log; it is raised
+    to the smallest positive value of the series for the interval arithmetic."""
+    if transform.transform_name != "log":
+        return pred
+    floor = float(history[history > 0].min()) if (history > 0).any() else 1e-12
+    return np.maximum(pred, floor)
 
 
 def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at: str) -> dict:

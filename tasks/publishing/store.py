@@ -6,8 +6,9 @@ Layout:
   runs               one row per run (run_key = md5 of data, params and model md5s), its lineage,
                      row count, first and last publish time and a publish sequence number
   forecasts          every forecast row ever published, each with its prediction intervals
-                     (lo_80, hi_80, lo_95, hi_95; NULL where a level was not calibrated) and
-                     its run's lineage; UNIQUE (run_key, series_id, timestamp), so
+                     (lo_80, hi_80, lo_95, hi_95; NULL where a level was not calibrated), the
+                     model that produced it and why (`model`, `reason`) and its run's lineage;
+                     UNIQUE (run_key, series_id, timestamp), so
                      republishing adds nothing
   stale_series       per run, the series it had no forecasts for (quarantined by ingest) whose
                      last published forecasts it keeps showing, and the run they come from
@@ -64,6 +65,7 @@ from tasks.publishing.store_schema import (  # noqa: F401  public names re-expor
     INTERVAL_LEVELS,
     JOURNAL_NAME,
     MODEL,
+    REASON,
     ROW_COLUMNS,
     RUN_COLUMNS,
     SCHEMA_VERSION,

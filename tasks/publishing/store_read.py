@@ -20,6 +20,7 @@ from tasks.publishing.store_schema import (
     DEFAULT_MODEL,
     INTERVAL_COLUMNS,
     MODEL,
+    REASON,
     ROW_COLUMNS,
     RUN_COLUMNS,
     STALE,
@@ -69,14 +70,15 @@ def _read_view(conn: Connection) -> pl.DataFrame:
     version = _version(conn)
     view = _columns(conn, "current_forecasts")
     # An older store (not yet migrated by a publish) reads with NULL intervals (version 1),
-    # nothing stale (versions 1 and 2) and UNKNOWN for lineage fields it lacks (<= 4).
+    # nothing stale (versions 1 and 2), UNKNOWN for lineage fields it lacks (<= 4) and for the
+    # reason (<= 6).
     columns = [
         f"NULL AS {c}"
         if version < 2 and c in INTERVAL_COLUMNS
         else f"'{DEFAULT_MODEL}' AS {c}"
         if version < 4 and c == MODEL
         else f"'{UNKNOWN}' AS {c}"
-        if c in LINEAGE_FIELDS and view and c not in view
+        if (c in LINEAGE_FIELDS or c == REASON) and view and c not in view
         else c
         for c in ROW_COLUMNS
     ] + [STALE if version >= 3 else f"0 AS {STALE}"]

@@ -18,7 +18,9 @@ from tasks.publishing.store_schema import (
     INTERVAL_COLUMNS,
     INTERVAL_LEVELS,
     MODEL,
+    REASON,
     TS_FORMAT,
+    UNKNOWN,
 )
 
 
@@ -115,6 +117,9 @@ def _rows(forecasts: pl.DataFrame, lineage: Mapping[str, str], key: str) -> pl.D
         (pl.col(MODEL) if MODEL in forecasts.columns else pl.lit(DEFAULT_MODEL))
         .cast(pl.String)
         .alias(MODEL),
+        (pl.col(REASON) if REASON in forecasts.columns else pl.lit(UNKNOWN))
+        .cast(pl.String)
+        .alias(REASON),
         *(pl.lit(str(lineage[f])).alias(f) for f in LINEAGE_FIELDS),
     )
     return frame

@@ -25,8 +25,12 @@ INTERVAL_COLUMNS = tuple(f"{b}_{lv}" for lv in INTERVAL_LEVELS for b in ("lo", "
 # publish, "lstm" when absent (and for every row stored before schema version 4).
 MODEL = "model"
 DEFAULT_MODEL = "lstm"
+# Why that model (tasks/evaluation/selection.py and short.py: "chosen on 2 folds", "too short for
+# the LSTM (40 < 72 steps): best candidate on 1 fold", ...); optional in a publish, UNKNOWN when
+# absent and for every row stored before schema version 7.
+REASON = "reason"
 # Columns of a stored forecast row, in this order; the view and export add STALE.
-ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, MODEL, *LINEAGE_FIELDS)
+ROW_COLUMNS = ("run_key", *FORECAST_COLUMNS, *INTERVAL_COLUMNS, MODEL, REASON, *LINEAGE_FIELDS)
 # True on a current row kept from an earlier run for a series the latest run did not forecast
 # (quarantined by ingest): its forecasts stay visible, marked as not refreshed.
 STALE = "stale"
@@ -38,8 +42,8 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # 1: forecasts without intervals; 2: + INTERVAL_COLUMNS; 3: + stale_series and the view's STALE
 # 4: + MODEL; 5: + every lineage field an older store lacks (`trained_through`), 'unknown' on old
 # rows (an older store is migrated in place, inside the publish's transaction).
-# 6: + `covariates` in the lineage, migrated by the same code.
-SCHEMA_VERSION = 6
+# 6: + `covariates` in the lineage, migrated by the same code. 7: + REASON, UNKNOWN on old rows.
+SCHEMA_VERSION = 7
 # What an older store's rows and runs hold for a lineage field added since they were written.
 UNKNOWN = "unknown"
 BATCH_SIZE = 10_000
@@ -65,6 +69,7 @@ _SCHEMA = (
     {FORECAST} REAL NOT NULL,
     {_INTERVAL_DDL},
     {MODEL} TEXT NOT NULL DEFAULT '{DEFAULT_MODEL}',
+    {REASON} TEXT NOT NULL DEFAULT '{UNKNOWN}',
     {_LINEAGE_DDL},
     UNIQUE (run_key, {SERIES_ID}, {TIMESTAMP})
 )""",
@@ -91,6 +96,7 @@ _ROW_SCHEMA = {
     FORECAST: pl.Float64,
     **dict.fromkeys(INTERVAL_COLUMNS, pl.Float64),
     MODEL: pl.String,
+    REASON: pl.String,
     **dict.fromkeys(LINEAGE_FIELDS, pl.String),
     STALE: pl.Int64,
 }
@@ -175,9 +181,19 @@ def _add_lineage_columns(conn: Connection) -> None:
     conn.exec_driver_sql("DROP VIEW IF EXISTS current_forecasts")
 
 
+def _add_reason_column(conn: Connection) -> None:
+    """Version <= 6 -> 7: the REASON column (UNKNOWN on the old rows: why their model was
+    published was not recorded) and the view rebuilt with it."""
+    if REASON not in _columns(conn, "forecasts"):
+        conn.exec_driver_sql(
+            f"ALTER TABLE forecasts ADD COLUMN {REASON} TEXT NOT NULL DEFAULT '{UNKNOWN}'"
+        )
+    conn.exec_driver_sql("DROP VIEW IF EXISTS current_forecasts")
+
+
 def _ensure_schema(conn: Connection) -> None:
     version = _version(conn)
-    if version not in (0, 1, 2, 3, 4, 5, SCHEMA_VERSION):
+    if version not in (0, 1, 2, 3, 4, 5, 6, SCHEMA_VERSION):
         raise ValueError(
             f"forecast store has schema version {version}, this code writes "
             f"{SCHEMA_VERSION}: refusing to write to it"
@@ -195,6 +211,8 @@ def _ensure_schema(conn: Connection) -> None:
         conn.exec_driver_sql("DROP VIEW IF EXISTS current_forecasts")
     if version in (1, 2, 3, 4, 5):
         _add_lineage_columns(conn)
+    if version in (1, 2, 3, 4, 5, 6):
+        _add_reason_column(conn)
     *tables, view = _SCHEMA
     for statement in tables:
         conn.exec_driver_sql(_ddl(statement, conn.dialect.name))

@@ -1,0 +1,176 @@
+"""Short series: those with fewer steps than the LSTM needs (Config.lstm_history), which prepare
+keeps out of the LSTM's training and candidacy. They are not broken data: each is backtested
+on the folds its history has and published by a candidate that can be fitted on it. Pure
+functions over one series' values at a time.
+
+Folds. Fold k of a series of N steps has origin N - H - k * step (H = forecast.horizon), as
+for every series (tasks/evaluation/backtest.py); it exists for a short series when its origin
+leaves at least Config.min_history steps before it. A candidate is scored on a fold only when it
+can be fitted on the history before that origin (`NEEDS`: seasonal naive a full season, drift
+two steps, the others one).
+
+Choice. As for the LSTM series (tasks/evaluation/selection.py): the candidate (of
+`evaluate.candidates`) with the lowest mean `gate.metric` on the older folds (k >= 1) the series
+has, among the candidates fitted on all of them; fold 0 is never looked at. A series with no
+older fold is published by a fixed rule, never by its scores: seasonal naive when its history
+holds a full season (the gate's reference), else naive (`DEFAULT_ORDER`). Every choice carries
+its reason, which publish writes on each row (column `reason`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.config import Config
+from tasks.evaluation import metrics
+from tasks.evaluation.backtest import mean_scores
+from tasks.evaluation.baselines import FORECASTERS
+
+LSTM = "lstm"
+# Fewest history steps each candidate is fitted on; every other candidate needs one.
+# seasonal_naive's is the season length (filled in by `needs`).
+NEEDS = {"drift": 2}
+# The fixed rule for a series with no older fold: the first of these its history can fit.
+DEFAULT_ORDER = ("seasonal_naive", "naive")
+FALLBACK_METRIC = "mae"  # as in selection.py: ranks within one series when MASE is undefined
+
+
+def needs(name: str, season_length: int) -> int:
+    """Fewest history steps candidate `name` is fitted on."""
+    return season_length if name == "seasonal_naive" else NEEDS.get(name, 1)
+
+
+def available_folds(n: int, cfg: Config) -> list[int]:
+    """The folds (0 = latest) a series of `n` steps has: those whose origin leaves at least
+    Config.min_history steps before it."""
+    h, step = cfg.forecast.horizon, cfg.evaluate.step
+    return [k for k in range(cfg.evaluate.n_windows) if n - h - k * step >= cfg.min_history]
+
+
+def _scale(insample: np.ndarray, m: int) -> float | None:
+    """MASE's denominator, None where the history is too short for it or it is 0 (then MASE
+    is undefined and the choice ranks by MAE, as for a constant series)."""
+    if insample.size <= m:
+        return None
+    scale = metrics.seasonal_naive_scale(insample, m)
+    return scale if scale > 0 else None
+
+
+def score(actual: np.ndarray, pred: np.ndarray, insample: np.ndarray, m: int) -> dict:
+    scale = _scale(insample, m)
+    return {
+        name: None if name in metrics.SCALED and scale is None else metric(actual, pred, scale)
+        for name, metric in metrics.METRICS.items()
+    }
+
+
+def default_model(n: int, season_length: int) -> str:
+    """The candidate a series with no older fold is published by (module docstring)."""
+    return next(name for name in DEFAULT_ORDER if n >= needs(name, season_length))
+
+
+@dataclass
+class ShortChoice:
+    series_id: str
+    steps: int
+    model: str
+    reason: str
+    folds: list[int]  # the folds the series has (0 = latest)
+    evidence: dict  # the metric and each candidate's mean on the older folds (empty: none)
+    fold0: dict[str, dict] = field(default_factory=dict)  # candidate -> its scores on fold 0
+
+
+def _fold_scores(values: np.ndarray, k: int, cfg: Config, names: tuple[str, ...]) -> dict:
+    """Candidate -> scores on fold k, for the candidates the history before its origin fits."""
+    h, m = cfg.forecast.horizon, cfg.data.season_length
+    origin = values.size - h - k * cfg.evaluate.step
+    insample, actual = values[:origin], values[origin : origin + h]
+    return {
+        name: score(actual, FORECASTERS[name](insample, h, m), insample, m)
+        for name in names
+        if origin >= needs(name, m)
+    }
+
+
+def choose_short(sid: str, values: np.ndarray, cfg: Config) -> ShortChoice:
+    """Backtest one short series on the folds it has and choose its candidate (docstring)."""
+    n, m = int(values.size), cfg.data.season_length
+    candidates = tuple(c for c in cfg.evaluate.candidates if c != LSTM)
+    scored = tuple(dict.fromkeys((*candidates, *DEFAULT_ORDER)))  # the defaults' fold 0 too
+    folds = available_folds(n, cfg)
+    by_fold = {k: _fold_scores(values, k, cfg, scored) for k in folds}
+    older = [k for k in folds if k > 0]
+    # Only candidates scored on every older fold compete (a mean over fewer folds is not
+    # comparable); the oldest fold has the shortest history, so those fitted there.
+    fitted = [c for c in candidates if older and c in by_fold[max(older)]]
+    too_short = f"too short for the LSTM ({n} < {cfg.lstm_history} steps)"
+    evidence: dict = {}
+    if fitted:
+        by = cfg.gate.metric
+        means = {c: _mean([by_fold[k][c][by] for k in older]) for c in fitted}
+        if any(v is None for v in means.values()):
+            by = FALLBACK_METRIC
+            means = {c: _mean([by_fold[k][c][by] for k in older]) for c in fitted}
+        model = min(fitted, key=lambda c: means[c])  # the first of equals: listed order
+        evidence = {"metric": by, **means}
+        reason = f"{too_short}: best candidate on {len(older)} fold{'s' * (len(older) != 1)}"
+    else:
+        model = default_model(n, m)
+        where = "any older fold" if folds else "any fold"
+        reason = f"{too_short} and for {where}: {model} by default"
+    return ShortChoice(sid, n, model, reason, folds, evidence, by_fold.get(0, {}))
+
+
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def short_series(frame: pl.DataFrame, known: set[str] | list[str]) -> dict[str, pl.DataFrame]:
+    """Series id -> (timestamp, value) rows in time order of every series of the validated
+    `frame` not in `known` (the prepared, LSTM series)."""
+    rest = frame.filter(~pl.col(SERIES_ID).is_in(list(known))).select(SERIES_ID, TIMESTAMP, VALUE)
+    rest = rest.sort(SERIES_ID, TIMESTAMP)
+    return {
+        str(sid[0]): part.drop(SERIES_ID)
+        for sid, part in rest.group_by(SERIES_ID, maintain_order=True)
+    }
+
+
+def choose_all(series: dict[str, pl.DataFrame], cfg: Config) -> list[ShortChoice]:
+    return [choose_short(sid, part[VALUE].to_numpy(), cfg) for sid, part in series.items()]
+
+
+def summary(choices: list[ShortChoice]) -> dict:
+    """The short series in metrics/evaluate.json: how many, published by which candidate and
+    why, and their chosen candidates' mean scores on fold 0 (where they have it) beside
+    seasonal naive's on the same series, so that they are counted, not hidden."""
+    kinds = Counter(_kind(c) for c in choices)
+    scored = [c for c in choices if c.model in c.fold0]
+    same = [c for c in scored if "seasonal_naive" in c.fold0]
+    return {
+        "series": len(choices),
+        "published_by": dict(sorted(Counter(c.model for c in choices).items())),
+        "reasons": dict(sorted(kinds.items())),
+        "scored_on_fold_0": len(scored),
+        "published": mean_scores([c.fold0[c.model] for c in scored]) if scored else None,
+        "published_where_seasonal_naive": (
+            mean_scores([c.fold0[c.model] for c in same]) if same else None
+        ),
+        "seasonal_naive": (
+            mean_scores([c.fold0["seasonal_naive"] for c in same]) if same else None
+        ),
+        "series_ids": [c.series_id for c in choices[:20]],
+    }
+
+
+def _kind(choice: ShortChoice) -> str:
+    older = [k for k in choice.folds if k > 0]
+    if older and choice.evidence:
+        return "chosen_on_older_folds"
+    return "default_rule_fold_0_only" if choice.folds else "default_rule_no_fold"
