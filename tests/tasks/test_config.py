@@ -19,7 +19,8 @@ def test_defaults_parse():
     cfg = parse_config({})
     assert cfg.model_dump() == Config().model_dump()
     assert cfg.data.frequency == "1mo"
-    assert cfg.min_history == 36 + 2 * 24 + 12
+    assert cfg.lstm_history == 36 + 2 * 24 + 12
+    assert cfg.min_history == 1  # naive's one observation
 
 
 def test_repo_params_load():

@@ -66,9 +66,11 @@ class NaNModel:
 
 
 # ---------------------------------------------------------------- geometry
-def test_min_history_counts_the_folds():
-    assert make_cfg(n_windows=1).min_history == LOOKBACK + 2 * HORIZON + VALIDATION
-    assert make_cfg(n_windows=3, step=4).min_history == LOOKBACK + 2 * HORIZON + VALIDATION + 8
+def test_lstm_history_counts_the_folds_and_min_history_is_what_naive_needs():
+    assert make_cfg(n_windows=1).lstm_history == LOOKBACK + 2 * HORIZON + VALIDATION
+    assert make_cfg(n_windows=3, step=4).lstm_history == LOOKBACK + 2 * HORIZON + VALIDATION + 8
+    # a series is published from one observation on (tasks/evaluation/short.py)
+    assert make_cfg(n_windows=3, step=4).min_history == 1
 
 
 def test_folds_cut_each_series_at_its_fold_end():
@@ -114,12 +116,16 @@ def test_a_fold_scaler_never_sees_the_fold_test_values():
 @pytest.mark.parametrize(
     ("lengths", "cfg_kwargs", "message"),
     [
-        ({"a": 60, "b": 34}, {}, "'b': 34 steps, the folds need at least 35"),
-        ({"a": 60, "b": 5}, {}, "forecast.horizon (6) is longer than its history (5 steps)"),
+        ({"a": 60, "b": 34}, {}, "'b': 34 steps, the LSTM's folds need at least 35"),
+        ({"a": 60, "b": 5}, {}, "'b': 5 steps"),
         ({"a": 60}, {"n_windows": 10, "step": 12}, "evaluate.n_windows"),
     ],
 )
-def test_geometry_that_does_not_fit_is_a_clear_error(lengths, cfg_kwargs, message):
+def test_prepared_data_that_does_not_fit_the_lstm_folds_is_a_clear_error(
+    lengths, cfg_kwargs, message
+):
+    """Prepare keeps the series shorter than Config.lstm_history out (they are forecast by
+    tasks/evaluation/short.py): a prepared series that short is data from other params."""
     cfg = make_cfg(**cfg_kwargs)
     ids = np.array(list(lengths))
     with pytest.raises(backtest.FoldGeometryError, match=re.escape(message)):

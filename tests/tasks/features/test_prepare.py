@@ -11,7 +11,7 @@ import pytest
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, parse_config
-from tasks.features.prepare import Prepared, prepare
+from tasks.features.prepare import Prepared, lstm_series, prepare
 
 LOOKBACK, HORIZON, VALIDATION = 6, 4, 3
 LENGTHS = {"b": 40, "a": 25, "c": 31}  # deliberately not in id order
@@ -77,7 +77,7 @@ def frame() -> pl.DataFrame:
 @pytest.fixture
 def cfg() -> Config:
     cfg = make_config()
-    assert min(LENGTHS.values()) >= cfg.min_history
+    assert min(LENGTHS.values()) >= cfg.lstm_history
     return cfg
 
 
@@ -109,22 +109,27 @@ def test_offsets_train_end_and_test_tail(frame, cfg):
         assert p.timestamps[int(p.train_end[s]) - 1] < p.timestamps[int(p.train_end[s])]
 
 
-def test_series_shorter_than_min_history_is_rejected(cfg):
+def test_series_shorter_than_lstm_history_is_rejected_and_lstm_series_keeps_it_out(cfg):
     short = make_frame()
-    keep = cfg.min_history - 1
+    keep = cfg.lstm_history - 1
     short = short.sort(SERIES_ID, TIMESTAMP).filter(
         (pl.col(SERIES_ID) != "a") | (pl.int_range(pl.len()).over(SERIES_ID) < keep)
     )
-    with pytest.raises(ValueError, match="min_history"):
+    with pytest.raises(ValueError, match="lstm_history"):
         prepare(short, cfg)
-    # exactly min_history is enough
+    # the prepare stage keeps it out of the LSTM's data (it is forecast by another candidate)
+    kept = lstm_series(short, cfg)
+    assert "a" not in kept[SERIES_ID].to_list() and kept.height == short.height - keep
+    assert prepare(kept, cfg).series_ids.tolist() == sorted(set(kept[SERIES_ID]))
+    # exactly lstm_history is enough
     exact = (
         make_frame()
         .sort(SERIES_ID, TIMESTAMP)
         .filter(
-            (pl.col(SERIES_ID) != "a") | (pl.int_range(pl.len()).over(SERIES_ID) < cfg.min_history)
+            (pl.col(SERIES_ID) != "a") | (pl.int_range(pl.len()).over(SERIES_ID) < cfg.lstm_history)
         )
     )
+    assert lstm_series(exact, cfg).height == exact.height
     p = prepare(exact, cfg)
     assert p.train_starts.size > 0
 

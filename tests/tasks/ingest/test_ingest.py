@@ -21,7 +21,7 @@ from tasks.ingest.schema import FILLED
 ROOT = Path(__file__).resolve().parents[3]
 AIRPASSENGERS = ROOT / "data" / "raw" / "airpassengers.csv"
 
-# min_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps.
+# lstm_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps; min_history is 1.
 SMALL = {"prepare": {"lookback": 2, "validation_steps": 1}, "forecast": {"horizon": 1}}
 # The tests' covariate column `promo`, declared (an undeclared column is refused).
 PAST_PROMO = {"covariates": {"past": ["promo"]}}
@@ -195,7 +195,6 @@ BAD_ROWS = [
         "positive_for_log",
         "row 1: series_id=a timestamp=2000-01-01 value=0.0",
     ),
-    ("too short", GOOD[:4], {}, "min_history", "series_id=a timestamp=2000-04-01 (has 4 steps"),
 ]
 
 
@@ -228,27 +227,30 @@ def test_log_check_names_the_param(tmp_path):
     assert "prepare.transform: none" in str(err)
 
 
-def test_too_short_names_the_driving_params(tmp_path):
-    err = validation_error(tmp_path, GOOD[:4], small_cfg())
-    report = str(err)
-    assert "has 4 steps, needs at least 5" in report
-    for param in ("prepare.lookback (2)", "forecast.horizon (1", "prepare.validation_steps (1)"):
-        assert param in report
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_a_series_too_short_for_the_lstm_is_not_bad_data(tmp_path, n):
+    """Shorter than the LSTM needs (5 steps here) is not broken: it passes ingest, and evaluate
+    and publish forecast it with another candidate (tasks/evaluation/short.py)."""
+    cfg = small_cfg(data={"on_bad_series": "fail"})
+    assert n < cfg.lstm_history and cfg.min_history == 1
+    result = ingest(read_source(write_csv(tmp_path / "s.csv", GOOD + monthly("b", n=n))), cfg)
+    assert result.frame.filter(pl.col(SERIES_ID) == "b").height == n
+    assert result.quarantined.height == 0
 
 
-def test_default_params_need_96_months(tmp_path):
-    err = validation_error(tmp_path, monthly(n=60), Config())
-    assert "[min_history]" in str(err)
-    assert "has 60 steps, needs at least 96" in str(err)
+def test_default_params_take_a_short_series(tmp_path):
+    frame = read_source(write_csv(tmp_path / "s.csv", monthly(n=60) + monthly("b", n=3)))
+    assert validate(frame, Config()).height == 63
 
 
 def test_all_failures_are_reported_at_once(tmp_path):
     rows = with_row(with_row(GOOD, 1, value="abc"), 4, timestamp="2000-05-20")
-    err = validation_error(tmp_path, rows + monthly("b", n=3), small_cfg())
+    nan = with_row(monthly("b", n=3), 1, value="NaN")
+    err = validation_error(tmp_path, rows + nan, small_cfg())
     checks = set(err.failures["check"].to_list())
-    assert {"value_type", "on_grid", "min_history"} <= checks
-    short = err.failures.filter(pl.col("check") == "min_history")
-    assert short[SERIES_ID].to_list() == ["b"]
+    assert {"value_type", "on_grid", "finite"} <= checks
+    bad = err.failures.filter(pl.col("check") == "finite")
+    assert bad[SERIES_ID].to_list() == ["b"]
 
 
 def test_long_failure_lists_are_truncated(tmp_path):
@@ -704,7 +706,6 @@ _BAD_MONTHLY = promo_rows(monthly("bad", n=10))
 
 # Every series-level problem: (id, the bad series' rows, config overrides, the check named).
 BAD_SERIES = [
-    ("too short", promo_rows(monthly("bad", n=4)), {}, "min_history"),
     ("gap", _BAD_MONTHLY[:3] + _BAD_MONTHLY[4:], {}, "gap"),
     ("gaps beyond max_fill_fraction", _BAD_MONTHLY[:3] + _BAD_MONTHLY[5:],
      {"data": {"fill_gaps": "forward", "max_fill_fraction": 0.1}}, "max_fill"),
@@ -799,7 +800,7 @@ def test_every_kind_of_bad_series_at_once_with_good_ones(tmp_path):
 def _with_bad(n_good: int, n_bad: int) -> list[list]:
     rows = promo_rows(good_series(n_good))
     for k in range(n_bad):
-        rows += promo_rows(monthly(f"short{k}", n=3))
+        rows += promo_rows(with_row(monthly(f"bad{k}", n=3), 1, value="NaN"))
     return rows
 
 
@@ -822,7 +823,7 @@ def test_more_bad_series_than_max_bad_series_fraction_fail_the_run(
     share = f"{n_bad / (n_good + n_bad):.1%}"
     assert f"{n_bad} of {n_good + n_bad} series ({share}) failed their checks" in report
     assert f"more than data.max_bad_series_fraction = {fraction}" in report
-    assert f"[min_history] column series_id: {n_bad} failing" in report
+    assert f"[finite] column value: {n_bad} failing" in report
 
 
 @pytest.mark.parametrize(
@@ -865,7 +866,7 @@ def test_the_listing_is_bounded(tmp_path):
     rows = promo_rows(good_series(1))
     rows += promo_rows([[huge, t, str(-1 - i)] for i, (_, t, _) in enumerate(monthly(n=30))])
     for k in range(quarantine.MAX_SERIES_LISTED + 5):
-        rows += promo_rows(monthly(f"short{k:03d}", n=2))
+        rows += promo_rows(with_row(monthly(f"bad{k:03d}", n=2), 1, value="NaN"))
     cfg = _skip_cfg({"prepare": {"transform": "none"}}, fraction=1.0)
     listing = ingest(_source(tmp_path, rows), cfg).listing(cfg)
     assert listing["series"] == quarantine.MAX_SERIES_LISTED + 6

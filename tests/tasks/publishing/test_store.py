@@ -335,7 +335,7 @@ def test_intervals_are_stored_exported_and_read_back(paths):
     assert pl.read_parquet(export).equals(current)
     engine = locate(store).engine()
     with engine.connect() as conn:
-        assert store_mod._version(conn) == store_mod.SCHEMA_VERSION == 6
+        assert store_mod._version(conn) == store_mod.SCHEMA_VERSION == 7
     engine.dispose()
 
 
@@ -713,7 +713,7 @@ def test_a_version_2_store_reads_nothing_stale_and_is_migrated(file_paths):
     publish_forecasts(_only("a", 0.5), _lineage(model_md5="n" * 32), store, export, keep=("b",))
     assert _view(store)["b"][:2] == ({"m" * 32}, {True})
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
 
 
 # ---------------------------------------------------------------- model column (schema 4)
@@ -751,7 +751,7 @@ def test_a_version_3_store_is_migrated_with_its_rows_marked_lstm(file_paths):
     mixed = _only("a", 0.5).with_columns(model=pl.lit("seasonal_naive"))
     publish_forecasts(mixed, _lineage(model_md5="n" * 32), store, export)
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT model) FROM "
                                    "forecasts GROUP BY model_md5").fetchall())  # fmt: skip
     assert by_run == {"m" * 32: "lstm", "n" * 32: "seasonal_naive"}
@@ -779,7 +779,7 @@ def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(file_pa
     lineage = _lineage(model_md5="n" * 32) | {"trained_through": "1961-06-01T00:00:00"}
     publish_forecasts(_only("a", 0.5), lineage, store, export, keep=("b",))
     with sqlite3.connect(store) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT trained_through) "
                                    "FROM forecasts GROUP BY model_md5").fetchall())  # fmt: skip
     assert by_run == {"m" * 32: "unknown", "n" * 32: "1961-06-01T00:00:00"}
@@ -793,6 +793,37 @@ def test_a_version_4_store_gains_trained_through_unknown_on_its_old_rows(file_pa
     assert pl.read_parquet(export)["trained_through"].to_list() == (
         current["trained_through"].to_list()
     )
+
+
+# ---------------------------------------------------------------- reason column (schema 7)
+def test_each_row_says_why_its_model_and_a_version_6_store_gains_the_column(file_paths):
+    store, export = file_paths
+    _publish(file_paths)
+    with sqlite3.connect(store) as conn:  # back to what schema version 6 wrote
+        conn.execute("DROP VIEW current_forecasts")
+        conn.execute("ALTER TABLE forecasts DROP COLUMN reason")
+        columns = [c for c in store_mod.ROW_COLUMNS if c != "reason"]
+        conn.execute(
+            f"CREATE VIEW current_forecasts AS SELECT {', '.join(columns)}, 0 AS stale FROM "
+            "forecasts WHERE run_key = (SELECT run_key FROM runs ORDER BY publish_seq DESC "
+            "LIMIT 1)"
+        )
+        conn.execute("PRAGMA user_version = 6")
+    assert set(read_current(store)["reason"]) == {"unknown"}  # read before any migration
+    why = "too short for the LSTM (3 < 72 steps) and for any fold: naive by default"
+    mixed = _only("a", 0.5).with_columns(model=pl.lit("naive"), reason=pl.lit(why))
+    publish_forecasts(mixed, _lineage(model_md5="n" * 32), store, export, keep=("b",))
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 7
+        by_run = dict(conn.execute("SELECT model_md5, group_concat(DISTINCT reason) FROM "
+                                   "forecasts GROUP BY model_md5").fetchall())  # fmt: skip
+    assert by_run == {"m" * 32: "unknown", "n" * 32: why}
+    current = read_current(store)
+    assert dict(zip(current["series_id"], current["reason"], strict=True)) == {
+        "a": why,
+        "b": "unknown",  # the stale row kept from the run before reasons
+    }
+    assert pl.read_parquet(export)["reason"].to_list() == current["reason"].to_list()
 
 
 # ---------------------------------------------------------------- database URL (issue 14)
@@ -866,7 +897,7 @@ def test_a_schema_4_file_written_by_the_previous_store_code_is_read_and_written(
     assert set(read_current(store)["model_md5"]) == {"q" * 32}
     assert pl.read_parquet(export).equals(read_current(store))
     with sqlite3.connect(store) as conn:  # migrated in place to schema 5
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         assert conn.execute("SELECT COUNT(*) FROM forecasts").fetchone()[0] == 5 * H
 
 

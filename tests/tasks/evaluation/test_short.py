@@ -1,0 +1,114 @@
+"""Short series (tasks/evaluation/short.py): too short for the LSTM, not broken. Each is scored
+on the folds its history has, chosen on its older folds (never on fold 0, the one it is scored
+on), or by the fixed default rule when it has none, and says why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tasks.evaluation import short
+from tests.tasks.evaluation.test_backtest import HORIZON, SEASON, make_cfg
+
+# lstm_history = lookback 12 + 2 * horizon 6 + validation 3 + (3 - 1) * step 4 = 35 steps.
+CFG = make_cfg(n_windows=3, step=4)
+
+
+def _trend(n: int) -> np.ndarray:
+    return 100.0 + 5.0 * np.arange(n)
+
+
+@pytest.mark.parametrize(
+    ("n", "folds"), [(1, []), (6, []), (7, [0]), (10, [0]), (11, [0, 1]), (15, [0, 1, 2])]
+)
+def test_a_fold_exists_where_its_origin_leaves_the_minimum_history(n, folds):
+    # fold k's origin is n - H - k * step; it needs min_history (1: naive's one value) before it
+    assert CFG.lstm_history == 35 and CFG.min_history == 1
+    assert short.available_folds(n, CFG) == folds
+
+
+def test_a_series_with_older_folds_is_chosen_there_and_says_so():
+    choice = short.choose_short("t", _trend(30), CFG)
+    assert choice.folds == [0, 1, 2]
+    assert choice.model == "drift"  # a straight line: drift is exact on every fold
+    assert choice.reason == "too short for the LSTM (30 < 35 steps): best candidate on 2 folds"
+    assert choice.evidence["metric"] == "mase"
+    assert set(choice.evidence) == {"metric", "naive", "seasonal_naive", "drift"}
+    assert choice.fold0["drift"]["mae"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_choice_never_looks_at_fold_0():
+    values = _trend(30)
+    before = short.choose_short("t", values, CFG)
+    # Steps 26.. are only in fold 0's test tail (fold 1's ends at 20 + H = 26): make drift
+    # terrible there; the choice and its evidence must not move, fold 0's scores must.
+    wild = values.copy()
+    wild[26:] = 10.0
+    after = short.choose_short("t", wild, CFG)
+    assert (after.model, after.reason, after.evidence) == (
+        before.model,
+        before.reason,
+        before.evidence,
+    )
+    assert after.fold0["drift"]["mae"] > 100 * max(before.fold0["drift"]["mae"], 1e-6)
+
+
+def test_a_candidate_compete_only_where_every_older_fold_could_fit_it():
+    # origins 19, 15, 11: seasonal naive needs a season (12) and misses fold 2
+    choice = short.choose_short("t", _trend(25), CFG)
+    assert "seasonal_naive" not in choice.evidence
+    assert choice.model in {"naive", "drift"}
+
+
+@pytest.mark.parametrize(
+    ("n", "cfg", "model", "reason"),
+    [
+        (5, CFG, "naive", "(5 < 35 steps) and for any fold: naive by default"),
+        (10, CFG, "naive", "and for any older fold: naive by default"),
+        # a full season and only fold 0 (step 12): seasonal naive, the gate's reference
+        (15, make_cfg(n_windows=2, step=12), "seasonal_naive", "seasonal_naive by default"),
+    ],
+)
+def test_no_older_fold_means_the_fixed_default_rule(n, cfg, model, reason):
+    values = np.random.default_rng(0).normal(100.0, 10.0, n)
+    choice = short.choose_short("s", values, cfg)
+    assert (choice.model, choice.evidence) == (model, {})
+    assert reason in choice.reason
+    assert choice.model == short.default_model(n, SEASON)
+    # the default rule never depends on the values: another series of that length, same choice
+    assert short.choose_short("s", values[::-1] * 3, cfg).model == model
+
+
+def test_mase_undefined_on_a_short_history_ranks_by_mae():
+    # origins 6 and 4: every history before an origin is shorter than a season
+    cfg = make_cfg(n_windows=2, step=2)
+    choice = short.choose_short("t", _trend(12), cfg)
+    assert choice.folds == [0, 1] and choice.evidence["metric"] == "mae"
+    assert choice.model == "drift"
+
+
+def test_the_short_series_of_a_frame_and_their_summary():
+    stamps = pl.datetime_range(
+        datetime(2000, 1, 1), datetime(2010, 1, 1), "1mo", eager=True, time_unit="us"
+    )
+    parts = [
+        pl.DataFrame({SERIES_ID: sid, TIMESTAMP: stamps.head(n), VALUE: _trend(n)})
+        for sid, n in (("long", 40), ("b", 30), ("a", 3))
+    ]
+    series = short.short_series(pl.concat(parts), ["long"])
+    assert list(series) == ["a", "b"]
+    assert series["a"][VALUE].to_list() == [100.0, 105.0, 110.0]
+    choices = short.choose_all(series, CFG)
+    summary = short.summary(choices)
+    assert summary["series"] == 2
+    assert summary["published_by"] == {"drift": 1, "naive": 1}
+    assert summary["reasons"] == {"chosen_on_older_folds": 1, "default_rule_no_fold": 1}
+    # only b has fold 0: its chosen candidate's scores there, beside seasonal naive's
+    assert summary["scored_on_fold_0"] == 1
+    assert summary["published"]["mae"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["seasonal_naive"]["mae"] > 0
+    assert HORIZON == 6
