@@ -209,8 +209,13 @@ def test_diverged_model_and_folds_that_do_not_fit_stop_with_exit_2(project_after
     refused = run([*stage, "publish"], project, env=base_env(), check=False)
     assert refused.returncode == 2 and "NOT PUBLISHED" in refused.stderr
 
+    # Folds no series can hold for the LSTM: the series is not bad data (ingest keeps it, it
+    # would be forecast by another candidate), but with no series left for the LSTM to train
+    # on, prepare stops, naming the steps and the keys.
     update_params(project, {"evaluate": {"n_windows": 20, "step": 12}})
-    short = run([*stage, "ingest"], project, env=base_env(), check=False)
-    assert short.returncode == 2
-    assert "min_history" in short.stderr and "needs at least 324" in short.stderr
+    run([*stage, "ingest"], project, env=base_env())
+    short = run([*stage, "prepare"], project, env=base_env(), check=False)
+    assert short.returncode == 2, short.stderr
+    assert "no series has the 324 steps the LSTM needs" in short.stderr
+    assert "evaluate.n_windows" in short.stderr
     assert _snapshot(project) == before

@@ -14,12 +14,13 @@ import pytest
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import GateConfig
-from tasks.evaluation import backtest, selection
+from tasks.evaluation import backtest, selection, short
 from tasks.evaluation.evaluate import evaluate
 from tasks.evaluation.gate import decide
 from tasks.evaluation.intervals import Calibration
 from tasks.features.prepare import prepare
-from tasks.publishing.forecasts import future_forecasts
+from tasks.features.scaling import SeriesTransform
+from tasks.publishing.forecasts import future_forecasts, short_forecasts
 from tests.tasks.evaluation.test_backtest import HORIZON, SEASON, make_cfg
 
 N = 72
@@ -265,3 +266,77 @@ def test_the_candidate_list_is_validated_naming_the_key():
         parse_config({"evaluate": {"candidates": ["ets", "ets"]}})
     with pytest.raises(ConfigError, match="evaluate.candidates"):
         parse_config({"evaluate": {"candidates": []}})
+
+
+# ---------------------------------------------------------------- short series
+def _short_frame(lengths: dict[str, int]) -> pl.DataFrame:
+    stamps = pl.datetime_range(
+        datetime(2000, 1, 1), datetime(2030, 1, 1), "1mo", eager=True, time_unit="us"
+    )
+    return pl.concat(
+        pl.DataFrame({SERIES_ID: sid, TIMESTAMP: stamps.head(n), VALUE: 100.0 + 5.0 * np.arange(n)})
+        for sid, n in lengths.items()
+    )
+
+
+def test_short_series_join_the_selection_with_reasons_and_are_counted_apart():
+    cfg, folds, ev = _evaluate({"trend": "trend", "seasonal": "seasonal", "walk": "walk"})
+    assert cfg.lstm_history == 24 + 2 * HORIZON + 3 + 2 * 6
+    before = ev.selection.summary(3)
+    series = short.short_series(
+        pl.concat([_frame({"trend": "trend"}), _short_frame({"s30": 30, "s4": 4})]),
+        folds[0].series_ids.astype(str),
+    )
+    ev.selection.add_short(short.choose_all(series, cfg))
+    after = ev.selection.summary(3)
+    # the LSTM series' counts and fallback fraction are what the LSTM could serve: unchanged
+    assert after["counts"] == before["counts"]
+    assert after["fallback_fraction"] == before["fallback_fraction"]
+    assert after["short_series"]["series"] == 2
+    assert after["short_series"]["published_by"] == {"drift": 1, "naive": 1}
+    # every series under published_by: model -> reason (without its numbers) -> series
+    by = after["published_by"]
+    assert sum(n for reasons in by.values() for n in reasons.values()) == 5
+    assert by["drift"]["too short for the LSTM: best candidate on N folds"] == 1
+    assert by["naive"]["too short for the LSTM and for any fold: naive by default"] == 1
+    assert by["lstm"] == {"chosen on N folds": 1}
+    raw = ev.selection.to_json()
+    assert raw["reasons"]["trend"] == "chosen on 2 folds"
+    assert (
+        raw["reasons"]["s30"] == "too short for the LSTM (30 < 51 steps): best candidate on 2 folds"
+    )
+    assert raw["choices"]["s4"] == "naive"
+    # the gate reads the summary: the short series are reported beside the mixture
+    ev.scores["selection"] = after
+    decision = decide(ev.scores, GateConfig(max_mase=2.0, max_fallback_fraction=1.0))
+    assert decision["selection"]["short_series"]["series"] == 2
+
+
+def test_publish_forecasts_short_series_by_their_candidate_with_model_and_reason():
+    cfg, folds, ev = _evaluate({"trend": "trend", "seasonal": "seasonal", "walk": "walk"})
+    series = short.short_series(_short_frame({"s30": 30, "s4": 4}), [])
+    ev.selection.add_short(short.choose_all(series, cfg))
+    raw = ev.selection.to_json()
+    choices, cals = selection.load_choices(raw)
+    reasons = selection.load_reasons(raw)
+    long = future_forecasts(
+        folds[0], SeasonalDriftModel(), "1mo", ev.calibration, choices, cals, reasons
+    )
+    assert set(long["reason"]) == {"chosen on 2 folds"}
+    transform = SeriesTransform(cfg.prepare.transform, cfg.prepare.scaler)
+    out = short_forecasts(series, HORIZON, SEASON, "1mo", transform, choices, cals, reasons)
+    assert out.columns == long.columns  # publish concatenates them
+    by = {sid: part.sort("horizon_step") for (sid,), part in out.group_by(SERIES_ID)}
+    assert by["s4"]["model"].unique().to_list() == ["naive"]
+    assert by["s4"]["reason"].unique().to_list() == [raw["reasons"]["s4"]]
+    np.testing.assert_allclose(by["s4"]["forecast"], [115.0] * HORIZON, rtol=1e-9)
+    assert by["s4"][TIMESTAMP][0] == datetime(2000, 5, 1)  # the month after the last of 4
+    np.testing.assert_allclose(
+        by["s30"]["forecast"], 100.0 + 5.0 * np.arange(30, 30 + HORIZON), rtol=1e-9
+    )
+    assert (out["lo_95"] <= out["lo_80"]).all() and (out["lo_80"] <= out["forecast"]).all()
+    assert (out["forecast"] <= out["hi_80"]).all() and (out["hi_80"] <= out["hi_95"]).all()
+    assert (out["hi_95"] > out["lo_95"]).all()
+    # without a calibration for the chosen candidate, publish refuses (as for the LSTM series)
+    with pytest.raises(ValueError, match="no interval calibration"):
+        short_forecasts(series, HORIZON, SEASON, "1mo", transform, choices, {}, reasons)
