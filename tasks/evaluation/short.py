@@ -20,6 +20,7 @@ its reason, which publish writes on each row (column `reason`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,10 +132,11 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def short_series(frame: pl.DataFrame, known: set[str] | list[str]) -> dict[str, pl.DataFrame]:
+def short_series(frame: pl.DataFrame, known: Iterable) -> dict[str, pl.DataFrame]:
     """Series id -> (timestamp, value) rows in time order of every series of the validated
-    `frame` not in `known` (the prepared, LSTM series)."""
-    rest = frame.filter(~pl.col(SERIES_ID).is_in(list(known))).select(SERIES_ID, TIMESTAMP, VALUE)
+    `frame` not in `known` (the prepared, LSTM series; ids of any string type)."""
+    known = [str(sid) for sid in known]
+    rest = frame.filter(~pl.col(SERIES_ID).is_in(known)).select(SERIES_ID, TIMESTAMP, VALUE)
     rest = rest.sort(SERIES_ID, TIMESTAMP)
     return {
         str(sid[0]): part.drop(SERIES_ID)
