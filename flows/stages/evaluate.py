@@ -50,7 +50,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.evaluation.evaluate import covariates_used, evaluate
     from tasks.evaluation.gate import decide
     from tasks.evaluation.selection import require_folds
-    from tasks.evaluation.short import choose_all, short_series
+    from tasks.evaluation.short import choose_all, short_series, values_of
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import load_model
     from tasks.model.refit import fit_schedule, refit
@@ -64,7 +64,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     # The series too short for the LSTM (prepare kept them out): backtested on the folds they
     # have, published by a candidate, counted in the selection (tasks/evaluation/short.py).
     validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
-    short = choose_all(short_series(validated, prepared.series_ids.astype(str)), cfg)
+    short = choose_all(values_of(short_series(validated, prepared.series_ids)), cfg)
     result.selection.add_short(short)
     result.scores["selection"] = result.selection.summary(len(folds))
     if cfg.data.covariates.any:  # which inputs these scores are of (the UI's metrics artifact)

@@ -88,7 +88,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     # The series too short for the LSTM, by the candidate evaluate chose for each
     # (tasks/evaluation/short.py); not in `prepared`, read from the validated data.
     validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
-    short = short_series(validated, prepared.series_ids.astype(str))
+    short = short_series(validated, prepared.series_ids)
     if short:
         transform = SeriesTransform(
             prepared.transform.transform_name, prepared.transform.scaler_name

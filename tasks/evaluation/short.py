@@ -20,7 +20,7 @@ its reason, which publish writes on each row (column `reason`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,25 +86,52 @@ class ShortChoice:
     fold0: dict[str, dict] = field(default_factory=dict)  # candidate -> its scores on fold 0
 
 
-def _fold_scores(values: np.ndarray, k: int, cfg: Config, names: tuple[str, ...]) -> dict:
-    """Candidate -> scores on fold k, for the candidates the history before its origin fits."""
+# (candidate, histories, horizon, season_length) -> one (horizon,) forecast per history
+Forecast = Callable[[str, list[np.ndarray], int, int], list[np.ndarray]]
+
+
+def forecast_each(name: str, histories: list[np.ndarray], h: int, m: int) -> list[np.ndarray]:
+    """One forecast per history by candidate `name`, one series at a time. The seam for a batch
+    fit (statsforecast over every history at once): `choose_all` and publish's short_forecasts
+    make one call per candidate and fold, never one per series."""
+    return [FORECASTERS[name](y, h, m) for y in histories]
+
+
+def origin(n: int, k: int, cfg: Config) -> int:
+    """Fold k's origin (first forecast step) in a series of n steps."""
+    return n - cfg.forecast.horizon - k * cfg.evaluate.step
+
+
+def fold_scores(
+    values: dict[str, np.ndarray], cfg: Config, names: tuple[str, ...], forecast: Forecast
+) -> dict[str, dict[int, dict[str, dict]]]:
+    """Series -> fold -> candidate -> scores, on the folds each series has and for the candidates
+    the history before each origin fits: one `forecast` call per fold and candidate."""
     h, m = cfg.forecast.horizon, cfg.data.season_length
-    origin = values.size - h - k * cfg.evaluate.step
-    insample, actual = values[:origin], values[origin : origin + h]
-    return {
-        name: score(actual, FORECASTERS[name](insample, h, m), insample, m)
-        for name in names
-        if origin >= needs(name, m)
+    out: dict[str, dict[int, dict[str, dict]]] = {
+        sid: {k: {} for k in available_folds(v.size, cfg)} for sid, v in values.items()
     }
+    for k in range(cfg.evaluate.n_windows):
+        for name in names:
+            jobs = [
+                sid
+                for sid, v in values.items()
+                if k in out[sid] and origin(v.size, k, cfg) >= needs(name, m)
+            ]
+            cuts = [origin(values[sid].size, k, cfg) for sid in jobs]
+            preds = forecast(name, [values[sid][:o] for sid, o in zip(jobs, cuts, strict=True)],
+                             h, m)  # fmt: skip
+            for sid, o, pred in zip(jobs, cuts, preds, strict=True):
+                y = values[sid]
+                out[sid][k][name] = score(y[o : o + h], pred, y[:o], m)
+    return out
 
 
-def choose_short(sid: str, values: np.ndarray, cfg: Config) -> ShortChoice:
-    """Backtest one short series on the folds it has and choose its candidate (docstring)."""
-    n, m = int(values.size), cfg.data.season_length
+def choose(sid: str, n: int, by_fold: dict[int, dict[str, dict]], cfg: Config) -> ShortChoice:
+    """One short series' candidate from its fold scores (module docstring), and why."""
+    m = cfg.data.season_length
     candidates = tuple(c for c in cfg.evaluate.candidates if c != LSTM)
-    scored = tuple(dict.fromkeys((*candidates, *DEFAULT_ORDER)))  # the defaults' fold 0 too
-    folds = available_folds(n, cfg)
-    by_fold = {k: _fold_scores(values, k, cfg, scored) for k in folds}
+    folds = sorted(by_fold)
     older = [k for k in folds if k > 0]
     # Only candidates scored on every older fold compete (a mean over fewer folds is not
     # comparable); the oldest fold has the shortest history, so those fitted there.
@@ -127,6 +154,23 @@ def choose_short(sid: str, values: np.ndarray, cfg: Config) -> ShortChoice:
     return ShortChoice(sid, n, model, reason, folds, evidence, by_fold.get(0, {}))
 
 
+def choose_all(
+    values: dict[str, np.ndarray], cfg: Config, forecast: Forecast = forecast_each
+) -> list[ShortChoice]:
+    """Backtest every short series (id -> values in time order) on the folds it has and choose
+    its candidate (module docstring)."""
+    candidates = tuple(c for c in cfg.evaluate.candidates if c != LSTM)
+    names = tuple(dict.fromkeys((*candidates, *DEFAULT_ORDER)))  # the defaults' fold 0 too
+    values = {sid: np.asarray(v, dtype=np.float64) for sid, v in values.items()}
+    scores = fold_scores(values, cfg, names, forecast)
+    return [choose(sid, v.size, scores[sid], cfg) for sid, v in values.items()]
+
+
+def choose_short(sid: str, values: np.ndarray, cfg: Config) -> ShortChoice:
+    """`choose_all` of one series."""
+    return choose_all({sid: values}, cfg)[0]
+
+
 def _mean(values: list) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
@@ -144,8 +188,9 @@ def short_series(frame: pl.DataFrame, known: Iterable) -> dict[str, pl.DataFrame
     }
 
 
-def choose_all(series: dict[str, pl.DataFrame], cfg: Config) -> list[ShortChoice]:
-    return [choose_short(sid, part[VALUE].to_numpy(), cfg) for sid, part in series.items()]
+def values_of(series: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
+    """Series id -> its values in time order, from `short_series`."""
+    return {sid: part[VALUE].to_numpy().astype(np.float64) for sid, part in series.items()}
 
 
 def summary(choices: list[ShortChoice]) -> dict:

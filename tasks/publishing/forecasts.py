@@ -13,6 +13,7 @@ from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluation.baselines import FORECASTERS
 from tasks.evaluation.intervals import Calibration, bands
 from tasks.evaluation.selection import LSTM, to_scaled
+from tasks.evaluation.short import Forecast, forecast_each
 from tasks.features.prepare import Prepared, trained_through
 from tasks.features.scaling import SeriesTransform
 from tasks.model.forecast import predict_scaled, to_original
@@ -104,23 +105,33 @@ def short_forecasts(
     choices: dict[str, str],
     calibrations: dict[str, Calibration] | None = None,
     reasons: dict[str, str] | None = None,
+    forecast: Forecast = forecast_each,
 ) -> pl.DataFrame:
     """future_forecasts' frame for the short series (tasks/evaluation/short.py: id -> its
-    timestamp, value rows), each by its chosen candidate fitted on its whole history. Intervals:
-    the candidate's calibration (scaled space, pooled over the LSTM series' folds) around the
-    forecast in the series' own scaled space, `transform` (unfitted; fitted here per series on
-    the whole history: no test tail is left to leak into)."""
+    timestamp, value rows), each by its chosen candidate fitted on its whole history (one
+    `forecast` call per candidate). Intervals: the candidate's calibration (scaled space, pooled
+    over the LSTM series' folds) around the forecast in the series' own scaled space,
+    `transform` (unfitted; fitted here per series on the whole history: no test tail is left to
+    leak into)."""
     if not series:
         return pl.DataFrame()
     ids = list(series)
-    names = [choices.get(sid, "naive") for sid in ids]
+    unchosen = [sid for sid in ids if sid not in choices]
+    if unchosen:  # evaluate chose for every short series it saw: these are newer data
+        raise ValueError(f"no model chosen for short series {unchosen[:5]}: rerun evaluate")
+    names = [choices[sid] for sid in ids]
     cals = None if calibrations is None else _calibrations(names, calibrations, horizon)
+    histories = {sid: part[VALUE].to_numpy().astype(np.float64) for sid, part in series.items()}
+    raw: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys(names):
+        mine = [sid for sid, n in zip(ids, names, strict=True) if n == name]
+        preds = forecast(name, [histories[sid] for sid in mine], horizon, season_length)
+        raw.update(zip(mine, preds, strict=True))
     preds, bounds = [], []
     for sid, name in zip(ids, names, strict=True):
-        history = series[sid][VALUE].to_numpy().astype(np.float64)
-        pred = FORECASTERS[name](history, horizon, season_length)
+        history = histories[sid]
         transform.fit(sid, history)
-        scaled = transform.transform(sid, _positive(pred, history, transform))
+        scaled = transform.transform(sid, _positive(raw[sid], history, transform))
         preds.append(transform.inverse(sid, scaled))  # as the LSTM series' path round-trips
         if cals is not None:
             bounds.append(

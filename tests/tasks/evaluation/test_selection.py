@@ -287,7 +287,7 @@ def test_short_series_join_the_selection_with_reasons_and_are_counted_apart():
         pl.concat([_frame({"trend": "trend"}), _short_frame({"s30": 30, "s4": 4})]),
         folds[0].series_ids.astype(str),
     )
-    ev.selection.add_short(short.choose_all(series, cfg))
+    ev.selection.add_short(short.choose_all(short.values_of(series), cfg))
     after = ev.selection.summary(3)
     # the LSTM series' counts and fallback fraction are what the LSTM could serve: unchanged
     assert after["counts"] == before["counts"]
@@ -315,7 +315,7 @@ def test_short_series_join_the_selection_with_reasons_and_are_counted_apart():
 def test_publish_forecasts_short_series_by_their_candidate_with_model_and_reason():
     cfg, folds, ev = _evaluate({"trend": "trend", "seasonal": "seasonal", "walk": "walk"})
     series = short.short_series(_short_frame({"s30": 30, "s4": 4}), [])
-    ev.selection.add_short(short.choose_all(series, cfg))
+    ev.selection.add_short(short.choose_all(short.values_of(series), cfg))
     raw = ev.selection.to_json()
     choices, cals = selection.load_choices(raw)
     reasons = selection.load_reasons(raw)

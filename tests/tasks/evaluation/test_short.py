@@ -102,7 +102,7 @@ def test_the_short_series_of_a_frame_and_their_summary():
     series = short.short_series(pl.concat(parts), ["long"])
     assert list(series) == ["a", "b"]
     assert series["a"][VALUE].to_list() == [100.0, 105.0, 110.0]
-    choices = short.choose_all(series, CFG)
+    choices = short.choose_all(short.values_of(series), CFG)
     summary = short.summary(choices)
     assert summary["series"] == 2
     assert summary["published_by"] == {"drift": 1, "naive": 1}
@@ -112,3 +112,20 @@ def test_the_short_series_of_a_frame_and_their_summary():
     assert summary["published"]["mae"] == pytest.approx(0.0, abs=1e-9)
     assert summary["seasonal_naive"]["mae"] > 0
     assert HORIZON == 6
+
+
+def test_candidates_are_fitted_in_one_call_per_fold_and_candidate():
+    """The seam for a batch fit (statsforecast over every series at once): one call per fold and
+    candidate over every short series that has that fold, whatever the number of series."""
+    calls = []
+
+    def counting(name, histories, h, m):
+        calls.append((name, len(histories)))
+        return short.forecast_each(name, histories, h, m)
+
+    values = {f"s{i}": _trend(30 + i) for i in range(5)} | {"tiny": _trend(3)}
+    batched = short.choose_all(values, CFG, forecast=counting)
+    assert len(calls) == 3 * 3  # folds x (naive, seasonal_naive, drift)
+    assert ("drift", 5) in calls  # the five series with folds, in one call; tiny has none
+    one_by_one = [short.choose_short(sid, v, CFG) for sid, v in values.items()]
+    assert batched == one_by_one
