@@ -118,6 +118,8 @@ def fold_scores(
                 for sid, v in values.items()
                 if k in out[sid] and origin(v.size, k, cfg) >= needs(name, m)
             ]
+            if not jobs:
+                continue
             cuts = [origin(values[sid].size, k, cfg) for sid in jobs]
             preds = forecast(name, [values[sid][:o] for sid, o in zip(jobs, cuts, strict=True)],
                              h, m)  # fmt: skip
