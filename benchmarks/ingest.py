@@ -82,7 +82,7 @@ def generate(series: int, steps: int, workdir: Path, seed: int = 0) -> dict[str,
 def config():
     from tasks.config import parse_config
 
-    # Daily data; min_history 30 + 2 * 14 + 7 = 65 of the 1,000 steps; the default value bounds.
+    # Daily data; lstm_history 30 + 2 * 14 + 7 = 65 of the 1,000 steps; the default value bounds.
     return parse_config(
         {
             "data": {"frequency": "1d", "season_length": 7},

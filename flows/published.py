@@ -22,7 +22,9 @@ import polars as pl
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.errors import PipelineError
 
-SHOWN = ("series_id", "timestamp", "horizon_step", "forecast", "lo_80", "hi_80", "lo_95", "hi_95")
+# The model that produced each row and why (a short series: which candidate, on how many folds).
+SHOWN = ("series_id", "timestamp", "horizon_step", "forecast", "lo_80", "hi_80", "lo_95", "hi_95",
+         "model", "reason")  # fmt: skip
 RUN_SHOWN = (
     "publish_seq",
     "run_key",

@@ -6,6 +6,7 @@ each row saying which model and why; the LSTM trains on AirPassengers alone."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -58,6 +59,13 @@ def test_short_series_are_published_by_a_candidate_that_says_why(project: Path):
     assert s3["forecast"].to_list() == pytest.approx([432.0] * 24)  # the last value, 1960-12
     export = pl.read_parquet(project / "published/forecasts.parquet")
     assert export["reason"].to_list() == current["reason"].to_list()
+    shown = run([sys.executable, "-m", "flows.published", "--json"], project, env=base_env())
+    rows_shown = json.loads(shown.stdout)["forecasts"]
+    assert {
+        (r["series_id"], r["model"], r["reason"]) for r in rows_shown if r["series_id"] == "s3"
+    } == {
+        ("s3", "naive", "too short for the LSTM (3 < 120 steps) and for any fold: naive by default")
+    }
 
     selection = json.loads((project / "metrics/evaluate.json").read_text())["selection"]
     assert sum(selection["counts"].values()) == 1  # the LSTM series
