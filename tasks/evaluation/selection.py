@@ -174,6 +174,8 @@ class Selection:
             "counts": self.counts,
             "fallback_fraction": self.fallback_fraction,
             "published_by": {name: dict(sorted(c.items())) for name, c in sorted(by.items())},
+            # every series by why its model (benchmarks/many_series.py reports it as fell_back)
+            "reasons": dict(sorted(Counter(_reason_kind(r) for r in self.reasons).items())),
             "short_series": short_summary(self.short),
         }
 

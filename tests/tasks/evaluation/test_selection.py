@@ -300,6 +300,11 @@ def test_short_series_join_the_selection_with_reasons_and_are_counted_apart():
     assert by["drift"]["too short for the LSTM: best candidate on N folds"] == 1
     assert by["naive"]["too short for the LSTM and for any fold: naive by default"] == 1
     assert by["lstm"] == {"chosen on N folds": 1}
+    assert after["reasons"] == {
+        "chosen on N folds": 3,
+        "too short for the LSTM and for any fold: naive by default": 1,
+        "too short for the LSTM: best candidate on N folds": 1,
+    }
     raw = ev.selection.to_json()
     assert raw["reasons"]["trend"] == "chosen on 2 folds"
     assert (
