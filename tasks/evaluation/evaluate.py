@@ -32,6 +32,7 @@ from tasks.config import Config
 from tasks.evaluation import backtest, intervals, selection
 from tasks.evaluation.backtest import FoldModels, FoldResult
 from tasks.evaluation.baselines import scored_models
+from tasks.evaluation.gate import REFERENCE, series_vs_reference
 from tasks.evaluation.selection import LSTM, Selection
 from tasks.model.forecast import (
     DivergedModel,
@@ -370,6 +371,8 @@ def evaluate(
     )
     # The challenger is the published mixture: per series the chosen model's fold-0 scores.
     mixture_rows = [final.scores[c][s] for s, c in enumerate(chosen.choices)]
+    # Per series against seasonal naive on that fold: the gate's per-series skill check.
+    scores["vs_seasonal_naive"] = series_vs_reference(mixture_rows, final.scores[REFERENCE])
     comparison = (
         None if champion is None else compare_champion(results, mixture_rows, champion, cfg)
     )
