@@ -214,11 +214,12 @@ def resolution(cfg: Config, lengths: Sequence[int], budget: Budget = DEFAULT_BUD
 
 def resolve(cfg: Config, lengths: Sequence[int], budget: Budget = DEFAULT_BUDGET) -> Config:
     """`cfg` with every `auto` replaced (see `resolution`); a resolved config comes back as is."""
-    if not any(is_auto(_get(cfg, key)) for key in KEYS):
+    if not any(is_auto(get(cfg, key)) for key in KEYS):
         return cfg
     return resolution(cfg, lengths, budget).config
 
 
-def _get(cfg: Config, key: str):
+def get(cfg: Config, key: str):
+    """The value of a dotted key of KEYS (`training.epochs`)."""
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
