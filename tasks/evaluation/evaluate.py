@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.evaluation import backtest, intervals, selection
 from tasks.evaluation.backtest import FoldModels, FoldResult
 from tasks.evaluation.baselines import scored_models
@@ -311,6 +311,7 @@ def evaluate(
     """Backtest every fold, choose a model per series, calibrate the intervals, rescore the
     champion."""
     selection.require_folds(cfg)
+    cfg = auto.resolve(cfg, folds[0].lengths)  # `auto` as the stages resolve it: whole series
     levels = tuple(cfg.evaluate.levels)
     names = scored_models(cfg.evaluate.candidates)
     results = backtest.run_backtest(folds, models.models, names)
