@@ -27,7 +27,8 @@ cannot be compared (params changed the horizon or transform, its series embeddin
 vector for a current series, it diverges, or it trained on every series' latest fold), which
 the decision says in `champion.status` and `notes`.
 
-Every check names the setting that governs it (`setting`), and so does every refusal reason. The
+Every check names the setting that governs it (`setting`); every refusal reason starts with the
+failing check's name and names that setting. The
 decision is a JSON-able dict holding every number it rests on, so metrics/gate.json alone
 explains why a run was or was not published.
 """
@@ -143,16 +144,16 @@ def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[lis
                              "gate.max_abs_change"))  # fmt: skip
         if not checks[-1]["passed"]:
             reasons.append(
-                f"challenger {metric} {chal:.4g} is {diff:.4g} worse than the champion's "
-                f"{champ:.4g} (model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
+                f"{checks[-1]['name']}: challenger {metric} {chal:.4g} is {diff:.4g} worse than "
+                f"the champion's {champ:.4g} (model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
             )
     if gate.max_rel_change is not None:
         checks.append(_check(f"{metric}_rel_change_vs_champion", rel, gate.max_rel_change,
                              "gate.max_rel_change"))  # fmt: skip
         if not checks[-1]["passed"]:
             reasons.append(
-                f"challenger {metric} {chal:.4g} is {rel:.1%} worse than the champion's "
-                f"{champ:.4g} (model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
+                f"{checks[-1]['name']}: challenger {metric} {chal:.4g} is {rel:.1%} worse than "
+                f"the champion's {champ:.4g} (model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
             )
     if not (math.isfinite(chal) and math.isfinite(champ)):
         reasons.append(f"{metric} of challenger ({chal}) or champion ({champ}) is not finite")
@@ -177,8 +178,8 @@ def _value_checks(
 
     def add(check: dict, reason: str) -> None:
         checks.append(check)
-        if not check["passed"]:
-            reasons.append(reason)
+        if not check["passed"]:  # the failing check's name (gate.json), then why and the setting
+            reasons.append(f"{check['name']}: {reason}")
 
     mase, ref_mase = judged["mase"], ref["mase"]
     below = gate.mase_ratio_below

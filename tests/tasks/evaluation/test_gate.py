@@ -36,7 +36,7 @@ def test_passes_when_both_rules_hold():
 def test_fails_on_mase():
     d = decide(_scores(lstm_mase=1.23), GATE)
     assert d["passed"] is False
-    assert d["reasons"] == ["lstm MASE 1.23 > gate.max_mase 1"]
+    assert d["reasons"] == ["lstm_mase_max: lstm MASE 1.23 > gate.max_mase 1"]
     assert [c["passed"] for c in d["checks"]] == [False, True]
 
 
@@ -215,7 +215,7 @@ def test_fails_on_relative_change():
 def test_fails_on_value_even_when_better_than_the_champion():
     d = decide(_scores(lstm_mase=1.5), CHANGE, _comparison(challenger=1.5, champion=1.9))
     assert d["passed"] is False
-    assert d["reasons"] == ["lstm MASE 1.5 > gate.max_mase 1"]
+    assert d["reasons"] == ["lstm_mase_max: lstm MASE 1.5 > gate.max_mase 1"]
 
 
 def test_disabled_change_thresholds_add_no_checks():
@@ -291,8 +291,8 @@ def test_default_gate_refuses_a_mean_carried_by_a_few_series():
     d = decide(_mixture(1.2, worse=6), GateConfig())
     assert d["passed"] is False
     assert d["reasons"] == [
-        "60.0% of series (6 of 10) score a worse MASE than seasonal naive on the latest fold > "
-        "gate.max_worse_series_fraction 50.0%"
+        "worse_than_seasonal_naive_fraction_max: 60.0% of series (6 of 10) score a worse MASE "
+        "than seasonal naive on the latest fold > gate.max_worse_series_fraction 50.0%"
     ]
     # exactly half is allowed
     assert decide(_mixture(1.2, worse=5), GateConfig())["passed"] is True
@@ -311,6 +311,7 @@ def test_every_refusal_names_the_setting_that_governs_it():
     assert len(d["reasons"]) == len(d["checks"]) == 7
     for check, reason in zip(d["checks"], d["reasons"], strict=True):
         assert check["passed"] is False
+        assert reason.startswith(f"{check['name']}: ")
         assert check["setting"].startswith("gate.") and check["setting"] in reason
 
 
