@@ -145,7 +145,8 @@ def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[lis
         if not checks[-1]["passed"]:
             reasons.append(
                 f"{checks[-1]['name']}: challenger {metric} {chal:.4g} is {diff:.4g} worse than "
-                f"the champion's {champ:.4g} (model {short}) > gate.max_abs_change {gate.max_abs_change:.4g}"
+                f"the champion's {champ:.4g} (model {short}) > gate.max_abs_change "
+                f"{gate.max_abs_change:.4g}"
             )
     if gate.max_rel_change is not None:
         checks.append(_check(f"{metric}_rel_change_vs_champion", rel, gate.max_rel_change,
@@ -153,7 +154,8 @@ def _change_checks(comparison: Mapping[str, Any], gate: GateConfig) -> tuple[lis
         if not checks[-1]["passed"]:
             reasons.append(
                 f"{checks[-1]['name']}: challenger {metric} {chal:.4g} is {rel:.1%} worse than "
-                f"the champion's {champ:.4g} (model {short}) > gate.max_rel_change {gate.max_rel_change:.1%}"
+                f"the champion's {champ:.4g} (model {short}) > gate.max_rel_change "
+                f"{gate.max_rel_change:.1%}"
             )
     if not (math.isfinite(chal) and math.isfinite(champ)):
         reasons.append(f"{metric} of challenger ({chal}) or champion ({champ}) is not finite")
