@@ -116,22 +116,39 @@ def covariates_used(cfg: Config) -> dict[str, list[str]]:
     return {"past": list(c.past), "future": list(c.future), "static": list(c.static)}
 
 
-def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> str | None:
-    """Why the champion cannot forecast the current folds' `series_ids` (None when it can)."""
+def _transform_of(cfg: Config, transform=None) -> str:
+    """What the series are transformed with: prepare.transform, or under `auto` the one kind every
+    series got (a champion published under `log` is comparable where auto took the log of every
+    series: the same numbers); `auto` when the kinds differ."""
+    if cfg.prepare.transform != "auto" or transform is None:
+        return cfg.prepare.transform
+    kinds = set(transform.kinds.values())
+    return kinds.pop() if len(kinds) == 1 else "auto"
+
+
+def _incompatible(
+    champion: Champion, cfg: Config, series_ids: np.ndarray, transform=None
+) -> str | None:
+    """Why the champion cannot forecast the current folds' `series_ids` (None when it can).
+    `transform`: the folds' SeriesTransform (what `auto` chose per series)."""
+    effective = _transform_of(cfg, transform)
     want = {
         "lookback": cfg.prepare.lookback,
         "horizon": cfg.forecast.horizon,
-        "transform": cfg.prepare.transform,
+        "transform": effective,
         "scaler": cfg.prepare.scaler,
         "season_length": cfg.data.season_length,
         # Other covariates are other inputs (tasks/features/covariates.py).
         "covariates": covariates_used(cfg),
     }
     if champion.meta:
+        same_transform = champion.meta.get("transform") in (cfg.prepare.transform, effective)
         diff = [
             f"{k} {champion.meta.get(k)!r} -> {v!r}"
             for k, v in want.items()
-            if k in champion.meta and champion.meta[k] != v
+            if k in champion.meta
+            and champion.meta[k] != v
+            and not (k == "transform" and same_transform)
         ]
         if diff:
             return "the params changed what a forecast means: " + ", ".join(diff)
@@ -190,7 +207,7 @@ def compare_champion(
         base["published_at"] = champion.meta.get("published_at")
         base["trained_through"] = champion.meta.get("trained_through")
     series_ids = results[0].prepared.series_ids  # every fold lists the same (build_folds)
-    reason = _incompatible(champion, cfg, series_ids)
+    reason = _incompatible(champion, cfg, series_ids, results[0].prepared.transform)
     if reason:
         return {**base, "status": "incompatible", "reason": reason}
     index = _series_index(champion, series_ids)
