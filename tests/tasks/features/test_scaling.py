@@ -94,3 +94,32 @@ def test_a_file_from_before_per_series_kinds_loads_as_its_transform(tmp_path):
 def test_unknown_transform_is_refused():
     with pytest.raises(ValueError, match="unknown transform 'sqrt'"):
         SeriesTransform("sqrt")
+
+
+def test_prepare_gives_each_series_its_kind_and_keeps_it_through_a_save(tmp_path):
+    from datetime import datetime
+
+    import polars as pl
+
+    from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+    from tasks.config import parse_config
+    from tasks.features.prepare import Prepared, prepare
+
+    stamps = pl.datetime_range(
+        datetime(2000, 1, 1), datetime(2003, 12, 1), "1mo", eager=True, time_unit="us"
+    )
+    frame = pl.concat(
+        pl.DataFrame({SERIES_ID: [sid] * 48, TIMESTAMP: stamps, VALUE: values})
+        for sid, values in (("pos", POSITIVE), ("zeros", INTERMITTENT))
+    )
+    cfg = parse_config({"forecast": {"horizon": 6}, "prepare": {"lookback": 12}})
+    assert cfg.prepare.transform == "auto"  # the default
+    p = prepare(frame, cfg)
+    assert p.summary()["transforms"] == {"log": 1, "asinh": 1}
+    assert np.isfinite(p.values).all()
+    p.save_arrays(tmp_path / "prepared.npz")
+    p.transform.save(tmp_path / "scaler.npz")
+    back = Prepared.load(tmp_path / "prepared.npz", tmp_path / "scaler.npz")
+    assert back.transform.kinds == {"pos": "log", "zeros": "asinh"}
+    np.testing.assert_allclose(back.to_original(1, back.values[back.series(1)]), INTERMITTENT,
+                               atol=1e-4)  # fmt: skip
