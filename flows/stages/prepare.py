@@ -10,13 +10,18 @@ from tasks.config import Config
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
+    from tasks.config import auto
     from tasks.features.prepare import prepare
+    from tasks.progress import run_logger
 
     future = pl.read_parquet(STAGE.path("validated_future"))
     prepared = prepare(pl.read_parquet(STAGE.path("validated")), cfg, future)
+    # What prepare() resolved `auto` to (the same lengths give the same values in every stage).
+    chosen = auto.resolution(cfg, prepared.lengths)
+    run_logger("forecast.prepare").info("prepare %s", chosen.describe())
     io.write_atomic(STAGE.path("prepared"), prepared.save_arrays)
     io.write_atomic(STAGE.path("scaler"), prepared.transform.save)
-    return prepared.summary()
+    return {**prepared.summary(), "auto": chosen.record()}
 
 
 STAGE = Stage(
@@ -31,6 +36,8 @@ STAGE = Stage(
         "prepare",
         "evaluate.n_windows",
         "evaluate.step",
+        # auto lookback's floor: a season with the seasonal residual (tasks/config/auto.py)
+        "model.seasonal_residual",
     ),
     description="time-ordered split, scalers fitted on the training part",
 )

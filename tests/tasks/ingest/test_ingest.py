@@ -21,8 +21,12 @@ from tasks.ingest.schema import FILLED
 ROOT = Path(__file__).resolve().parents[3]
 AIRPASSENGERS = ROOT / "data" / "raw" / "airpassengers.csv"
 
-# min_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps.
-SMALL = {"prepare": {"lookback": 2, "validation_steps": 1}, "forecast": {"horizon": 1}}
+# min_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps. transform log: these
+# tests check the log's positive-values rule (the default, auto, takes zeros).
+SMALL = {
+    "prepare": {"lookback": 2, "validation_steps": 1, "transform": "log"},
+    "forecast": {"horizon": 1},
+}
 # The tests' covariate column `promo`, declared (an undeclared column is refused).
 PAST_PROMO = {"covariates": {"past": ["promo"]}}
 
