@@ -32,6 +32,8 @@ TINY_PARAMS = {
     # A 4-epoch model is no forecaster: let it publish so the tests reach the publish stage.
     # No change threshold either: two 4-epoch models differ by chance, not by merit.
     "gate": {
+        "mase_ratio_below": None,
+        "max_worse_series_fraction": None,
         "max_mase": 10.0,
         "min_improvement_over_seasonal_naive": -1.0,
         "max_rel_change": None,

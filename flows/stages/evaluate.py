@@ -46,6 +46,7 @@ def load_champion(load_model):
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
+    from tasks.config import auto
     from tasks.evaluation.backtest import build_folds, fold_models
     from tasks.evaluation.evaluate import covariates_used, evaluate
     from tasks.evaluation.gate import decide
@@ -54,13 +55,19 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import load_model
     from tasks.model.refit import fit_schedule, refit
+    from tasks.progress import run_logger
 
     p = STAGE.path
     require_folds(cfg)  # the per-series choice needs older folds: stop before any work
     prepared = Prepared.load(p("prepared"), p("scaler"))
+    # `auto` params from the whole series, once: every fold, fit and refit below uses these.
+    chosen = auto.resolution(cfg, prepared.lengths)
+    run_logger("forecast.evaluate").info("evaluate %s", chosen.describe())
+    cfg = chosen.config
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
     result = evaluate(folds, models, cfg, load_champion(load_model))
+    result.scores["auto"] = chosen.record()
     # The series too short for the LSTM (prepare kept them out): backtested on the folds they
     # have, published by a candidate, counted in the selection (tasks/evaluation/short.py).
     validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])

@@ -54,7 +54,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         validated,
         window=m.drift_window or cfg.forecast.horizon,
         season_length=cfg.data.season_length,
-        log=cfg.prepare.transform == "log",
+        log=cfg.prepare.transform in ("log", "auto"),  # auto: per series, as prepare does
         alpha=m.drift_alpha,
     )
     decision = monitor.drift_decision(report, m.drift_gate)

@@ -12,13 +12,21 @@ from tasks.config import Config
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    from tasks.config import auto
+    from tasks.features.prepare import saved_lengths
+    from tasks.progress import run_logger
+
     p = STAGE.path
+    # `auto` params from the prepared series' lengths: the values prepare and evaluate use too.
+    chosen = auto.resolution(cfg, saved_lengths(p("prepared")))
+    run_logger("forecast.train").info("train %s", chosen.describe())
+    cfg = chosen.config
     if cfg.training.workers > 1:
         # Separate processes, not this one: each needs its TF_CONFIG before TensorFlow starts,
         # and the in-process Prefect pipeline may have started TensorFlow already.
         from flows.multiworker import run_workers
 
-        return run_workers(
+        summary = run_workers(
             cfg,
             prepared=p("prepared"),
             scaler=p("scaler"),
@@ -27,6 +35,9 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             history=p("history"),
             metrics=p("metrics_train"),
         )
+        summary["auto"] = chosen.record()
+        io.write_json(p("metrics_train"), summary)
+        return summary
 
     from tasks.features.prepare import Prepared
     from tasks.model.train import train  # imports TensorFlow: only when this stage runs
@@ -35,7 +46,8 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     result = train(prepared, cfg, checkpoint_dir=p("checkpoints"))
     io.write_atomic(p("model"), result.model.save)
     io.write_atomic(p("history"), result.history.write_csv)
-    summary = {**result.summary, "workers": 1}  # same fields as a multi-worker run
+    # Same fields as a multi-worker run; "auto": what each `auto` param became, and from what.
+    summary = {**result.summary, "workers": 1, "auto": chosen.record()}
     io.write_json(p("metrics_train"), summary)
     return summary
 

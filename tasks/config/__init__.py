@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import PrivateAttr, ValidationError, model_validator
 
+from tasks.config import auto
 from tasks.config.sections import (
     DEFAULT_PARAMS,
     ENV_VAR,
@@ -85,8 +86,11 @@ class Config(_Section):
         if self.prepare.transform == "log" and (
             self.data.min_value is None or self.data.min_value < 0
         ):
+            # (auto needs no bound: it takes the log only of series whose values are all
+            # positive, asinh of the others, which takes any value.)
             raise ValueError(
-                "prepare.transform 'log' needs data.min_value >= 0 (values must be positive)"
+                "prepare.transform 'log' needs data.min_value >= 0 (values must be positive); "
+                "prepare.transform: auto takes the log only where a series is positive"
             )
         if self.data.covariates.any and self.model.mode == "recursive":
             raise ValueError(
@@ -107,14 +111,13 @@ class Config(_Section):
     def lstm_history(self) -> int:
         """Steps a series needs to be an LSTM series (trained on, and a candidate): one training
         window, the validation tail and the test horizon in the earliest backtest fold, whose
-        origin is (n_windows - 1) * step steps earlier."""
-        folds = (self.evaluate.n_windows - 1) * self.evaluate.step
-        return (
-            self.prepare.lookback
-            + self.forecast.horizon * 2
-            + self.prepare.validation_steps
-            + folds
-        )
+        origin is (n_windows - 1) * step steps earlier.
+
+        Of a resolved config (tasks/config/auto.py: `resolve`) exactly that; where lookback,
+        validation_steps or step are still `auto`, their data-free targets."""
+        lookback, validation, step = auto.static_geometry(self)
+        folds = (self.evaluate.n_windows - 1) * step
+        return auto.history_need(lookback, validation, self.forecast.horizon, folds)
 
 
 def _format(err: ValidationError, source: str) -> str:

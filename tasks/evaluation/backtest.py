@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.errors import PipelineError
 from tasks.evaluation import metrics
 from tasks.evaluation.baselines import FORECASTERS, MODELS
@@ -66,6 +66,7 @@ def check_geometry(series_ids: np.ndarray, lengths: np.ndarray, cfg: Config) -> 
 
 def origins(prepared: Prepared, cfg: Config) -> np.ndarray:
     """(n_windows, S) absolute index of each fold's origin (first forecast step) per series."""
+    cfg = auto.resolve(cfg, prepared.lengths)  # evaluate.step: auto from the whole series
     k = np.arange(cfg.evaluate.n_windows)[:, None]
     return prepared.offsets[1:][None, :] - cfg.forecast.horizon - k * cfg.evaluate.step
 
@@ -92,6 +93,8 @@ def frame_of(prepared: Prepared) -> pl.DataFrame:
 
 def build_folds(prepared: Prepared, cfg: Config) -> list[Prepared]:
     """Fold k = prepare() of each series cut at its fold end (N - k * step); fold 0 = `prepared`."""
+    # `auto` params from the whole series, once: a fold's cut lengths must not change them.
+    cfg = auto.resolve(cfg, prepared.lengths)
     check_geometry(prepared.series_ids, np.diff(prepared.offsets), cfg)
     folds = [prepared]
     if cfg.evaluate.n_windows == 1:
@@ -135,6 +138,7 @@ def fold_models(
     if train_fn is None:
         from tasks.model.train import train as train_fn
     n = len(folds)
+    cfg = auto.resolve(cfg, folds[0].lengths)  # fold 0: the whole series (build_folds)
     if cfg.evaluate.refit:
         fitted = [train_fn(folds[k], cfg, Path(checkpoint_dir) / f"fold_{k}") for k in range(1, n)]
         stage = stage_model()

@@ -28,10 +28,11 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.evaluation import backtest, intervals, selection
 from tasks.evaluation.backtest import FoldModels, FoldResult
 from tasks.evaluation.baselines import scored_models
+from tasks.evaluation.gate import REFERENCE, series_vs_reference
 from tasks.evaluation.selection import LSTM, Selection
 from tasks.model.forecast import (
     DivergedModel,
@@ -115,22 +116,39 @@ def covariates_used(cfg: Config) -> dict[str, list[str]]:
     return {"past": list(c.past), "future": list(c.future), "static": list(c.static)}
 
 
-def _incompatible(champion: Champion, cfg: Config, series_ids: np.ndarray) -> str | None:
-    """Why the champion cannot forecast the current folds' `series_ids` (None when it can)."""
+def _transform_of(cfg: Config, transform=None) -> str:
+    """What the series are transformed with: prepare.transform, or under `auto` the one kind every
+    series got (a champion published under `log` is comparable where auto took the log of every
+    series: the same numbers); `auto` when the kinds differ."""
+    if cfg.prepare.transform != "auto" or transform is None:
+        return cfg.prepare.transform
+    kinds = set(transform.kinds.values())
+    return kinds.pop() if len(kinds) == 1 else "auto"
+
+
+def _incompatible(
+    champion: Champion, cfg: Config, series_ids: np.ndarray, transform=None
+) -> str | None:
+    """Why the champion cannot forecast the current folds' `series_ids` (None when it can).
+    `transform`: the folds' SeriesTransform (what `auto` chose per series)."""
+    effective = _transform_of(cfg, transform)
     want = {
         "lookback": cfg.prepare.lookback,
         "horizon": cfg.forecast.horizon,
-        "transform": cfg.prepare.transform,
+        "transform": effective,
         "scaler": cfg.prepare.scaler,
         "season_length": cfg.data.season_length,
         # Other covariates are other inputs (tasks/features/covariates.py).
         "covariates": covariates_used(cfg),
     }
     if champion.meta:
+        same_transform = champion.meta.get("transform") in (cfg.prepare.transform, effective)
         diff = [
             f"{k} {champion.meta.get(k)!r} -> {v!r}"
             for k, v in want.items()
-            if k in champion.meta and champion.meta[k] != v
+            if k in champion.meta
+            and champion.meta[k] != v
+            and not (k == "transform" and same_transform)
         ]
         if diff:
             return "the params changed what a forecast means: " + ", ".join(diff)
@@ -189,7 +207,7 @@ def compare_champion(
         base["published_at"] = champion.meta.get("published_at")
         base["trained_through"] = champion.meta.get("trained_through")
     series_ids = results[0].prepared.series_ids  # every fold lists the same (build_folds)
-    reason = _incompatible(champion, cfg, series_ids)
+    reason = _incompatible(champion, cfg, series_ids, results[0].prepared.transform)
     if reason:
         return {**base, "status": "incompatible", "reason": reason}
     index = _series_index(champion, series_ids)
@@ -310,6 +328,7 @@ def evaluate(
     """Backtest every fold, choose a model per series, calibrate the intervals, rescore the
     champion."""
     selection.require_folds(cfg)
+    cfg = auto.resolve(cfg, folds[0].lengths)  # `auto` as the stages resolve it: whole series
     levels = tuple(cfg.evaluate.levels)
     names = scored_models(cfg.evaluate.candidates)
     results = backtest.run_backtest(folds, models.models, names)
@@ -370,6 +389,8 @@ def evaluate(
     )
     # The challenger is the published mixture: per series the chosen model's fold-0 scores.
     mixture_rows = [final.scores[c][s] for s, c in enumerate(chosen.choices)]
+    # Per series against seasonal naive on that fold: the gate's per-series skill check.
+    scores["vs_seasonal_naive"] = series_vs_reference(mixture_rows, final.scores[REFERENCE])
     comparison = (
         None if champion is None else compare_champion(results, mixture_rows, champion, cfg)
     )

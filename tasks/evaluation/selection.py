@@ -67,8 +67,9 @@ def scaled_forecast(r: FoldResult, name: str, s: int) -> np.ndarray:
 def to_scaled(prepared, s: int, pred: np.ndarray) -> np.ndarray:
     """Original-unit forecasts of series s in the scaled space. Under the log transform a
     baseline may forecast <= 0 (drift on a falling series), which has no log: such values are
-    raised to the smallest positive value of the series for the interval arithmetic."""
-    if prepared.transform.transform_name == "log":
+    raised to the smallest positive value of the series for the interval arithmetic (asinh,
+    `prepare.transform: auto`'s other kind, takes any value)."""
+    if prepared.transform.kind(str(prepared.series_ids[s])) == "log":
         values = prepared.raw[prepared.series(s)]
         floor = float(values[values > 0].min()) if (values > 0).any() else 1e-12
         pred = np.maximum(pred, floor)

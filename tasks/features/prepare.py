@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.features import covariates as cov
 from tasks.features.covariates import Covariates
 from tasks.features.scaling import SeriesTransform
@@ -60,6 +60,12 @@ class Prepared:
     def forecast_starts(self) -> np.ndarray:
         """One input window per series: its last `lookback` observations."""
         return self.offsets[1:] - self.geometry.lookback
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(S,) steps of each whole series: what `auto` params are resolved from
+        (tasks/config/auto.py), the same in every stage that loads these arrays."""
+        return np.diff(self.offsets)
 
     def series(self, s: int) -> slice:
         return slice(int(self.offsets[s]), int(self.offsets[s + 1]))
@@ -111,7 +117,16 @@ class Prepared:
             "val_windows": int(self.val_starts.size),
             "lookback": self.geometry.lookback,
             "horizon": self.geometry.horizon,
+            "validation_steps": self.validation_steps,
+            "transforms": self.transform.counts(),
         }
+
+
+def saved_lengths(arrays: str | Path) -> np.ndarray:
+    """(S,) series lengths of saved prepared arrays, without loading the rest (the train stage
+    resolves `auto` params with them before anything else starts)."""
+    with np.load(arrays, allow_pickle=False) as z:
+        return np.diff(z["offsets"])
 
 
 def _key_order(frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
@@ -131,11 +146,14 @@ def _key_order(frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray, np.n
 def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None) -> Prepared:
     """Validated long frame -> contiguous scaled series, split by time, with fitted scalers.
     `future`: the validated future covariates of the horizon after each series (ingest's
-    data/validated/future.parquet); None: unknown (a backtest fold's cut)."""
+    data/validated/future.parquet); None: unknown (a backtest fold's cut). `auto` params are
+    resolved from this frame's series lengths unless `cfg` is resolved already (a backtest fold
+    is prepared with the config resolved on the whole series: tasks/evaluation/backtest.py)."""
     timestamps, offsets, series_ids = _key_order(frame)
     if timestamps is None:  # ingest returns key order; sort (a copy) only a frame that isn't
         frame = frame.sort(SERIES_ID, TIMESTAMP)
         timestamps, offsets, series_ids = _key_order(frame)
+    cfg = auto.resolve(cfg, np.diff(offsets))
     horizon = cfg.forecast.horizon
     train_end = offsets[1:] - horizon
     if np.any(train_end - offsets[:-1] < cfg.lstm_history - horizon):
@@ -147,7 +165,8 @@ def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None
     # One loop over series (not samples): each gets its own scaler, fitted before its test tail.
     for s, sid in enumerate(series_ids):
         lo, hi, end = int(offsets[s]), int(offsets[s + 1]), int(train_end[s])
-        transform.fit(sid, raw[lo:end])
+        # The whole series is the transform's domain (auto: log only where all of it is > 0).
+        transform.fit(sid, raw[lo:end], domain=raw[lo:hi])
         values[lo:hi] = transform.transform(sid, raw[lo:hi])
 
     return Prepared(
@@ -168,8 +187,20 @@ def prepare(frame: pl.DataFrame, cfg: Config, future: pl.DataFrame | None = None
 def lstm_series(frame: pl.DataFrame, cfg: Config) -> pl.DataFrame:
     """The rows of the series long enough for the LSTM (Config.lstm_history): what prepare
     splits, scales and the LSTM trains on. The shorter ones stay in the validated data, forecast
-    by the candidates their history fits (tasks/evaluation/short.py)."""
-    return frame.filter(pl.len().over(SERIES_ID) >= cfg.lstm_history)
+    by the candidates their history fits (tasks/evaluation/short.py).
+
+    `auto` params are resolved from the kept series' lengths (what every later stage resolves
+    from: the prepared arrays), and which series are kept depends on them: dropping the shortest
+    series can only raise the median length, so the auto lookback and the need only grow; repeat
+    until the kept set is stable (a step or two)."""
+    lengths = frame.group_by(SERIES_ID).len()
+    while lengths.height:
+        need = auto.resolve(cfg, lengths["len"].to_list()).lstm_history
+        kept = lengths.filter(pl.col("len") >= need)
+        if kept.height == lengths.height:
+            break
+        lengths = kept
+    return frame.filter(pl.col(SERIES_ID).is_in(lengths[SERIES_ID].implode()))
 
 
 def trained_through(prepared: Prepared, full_history: bool = False) -> dict[str, str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.features.prepare import Prepared, trained_through
 
 
@@ -66,6 +66,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
 
     strategy = make_strategy(cfg.training.replicas, mirrored=cfg.training.mirrored)
     cfg = resolved(cfg)  # `auto` precision -> this machine's, as the train stage built it
+    cfg = auto.resolve(cfg, prepared.lengths)  # `auto` batch etc.: the train stage's values
     t = cfg.training
     full = full_history(prepared)
     batch = global_batch_size(t.batch_size, strategy)  # the train stage's rule

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tasks.config import auto
 from tasks.config.choices import CELLS, MODES, PRECISIONS, Cell, one_of  # noqa: F401  re-exported
 
 if TYPE_CHECKING:
@@ -87,11 +88,14 @@ class ModelSpec:
         season_length: int | None = None,
     ) -> ModelSpec:
         """The spec `cfg` describes. `lookback`, `horizon` and `season_length` default to the
-        config's (prepare.lookback, forecast.horizon, data.season_length); pass the prepared
-        data's own when building for it."""
+        config's (prepare.lookback, forecast.horizon, data.season_length; an `auto` lookback
+        its data-free target, tasks/config/auto.py); pass the prepared data's own when building
+        for it."""
         m = cfg.model
+        if lookback is None:
+            lookback = auto.static_geometry(cfg)[0]
         return cls(
-            lookback=cfg.prepare.lookback if lookback is None else lookback,
+            lookback=lookback,
             horizon=cfg.forecast.horizon if horizon is None else horizon,
             n_features=n_features,
             n_future=n_future,

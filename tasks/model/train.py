@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from tasks import safe_state
-from tasks.config import Config
+from tasks.config import Config, auto
 from tasks.faults import fault_point
 from tasks.features.prepare import Prepared
 
@@ -357,6 +357,9 @@ def train(
     if strategy is None:
         strategy = make_strategy(cfg.training.replicas, mirrored=cfg.training.mirrored)
     cfg = resolved(cfg)  # `auto` precision -> this machine's
+    # `auto` batch size, windows per epoch, epochs, ensemble (tasks/config/auto.py), from the
+    # whole series: the stages pass a config resolved already, so this changes nothing there.
+    cfg = auto.resolve(cfg, prepared.lengths)
     if is_multi_worker(strategy):
         from tasks.model.multiworker_compat import patch_keras_for_multi_worker
 
@@ -406,6 +409,8 @@ def train(
         "windows_per_epoch": int(
             min(prepared.train_starts.size, cfg.training.windows_per_epoch or 1 << 62)
         ),
+        "batch_size": cfg.training.batch_size,
+        "max_epochs": cfg.training.epochs,
         "global_batch_size": global_batch_size(cfg.training.batch_size, strategy),
         "precision": cfg.training.mixed_precision,
         "val_windows": int(prepared.val_starts.size),

@@ -257,7 +257,7 @@ def drift(
         frame.sort(SERIES_ID, TIMESTAMP).partition_by(SERIES_ID, as_dict=True).items()
     ):
         x = group[VALUE].cast(pl.Float64).to_numpy()
-        if log:
+        if log and bool(np.all(x > 0)):  # prepare.transform auto: logs where all are positive
             x = np.log(x)
         diff = x[season_length:] - x[:-season_length] if x.size > season_length else x[:0]
         recent, reference = diff[-window:], diff[:-window]

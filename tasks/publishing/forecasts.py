@@ -131,7 +131,7 @@ def short_forecasts(
     for sid, name in zip(ids, names, strict=True):
         history = histories[sid]
         transform.fit(sid, history)
-        scaled = transform.transform(sid, _positive(raw[sid], history, transform))
+        scaled = transform.transform(sid, _positive(sid, raw[sid], history, transform))
         preds.append(transform.inverse(sid, scaled))  # as the LSTM series' path round-trips
         if cals is not None:
             bounds.append(
@@ -156,10 +156,12 @@ def short_forecasts(
     return pl.DataFrame(columns)
 
 
-def _positive(pred: np.ndarray, history: np.ndarray, transform: SeriesTransform) -> np.ndarray:
+def _positive(
+    sid: str, pred: np.ndarray, history: np.ndarray, transform: SeriesTransform
+) -> np.ndarray:
     """As selection.to_scaled: under the log transform a forecast <= 0 has no log; it is raised
     to the smallest positive value of the series for the interval arithmetic."""
-    if transform.transform_name != "log":
+    if transform.kind(sid) != "log":
         return pred
     floor = float(history[history > 0].min()) if (history > 0).any() else 1e-12
     return np.maximum(pred, floor)

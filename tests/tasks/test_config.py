@@ -28,7 +28,14 @@ def test_repo_params_load():
     assert cfg.source == ROOT / "params.yaml"
     assert cfg.data.path == "data/raw/airpassengers.csv"
     assert cfg.model.units == (32, 16)
-    assert cfg.prepare.transform == "log"
+    # issue 22: the data-dependent knobs are derived from the data (tasks/config/auto.py), the
+    # gate judges skill over seasonal naive, and both are the code defaults too.
+    assert cfg.prepare.transform == "auto"
+    assert cfg.prepare == Config().prepare
+    assert cfg.training.epochs == cfg.training.batch_size == cfg.training.ensemble == "auto"
+    assert cfg.training.windows_per_epoch == cfg.evaluate.step == "auto"
+    assert cfg.gate.max_mase is None and cfg.gate.mase_ratio_below == 1.0
+    assert cfg.gate == Config().gate
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -72,6 +79,13 @@ def test_log_transform_needs_nonnegative_min(min_value):
         parse_config({"data": {"min_value": min_value}, "prepare": {"transform": "log"}})
     assert "prepare.transform" in str(info.value)
     assert "data.min_value" in str(info.value)
+
+
+@pytest.mark.parametrize("transform", ["auto", "asinh"])
+def test_auto_and_asinh_take_any_value(transform):
+    # auto takes the log only of a series whose values are all positive (tasks/features/scaling.py)
+    cfg = parse_config({"data": {"min_value": None}, "prepare": {"transform": transform}})
+    assert cfg.prepare.transform == transform
 
 
 def test_negative_min_is_fine_without_log():

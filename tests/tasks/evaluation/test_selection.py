@@ -127,7 +127,10 @@ def test_one_fold_is_a_clear_error():
 
 def test_the_gate_judges_the_mixture_and_the_fallback_fraction():
     _, _, ev = _evaluate({"trend": "trend", "seasonal": "seasonal", "walk": "walk"})
-    passed = decide(ev.scores, GateConfig(max_mase=2.0, max_fallback_fraction=1.0))
+    # The level checks only (the default skill checks: tests/tasks/evaluation/test_gate.py).
+    levels = {"min_improvement_over_seasonal_naive": 0.0, "mase_ratio_below": None,
+              "max_worse_series_fraction": None}  # fmt: skip
+    passed = decide(ev.scores, GateConfig(max_mase=2.0, max_fallback_fraction=1.0, **levels))
     assert passed["passed"] is True and passed["judged"] == "published"
     assert [c["name"] for c in passed["checks"]] == [
         "published_mase_max",
@@ -136,7 +139,7 @@ def test_the_gate_judges_the_mixture_and_the_fallback_fraction():
     ]
     # the reference is seasonal naive on the same (latest) fold as the mixture
     assert passed["seasonal_naive"]["rmse"] == ev.scores["latest_fold"]["seasonal_naive"]["rmse"]
-    failed = decide(ev.scores, GateConfig(max_mase=2.0, max_fallback_fraction=0.5))
+    failed = decide(ev.scores, GateConfig(max_mase=2.0, max_fallback_fraction=0.5, **levels))
     assert failed["passed"] is False
     assert len(failed["reasons"]) == 1 and "66.7% of series" in failed["reasons"][0]
     assert "gate.max_fallback_fraction 50.0%" in failed["reasons"][0]

@@ -22,7 +22,12 @@ ROOT = Path(__file__).resolve().parents[3]
 AIRPASSENGERS = ROOT / "data" / "raw" / "airpassengers.csv"
 
 # lstm_history = lookback 2 + 2 * horizon 1 + validation_steps 1 = 5 steps; min_history is 1.
-SMALL = {"prepare": {"lookback": 2, "validation_steps": 1}, "forecast": {"horizon": 1}}
+# transform log: these tests check the log's positive-values rule (the default, auto, takes
+# zeros).
+SMALL = {
+    "prepare": {"lookback": 2, "validation_steps": 1, "transform": "log"},
+    "forecast": {"horizon": 1},
+}
 # The tests' covariate column `promo`, declared (an undeclared column is refused).
 PAST_PROMO = {"covariates": {"past": ["promo"]}}
 

@@ -168,6 +168,16 @@ def test_drift_flags_a_changed_series_not_a_steady_trend():
     check_drift({"drift": drift_decision(report, "warn")})  # warn: publishing goes on
 
 
+def test_drift_takes_logs_only_of_a_positive_series():
+    # prepare.transform auto: logs where every value is positive, raw values elsewhere; a zero
+    # never becomes -inf (which would make the KS test meaningless).
+    intermittent = np.tile([0.0, 0.0, 3.0, 0.0, 5.0, 1.0], 20)
+    frame = pl.DataFrame({"series_id": "s", "timestamp": months(0, 120), "value": intermittent})
+    report = drift(frame, window=24, season_length=12, log=True, alpha=0.01)
+    assert report["drifted"].to_list() == [False]
+    assert np.isfinite(report["ks_statistic"].to_numpy()).all()
+
+
 def test_drift_reports_too_short_series_as_untested():
     frame = pl.DataFrame(
         {"series_id": "s", "timestamp": months(0, 14), "value": 1.0 + np.arange(14)}
