@@ -184,3 +184,23 @@ def test_a_bad_value_names_its_key_once(section, key, value, message):
     lines = str(info.value).splitlines()[1:]
     assert len(lines) == 1 and f"params.yaml: {section}.{key}: " in lines[0]
     assert message in lines[0]
+
+
+def test_the_lstm_series_are_a_fixed_point_of_auto_on_their_own_lengths():
+    """prepare keeps the series long enough for the LSTM (tasks.features.prepare.lstm_series);
+    auto is then resolved from those lengths in every stage, and must keep exactly those: the
+    shortest dropped, the median rises, the lookback may grow, and so may the need."""
+    from tasks.features.prepare import lstm_series
+
+    lengths = {"s20": 20, "s60": 60, "s70": 70, "a": 99, "b": 130, "c": 151}
+    cfg = config(12, 18)
+    kept = lstm_series(_frame(lengths), cfg)
+    kept_lengths = dict(kept.group_by(SERIES_ID).len().iter_rows())
+    need = resolve(cfg, list(kept_lengths.values())).lstm_history
+    assert all(n >= need for n in kept_lengths.values())
+    assert all(lengths[sid] < need for sid in set(lengths) - set(kept_lengths))
+    assert set(kept_lengths) == {"a", "b", "c"}  # need 84 on all, 99 once 20, 60, 70 are out
+    # on all the lengths the need would be smaller than what the kept ones resolve to
+    assert resolve(cfg, list(lengths.values())).lstm_history < need
+    prepared = prepare(kept, cfg)  # resolves the same way, and every kept series fits
+    assert prepared.geometry.lookback == resolve(cfg, list(prepared.lengths)).prepare.lookback
