@@ -216,6 +216,7 @@ def test_diverged_model_and_folds_that_do_not_fit_stop_with_exit_2(project_after
     run([*stage, "ingest"], project, env=base_env())
     short = run([*stage, "prepare"], project, env=base_env(), check=False)
     assert short.returncode == 2, short.stderr
-    assert "no series has the 324 steps the LSTM needs" in short.stderr
+    # 300 = the auto lookback at its floor (a season, 12) + 2 * 24 + 12 + 19 * 12
+    assert "no series has the 300 steps the LSTM needs" in short.stderr
     assert "evaluate.n_windows" in short.stderr
     assert _snapshot(project) == before
