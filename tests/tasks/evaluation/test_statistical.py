@@ -111,20 +111,24 @@ def test_the_batched_fit_equals_the_per_series_fits(n_jobs):
 
 
 def test_the_batch_is_cut_into_calls_that_report_progress(monkeypatch):
-    # A fake clock advancing 0.5 s per reading; with CHUNK_S 1 the calls hold 1, 2, 3, 1 series
-    # (the rate measured so far times 1 s), and each one reports.
+    # A fake clock on which every series takes 0.5 s to fit: after a first call of one series,
+    # calls of CHUNK_S = 1 s hold 2 series each, and each one reports.
     now = [0.0]
+    call = statistical._statsforecast_call
 
-    def tick() -> float:
-        now[0] += 0.5
-        return now[0]
+    def timed_call(names, ys, *args):
+        now[0] += 0.5 * len(ys)
+        return call(names, ys, *args)
 
+    monkeypatch.setattr(statistical, "_statsforecast_call", timed_call)
     monkeypatch.setattr(statistical, "CHUNK_S", 1.0)
     monkeypatch.setattr(statistical, "FIRST_CHUNK", 1)
     histories = [_trend_season(30) + i for i in range(7)]
     done = []
-    got = forecast_many(["theta"], histories, 3, 1, n_jobs=1, on_progress=done.append, clock=tick)
-    assert done == [1, 3, 6, 7]
+    got = forecast_many(
+        ["theta"], histories, 3, 1, n_jobs=1, on_progress=done.append, clock=lambda: now[0]
+    )
+    assert done == [1, 3, 5, 7]
     ref = np.stack([theta(h, 3, 1) for h in histories])
     np.testing.assert_allclose(got["theta"], ref, rtol=1e-6)
 
