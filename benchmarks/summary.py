@@ -199,6 +199,18 @@ def covariates(d: dict) -> str:
     return "; ".join(parts)
 
 
+def statistical_batch(d: dict) -> str:
+    runs = d["runs"]
+    label = {"per_series_loop": "per-series loop"}
+    parts = [
+        f"{label.get(name, name.removeprefix('batched_').replace('_', ' '))} {num(r['median_s'])} s"
+        for name, r in runs.items()
+    ]
+    diff = max(r["max_abs_diff"] for r in runs.values())
+    head = f"{'+'.join(d['models'])}, {d['data'].split(' evenly')[0]}, median"
+    return f"{head}: {', '.join(parts)}; batched = per series to {diff:.0e}"
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
@@ -211,6 +223,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "publish_store": publish_store,
     "scale": scale,
     "scale_training": scale_training,
+    "statistical_batch": statistical_batch,
     "training": training,
     "tune_defaults": tune_defaults,
     "windowing": windowing,
