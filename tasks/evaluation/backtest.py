@@ -30,6 +30,7 @@ from tasks.config import Config
 from tasks.errors import PipelineError
 from tasks.evaluation import metrics
 from tasks.evaluation.baselines import MODELS, STATISTICAL, forecast_all
+from tasks.evaluation.statistical import fitting
 from tasks.features.covariates import frame_columns, static_columns
 from tasks.features.prepare import Prepared, prepare
 from tasks.model.forecast import predict_scaled, to_original
@@ -268,7 +269,7 @@ def run_backtest(
     progress = None
     if statistical:
         progress = Progress(
-            f"backtest: fitting {', '.join(statistical)} on {len(folds)} fold(s)",
+            f"backtest: fitting {fitting(statistical)} on {len(folds)} fold(s)",
             total=sum(sizes),
             unit="series",
         )

@@ -62,7 +62,9 @@ SPECS: dict[str, tuple[str, dict, bool]] = {
     "tsb": ("TSB", {"alpha_d": 0.1, "alpha_p": 0.1}, False),
 }
 CHUNK_S = 10.0  # target seconds per StatsForecast call: progress lines come at least this often
-FIRST_CHUNK = 8  # series per job in the first call, before any timing is known
+# Series per job in the first call, before any timing is known: few, since one fit of a long
+# seasonal series can take seconds and the first progress line waits for that call.
+FIRST_CHUNK = 2
 
 
 def season_for(n: int, season_length: int) -> int:
@@ -145,6 +147,12 @@ def default_jobs() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not Linux
         return max(os.cpu_count() or 1, 1)
+
+
+def fitting(names: Sequence[str], n_jobs: int | None = None) -> str:
+    """What a progress line says is being fitted: `ets, theta in 2 processes`."""
+    jobs = default_jobs() if n_jobs is None else n_jobs
+    return f"{', '.join(names)} in {jobs} process{'es' if jobs > 1 else ''}"
 
 
 def _statsforecast_call(

@@ -13,6 +13,7 @@ from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.evaluation.baselines import forecast_all
 from tasks.evaluation.intervals import Calibration, bands
 from tasks.evaluation.selection import LSTM, to_scaled
+from tasks.evaluation.statistical import fitting
 from tasks.features.prepare import Prepared, trained_through
 from tasks.model.forecast import predict_scaled, to_original
 from tasks.progress import Progress
@@ -46,7 +47,7 @@ def candidate_forecasts(
     n = sum(len(rows) for rows in chosen.values())
     if not n:
         return []
-    progress = Progress(f"publish: fitting {', '.join(chosen)}", total=n, unit="series")
+    progress = Progress(f"publish: fitting {fitting(chosen)}", total=n, unit="series")
     out, before = [], 0
     for name, rows in chosen.items():
         histories = [prepared.raw[prepared.series(s)] for s in rows]

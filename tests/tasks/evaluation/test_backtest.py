@@ -222,7 +222,10 @@ def test_statistical_candidates_are_fitted_fold_by_fold_with_progress(caplog):
     folds = backtest.build_folds(prepare(make_frame(), cfg), cfg)
     with caplog.at_level(logging.INFO, logger="forecast"):
         results = backtest.run_backtest(folds, [SeasonalNaiveModel()] * 3, (*MODELS, "ets"))
-    assert any("backtest: fitting ets on 3 fold(s): 6 series in" in m for m in caplog.messages)
+    assert any(
+        m.startswith("backtest: fitting ets in ") and "on 3 fold(s): 6 series in" in m
+        for m in caplog.messages
+    )
     for r in results:  # the batched fits of each fold are the per-series fits on its history
         p = r.prepared
         ref = [ets(p.raw[p.offsets[s] : p.train_end[s]], HORIZON, SEASON) for s in range(2)]
