@@ -52,8 +52,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-# candidate name -> (statsforecast model class, constructor options); `season` marks the models
-# that take season_length (and follow the season rule).
+# candidate name -> (statsforecast model class, constructor options, whether it takes
+# season_length and so follows the season rule).
 SPECS: dict[str, tuple[str, dict, bool]] = {
     "ets": ("AutoETS", {}, True),
     "theta": ("AutoTheta", {}, True),
