@@ -150,7 +150,10 @@ def default_jobs() -> int:
 
 
 def fitting(names: Sequence[str], n_jobs: int | None = None) -> str:
-    """What a progress line says is being fitted: `ets, theta in 2 processes`."""
+    """What a progress line says is being fitted: `ets, theta in 2 processes` (the processes
+    only where a statistical candidate is among `names`)."""
+    if not any(name in SPECS for name in names):
+        return ", ".join(names)
     jobs = default_jobs() if n_jobs is None else n_jobs
     return f"{', '.join(names)} in {jobs} process{'es' if jobs > 1 else ''}"
 

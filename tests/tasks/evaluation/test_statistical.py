@@ -133,6 +133,12 @@ def test_the_batch_is_cut_into_calls_that_report_progress(monkeypatch):
     np.testing.assert_allclose(got["theta"], ref, rtol=1e-6)
 
 
+def test_progress_lines_say_what_is_fitted_and_in_how_many_processes():
+    assert statistical.fitting(["ets", "theta"], 2) == "ets, theta in 2 processes"
+    assert statistical.fitting(["naive", "tsb"], 1) == "naive, tsb in 1 process"
+    assert statistical.fitting(["naive", "drift"]) == "naive, drift"
+
+
 def test_chunk_sizes_follow_the_measured_rate():
     assert statistical._chunk_size(0, 0.0, 2, 1000) == statistical.FIRST_CHUNK * 2
     assert statistical._chunk_size(10, 5.0, 2, 1000) == int(statistical.CHUNK_S * 2)
