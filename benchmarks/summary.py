@@ -211,6 +211,17 @@ def statistical_batch(d: dict) -> str:
     return f"{head}: {', '.join(parts)}; batched = per series to {diff:.0e}"
 
 
+def intermittent(d: dict) -> str:
+    parts = []
+    for kind, k in d["kinds"].items():
+        rmse = k["rmse"]
+        parts.append(
+            f"{kind} ets {num(rmse['ets'])}, croston {num(rmse['croston'])}, adida "
+            f"{num(rmse['adida'])}, tsb {num(rmse['tsb'])}, naive {num(rmse['naive'])}"
+        )
+    return f"synthetic zeros, mean RMSE: {'; '.join(parts)}"
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
@@ -219,6 +230,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "tune_candidates": tune_candidates,
     "final_test": final_test,
     "ingest": ingest,
+    "intermittent": intermittent,
     "model_family": model_family,
     "publish_store": publish_store,
     "scale": scale,

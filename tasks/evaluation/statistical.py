@@ -18,6 +18,12 @@ that is never observed and MASE punishes it), one candidate per kind of intermit
   Babai 2011 test 0.05-0.3; SAP's CrostonTSB defaults to 0.1).
 On a series without zeros all three reduce to exponential smoothing of the level, so scoring them
 there is harmless: the per-series choice keeps them only where they win on the older folds.
+Measured on seeded synthetic sets (benchmarks/intermittent.py, mean RMSE over 60 series): ADIDA is
+within 1 % of the best statistical model on each kind; Croston is best on the plain intermittent
+set by a hair (2.585 vs ETS 2.611) but fails when demand stops (2.91 vs ADIDA 0.15, TSB 0.23); ETS
+(simple exponential smoothing there) is close on stationary intermittent series but costs about
+6x as much. So for a default list `adida` and `tsb` are the ones to add; `croston` is there for
+the series it suits and as the reference.
 
 They are candidates of the per-series choice (tasks/evaluation/selection.py) beside the naive
 baselines, listed in `evaluate.candidates`: scored on every backtest fold like a baseline, chosen
