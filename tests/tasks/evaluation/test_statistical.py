@@ -110,6 +110,35 @@ def test_the_batched_fit_equals_the_per_series_fits(n_jobs):
     assert done == sorted(done) and done[-1] == len(histories)
 
 
+class Fragile:
+    """A model that raises on a short history and forecasts NaN on a constant one, else the mean of
+    the last three values: both failures must come back as the last value, batched or not."""
+
+    alias = "fragile"
+    uses_exog = False
+
+    def __repr__(self) -> str:
+        return self.alias
+
+    def forecast(self, y, h, X=None, X_future=None, fitted=False):
+        if y.size < 10:
+            raise ValueError("too short")
+        if np.ptp(y) == 0:
+            return {"mean": np.full(h, np.nan)}
+        return {"mean": np.full(h, y[-3:].mean())}
+
+
+def test_failed_fits_in_a_batch_forecast_the_last_value_as_alone(monkeypatch):
+    monkeypatch.setattr(statistical, "_model", lambda name, season_length: Fragile())
+    histories = [_trend_season(30), _trend_season(6), np.full(20, 7.0), _trend_season(12)]
+    got = forecast_many(["ets"], histories, 4, SEASON, n_jobs=1)["ets"]
+    ref = np.stack([ets(h, 4, SEASON) for h in histories])
+    np.testing.assert_array_equal(got, ref)
+    last = [h[-1] for h in histories]
+    np.testing.assert_array_equal(got[1:3], np.repeat([last[1:3]], 4, axis=0).T)
+    np.testing.assert_allclose(got[[0, 3], 0], [histories[0][-3:].mean(), histories[3][-3:].mean()])
+
+
 def test_the_batch_is_cut_into_calls_that_report_progress(monkeypatch):
     # A fake clock on which every series takes 0.5 s to fit: after a first call of one series,
     # calls of CHUNK_S = 1 s hold 2 series each, and each one reports.
