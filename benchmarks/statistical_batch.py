@@ -9,9 +9,10 @@ n_jobs 1 and n_jobs = the cores, on the training parts of M3 monthly series (hor
 A fourth variant runs n_jobs = the cores in one call instead of calls of about
 `statistical.CHUNK_S` seconds (what the progress lines cost). The variants run in interleaved
 rounds (`--repeats`), after a warm-up fit (numba compiles on first use). Reports seconds per
-variant and round, the median, series per second, the largest difference between the batched
-and the per-series forecasts, and the load average before and after (the machine may be shared:
-ratios hold better than absolute times; `--note` records what else ran). Writes
+variant and round (wall and CPU, the CPU time of StatsForecast's worker processes included), the
+medians, series per second, the largest difference between the batched and the per-series
+forecasts, and the load average before and after (the machine may be shared: wall times move
+with its other load, CPU times barely; `--note` records what else ran). Writes
 benchmarks/results/statistical_batch.json.
 """
 
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -53,10 +55,21 @@ def per_series(names: list[str], histories: list[np.ndarray]) -> dict[str, np.nd
     }
 
 
-def timed(fn, *args, **kwargs) -> tuple[float, dict[str, np.ndarray]]:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (StatsForecast's worker
+    processes): unlike wall time, barely moved by what else runs on the machine."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, float, dict[str, np.ndarray]]:
+    """(wall seconds, CPU seconds, result) of one call."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     out = fn(*args, **kwargs)
-    return time.perf_counter() - started, out
+    return time.perf_counter() - started, cpu_seconds() - cpu, out
 
 
 def one_call(*args, **kwargs) -> dict[str, np.ndarray]:
@@ -89,23 +102,30 @@ def main() -> None:
         f"batched_n_jobs_{cores}_one_call": lambda: one_call(*fit, n_jobs=cores),
     }
     seconds: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     diffs: dict[str, float] = {}
     reference = None
     # Rounds interleave the variants, so a change in the machine's other load hits them alike.
     for _ in range(args.repeats):
         for variant, run in variants.items():
-            took, got = timed(run)
+            took, used, got = timed(run)
             seconds[variant].append(round(took, 2))
+            cpu[variant].append(round(used, 2))
             if reference is None:
                 reference = got
             diff = max(float(np.max(np.abs(got[n] - reference[n]))) for n in names)
             diffs[variant] = max(diff, diffs.get(variant, 0.0))
-            print(f"{variant:32s} {took:7.1f} s   max |diff| vs per series {diff:.1e}")
+            print(
+                f"{variant:32s} {took:7.1f} s wall {used:7.1f} s CPU   max |diff| vs per series "
+                f"{diff:.1e}"
+            )
     runs = {
         variant: {
             "seconds": times,
             "median_s": float(np.median(times)),
             "series_per_s": round(len(histories) / float(np.median(times)), 2),
+            "cpu_seconds": cpu[variant],
+            "median_cpu_s": float(np.median(cpu[variant])),
             "max_abs_diff": diffs[variant],
         }
         for variant, times in seconds.items()
