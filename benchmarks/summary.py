@@ -208,7 +208,8 @@ def statistical_batch(d: dict) -> str:
     ]
     diff = max(r["max_abs_diff"] for r in runs.values())
     head = f"{'+'.join(d['models'])}, {d['data'].split(' evenly')[0]}, median"
-    return f"{head}: {', '.join(parts)}; batched = per series to {diff:.0e}"
+    same = "identical" if diff == 0 else f"equal to {diff:.0e}"
+    return f"{head}: {', '.join(parts)}; batched forecasts {same} to the per-series ones"
 
 
 def intermittent(d: dict) -> str:
