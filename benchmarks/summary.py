@@ -199,6 +199,30 @@ def covariates(d: dict) -> str:
     return "; ".join(parts)
 
 
+def statistical_batch(d: dict) -> str:
+    runs = d["runs"]
+    label = {"per_series_loop": "per-series loop"}
+    parts = [
+        f"{label.get(name, name.removeprefix('batched_').replace('_', ' '))} {num(r['median_s'])} s"
+        for name, r in runs.items()
+    ]
+    diff = max(r["max_abs_diff"] for r in runs.values())
+    head = f"{'+'.join(d['models'])}, {d['data'].split(' evenly')[0]}, median"
+    same = "identical" if diff == 0 else f"equal to {diff:.0e}"
+    return f"{head}: {', '.join(parts)}; batched forecasts {same} to the per-series ones"
+
+
+def intermittent(d: dict) -> str:
+    parts = []
+    for kind, k in d["kinds"].items():
+        rmse = k["rmse"]
+        parts.append(
+            f"{kind} ets {num(rmse['ets'])}, croston {num(rmse['croston'])}, adida "
+            f"{num(rmse['adida'])}, tsb {num(rmse['tsb'])}, naive {num(rmse['naive'])}"
+        )
+    return f"synthetic zeros, mean RMSE: {'; '.join(parts)}"
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
@@ -207,10 +231,12 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "tune_candidates": tune_candidates,
     "final_test": final_test,
     "ingest": ingest,
+    "intermittent": intermittent,
     "model_family": model_family,
     "publish_store": publish_store,
     "scale": scale,
     "scale_training": scale_training,
+    "statistical_batch": statistical_batch,
     "training": training,
     "tune_defaults": tune_defaults,
     "windowing": windowing,

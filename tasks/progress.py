@@ -7,8 +7,9 @@ never imported here: a process that has not imported it cannot be inside one of 
 
 `Progress` logs a long loop's state at most every `every_s` seconds (default 10): done/total,
 rate and ETA. Train uses it per batch inside long epochs; stages with many files or series call
-`update()` once per item (ingest: per file read; evaluate: per series or fold; publish: per
-target), e.g.
+`update()` once per item or batch of items (ingest: per file read; evaluate and publish: per batch
+of series the statistical candidates are fitted on, tasks/evaluation/statistical.py, whose batches
+last about 10 s; publish: per target), e.g.
 
     progress = Progress("evaluate", total=n_series, unit="series")
     for i, sid in enumerate(series, 1):

@@ -357,9 +357,10 @@ class EvaluateConfig(_Section):
     # (tasks/evaluation/statistical.py, scored on every fold only when listed here). The code
     # default is the three baselines; params.yaml adds the statistical ones. Order breaks ties: the
     # earlier one is published.
-    candidates: tuple[Literal["naive", "seasonal_naive", "drift", "ets", "theta"], ...] = Field(
-        default=("naive", "seasonal_naive", "drift"), min_length=1
-    )
+    # croston, adida, tsb: intermittent demand (series with many zeros).
+    candidates: tuple[
+        Literal["naive", "seasonal_naive", "drift", "ets", "theta", "croston", "adida", "tsb"], ...
+    ] = Field(default=("naive", "seasonal_naive", "drift"), min_length=1)
 
     @model_validator(mode="after")
     def _levels(self) -> EvaluateConfig:

@@ -29,10 +29,12 @@ from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config, auto
 from tasks.errors import PipelineError
 from tasks.evaluation import metrics
-from tasks.evaluation.baselines import FORECASTERS, MODELS
+from tasks.evaluation.baselines import MODELS, STATISTICAL, forecast_all
+from tasks.evaluation.statistical import fitting
 from tasks.features.covariates import frame_columns, static_columns
 from tasks.features.prepare import Prepared, prepare
 from tasks.model.forecast import predict_scaled, to_original
+from tasks.progress import Progress
 from tasks.timefmt import iso
 
 
@@ -216,28 +218,29 @@ def score_fold(
     model,
     names: tuple[str, ...] = MODELS,
     reuse: FoldResult | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> FoldResult:
     """The fold's forecasts and scores of the LSTM `model` and of every other name in `names`
     (tasks.evaluation.baselines.scored_models). `reuse`: a result of the same fold whose non-network
-    forecasts are taken instead of fitted again (they depend on the history alone)."""
+    forecasts are taken instead of fitted again (they depend on the history alone). The other
+    forecasters are fitted on every series' training part at once (`baselines.forecast_all`:
+    the statistical ones in batched statsforecast calls, which report `on_progress(series)`)."""
     h, m = prepared.geometry.horizon, prepared.season_length
     scaled, lstm = model_forecasts(prepared, model)
-    others = [name for name in names if name != "lstm"]
-    preds: dict[str, list] = {name: [] for name in names}
-    actual, actual_scaled, scales = [], [], []
+    actual, actual_scaled, scales, insamples = [], [], [], []
     for s, sid in enumerate(prepared.series_ids):
         lo, end = int(prepared.offsets[s]), int(prepared.train_end[s])
         insample, y = prepared.raw[lo:end], prepared.raw[end : end + h]
+        insamples.append(insample)
         actual.append(y)
         actual_scaled.append(prepared.transform.transform(str(sid), y))
         scales.append(metrics.seasonal_naive_scale(insample, m))
-        preds["lstm"].append(lstm[s])
-        for name in others:
-            if reuse is not None and name in reuse.preds:
-                preds[name].append(reuse.preds[name][s])
-            else:
-                preds[name].append(FORECASTERS[name](insample, h, m))
-    stacked = {name: np.stack(v) for name, v in preds.items()}
+    others = [name for name in names if name != "lstm"]
+    preds = {"lstm": lstm}
+    if reuse is not None:
+        preds.update({name: reuse.preds[name] for name in others if name in reuse.preds})
+    preds.update(forecast_all([n for n in others if n not in preds], insamples, h, m, on_progress))
+    stacked = {name: preds[name] for name in names}
     return FoldResult(
         fold=fold,
         prepared=prepared,
@@ -250,11 +253,38 @@ def score_fold(
     )
 
 
+def _fold_reporter(progress: Progress, k: int, n_folds: int, before: int) -> Callable[[int], None]:
+    """Fold k's `on_progress`: its series done, counted on from the `before` of earlier folds."""
+
+    def report(done: int) -> None:
+        progress.update(before + done, extra=f"(fold {k + 1}/{n_folds})")
+
+    return report
+
+
 def run_backtest(
     folds: list[Prepared], models: list, names: tuple[str, ...] = MODELS
 ) -> list[FoldResult]:
-    """Every fold scored: the LSTM by its fold's model, and every other forecaster in `names`."""
-    return [score_fold(k, p, models[k], names) for k, p in enumerate(folds)]
+    """Every fold scored: the LSTM by its fold's model, and every other forecaster in `names`.
+    The statistical candidates' fits (seconds per series) log progress over all folds."""
+    statistical = [name for name in names if name in STATISTICAL]
+    sizes = [len(p.series_ids) for p in folds]
+    progress = None
+    if statistical:
+        progress = Progress(
+            f"backtest: fitting {fitting(statistical)} on {len(folds)} fold(s)",
+            total=sum(sizes),
+            unit="series",
+        )
+    results = []
+    for k, p in enumerate(folds):
+        report = None
+        if progress is not None:
+            report = _fold_reporter(progress, k, len(folds), sum(sizes[:k]))
+        results.append(score_fold(k, p, models[k], names, on_progress=report))
+    if progress is not None:
+        progress.done()
+    return results
 
 
 # ---------------------------------------------------------------- aggregation

@@ -5,16 +5,18 @@ the one list of what every run scores: the backtest, evaluate's plots, the gate,
 and the benchmarks all read these, so a new baseline is one function and one entry here.
 `FORECASTERS` adds the statistical candidates (tasks/evaluation/statistical.py), scored only in runs
 whose `evaluate.candidates` list them; `ALL_MODELS` is every name a run may report, in report order.
+`forecast_all` forecasts many series with several of them at once: the baselines series by series
+(numpy, microseconds), the statistical ones batched through statsforecast (seconds per series).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from tasks.evaluation.statistical import STATISTICAL
+from tasks.evaluation.statistical import STATISTICAL, forecast_many
 
 # (history, horizon, season_length) -> (horizon,) forecast
 Baseline = Callable[[ArrayLike, int, int], NDArray[np.float64]]
@@ -76,3 +78,34 @@ def scored_models(candidates: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """What a run scores: the LSTM, every baseline (the gate's references), and the statistical
     candidates it lists (`evaluate.candidates`), in report order."""
     return (*MODELS, *(name for name in STATISTICAL if name in candidates))
+
+
+def forecast_all(
+    names: Sequence[str],
+    histories: Sequence[ArrayLike],
+    horizon: int,
+    season_length: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, NDArray[np.float64]]:
+    """name -> (S, horizon): each forecaster in `names` on every history, equal to
+    `FORECASTERS[name](history, horizon, season_length)` per series. The statistical ones are
+    fitted together in batched statsforecast calls (`statistical.forecast_many`), which report
+    `on_progress(series done)`."""
+    unknown = [name for name in names if name not in FORECASTERS]
+    if unknown:
+        raise ValueError(f"not a forecaster: {unknown}; known: {list(FORECASTERS)}")
+    out = {
+        name: np.stack([BASELINES[name](h, horizon, season_length) for h in histories])
+        if histories
+        else np.empty((0, horizon))
+        for name in names
+        if name in BASELINES
+    }
+    statistical = [name for name in names if name in STATISTICAL]
+    if statistical and histories:
+        out.update(
+            forecast_many(statistical, histories, horizon, season_length, on_progress=on_progress)
+        )
+    elif statistical:
+        out.update({name: np.empty((0, horizon)) for name in statistical})
+    return {name: out[name] for name in names}

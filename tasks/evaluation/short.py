@@ -30,7 +30,7 @@ from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.evaluation import metrics
 from tasks.evaluation.backtest import mean_scores
-from tasks.evaluation.baselines import FORECASTERS
+from tasks.evaluation.baselines import forecast_all
 
 LSTM = "lstm"
 # Fewest history steps each candidate is fitted on; every other candidate needs one.
@@ -90,11 +90,11 @@ class ShortChoice:
 Forecast = Callable[[str, list[np.ndarray], int, int], list[np.ndarray]]
 
 
-def forecast_each(name: str, histories: list[np.ndarray], h: int, m: int) -> list[np.ndarray]:
-    """One forecast per history by candidate `name`, one series at a time. The seam for a batch
-    fit (statsforecast over every history at once): `choose_all` and publish's short_forecasts
-    make one call per candidate and fold, never one per series."""
-    return [FORECASTERS[name](y, h, m) for y in histories]
+def forecast_batch(name: str, histories: list[np.ndarray], h: int, m: int) -> list[np.ndarray]:
+    """One forecast per history by candidate `name`, all at once (baselines.forecast_all: one
+    batched statsforecast fit for a statistical candidate). `choose_all` and publish's
+    short_forecasts make one call per candidate and fold, never one per series."""
+    return list(forecast_all([name], histories, h, m)[name])
 
 
 def origin(n: int, k: int, cfg: Config) -> int:
@@ -157,7 +157,7 @@ def choose(sid: str, n: int, by_fold: dict[int, dict[str, dict]], cfg: Config) -
 
 
 def choose_all(
-    values: dict[str, np.ndarray], cfg: Config, forecast: Forecast = forecast_each
+    values: dict[str, np.ndarray], cfg: Config, forecast: Forecast = forecast_batch
 ) -> list[ShortChoice]:
     """Backtest every short series (id -> values in time order) on the folds it has and choose
     its candidate (module docstring)."""

@@ -10,13 +10,15 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
-from tasks.evaluation.baselines import FORECASTERS
+from tasks.evaluation.baselines import forecast_all
 from tasks.evaluation.intervals import Calibration, bands
 from tasks.evaluation.selection import LSTM, to_scaled
-from tasks.evaluation.short import Forecast, forecast_each
+from tasks.evaluation.short import Forecast, forecast_batch
+from tasks.evaluation.statistical import fitting
 from tasks.features.prepare import Prepared, trained_through
 from tasks.features.scaling import SeriesTransform
 from tasks.model.forecast import predict_scaled, to_original
+from tasks.progress import Progress
 
 MODEL = "model"  # column: which model produced a published row (lstm or a candidate's name)
 REASON = "reason"  # column: why that model (models/selection.json's reasons)
@@ -32,6 +34,38 @@ def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Seri
     return steps.select(
         pl.col("last").dt.offset_by(pl.format("{}" + unit, pl.col("h") * int(n)))
     ).to_series()
+
+
+def candidate_forecasts(
+    prepared: Prepared, names: list[str]
+) -> list[tuple[str, list[int], np.ndarray]]:
+    """(candidate, its series' positions, their (n, H) forecasts in original units) for every
+    candidate other than the LSTM in `names` (per series the model that publishes it), each
+    fitted on its series' whole histories at once (`forecast_all`: one batched statsforecast fit
+    per statistical candidate, over only the series it publishes), with progress logged."""
+    chosen: dict[str, list[int]] = {}
+    for s, name in enumerate(names):
+        if name != LSTM:
+            chosen.setdefault(name, []).append(s)
+    n = sum(len(rows) for rows in chosen.values())
+    if not n:
+        return []
+    progress = Progress(f"publish: fitting {fitting(chosen)}", total=n, unit="series")
+    out, before = [], 0
+    for name, rows in chosen.items():
+        histories = [prepared.raw[prepared.series(s)] for s in rows]
+
+        def report(done: int, before: int = before) -> None:
+            progress.update(before + done)
+
+        preds = forecast_all(
+            [name], histories, prepared.geometry.horizon, prepared.season_length, report
+        )[name]
+        out.append((name, rows, preds))
+        before += len(rows)
+        progress.update(before)
+    progress.done()
+    return out
 
 
 def future_forecasts(
@@ -54,13 +88,9 @@ def future_forecasts(
     lstm_scaled = predict_scaled(prepared, model, prepared.forecast_starts)  # (S, H)
     n = len(prepared.series_ids)
     names = [(choices or {}).get(str(sid), LSTM) for sid in prepared.series_ids]
-    scaled = np.empty_like(lstm_scaled)
-    for s, name in enumerate(names):
-        if name == LSTM:
-            scaled[s] = lstm_scaled[s]
-        else:
-            history = prepared.raw[prepared.series(s)]
-            pred = FORECASTERS[name](history, horizon, prepared.season_length)
+    scaled = lstm_scaled.copy()
+    for _name, rows, preds in candidate_forecasts(prepared, names):
+        for s, pred in zip(rows, preds, strict=True):
             scaled[s] = to_scaled(prepared, s, pred)
     preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]
@@ -105,7 +135,7 @@ def short_forecasts(
     choices: dict[str, str],
     calibrations: dict[str, Calibration] | None = None,
     reasons: dict[str, str] | None = None,
-    forecast: Forecast = forecast_each,
+    forecast: Forecast = forecast_batch,
 ) -> pl.DataFrame:
     """future_forecasts' frame for the short series (tasks/evaluation/short.py: id -> its
     timestamp, value rows), each by its chosen candidate fitted on its whole history (one

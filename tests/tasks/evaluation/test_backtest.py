@@ -4,6 +4,7 @@ series, a diverged model). Fake models stand in for Keras here: only arithmetic 
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from types import SimpleNamespace
@@ -216,3 +217,25 @@ def test_nan_forecasts_stop_the_backtest():
     folds = backtest.build_folds(prepare(make_frame(), cfg), cfg)
     with pytest.raises(DivergedModel, match="non-finite"):
         backtest.run_backtest(folds, [NaNModel()] * 3)
+
+
+# ---------------------------------------------------------------- statistical candidates
+def test_statistical_candidates_are_fitted_fold_by_fold_with_progress(caplog):
+    from tasks.evaluation.baselines import MODELS
+    from tasks.evaluation.statistical import ets
+
+    cfg = make_cfg()
+    folds = backtest.build_folds(prepare(make_frame(), cfg), cfg)
+    with caplog.at_level(logging.INFO, logger="forecast"):
+        results = backtest.run_backtest(folds, [SeasonalNaiveModel()] * 3, (*MODELS, "ets"))
+    assert any(
+        m.startswith("backtest: fitting ets in ") and "on 3 fold(s): 6 series in" in m
+        for m in caplog.messages
+    )
+    for r in results:  # the batched fits of each fold are the per-series fits on its history
+        p = r.prepared
+        ref = [ets(p.raw[p.offsets[s] : p.train_end[s]], HORIZON, SEASON) for s in range(2)]
+        np.testing.assert_allclose(r.preds["ets"], np.stack(ref), rtol=1e-6)
+    # the final model's rescoring takes the fold's candidate forecasts instead of refitting them
+    again = backtest.score_fold(0, folds[0], SeasonalNaiveModel(), (*MODELS, "ets"), results[0])
+    assert again.preds["ets"] is results[0].preds["ets"]

@@ -121,7 +121,7 @@ def test_candidates_are_fitted_in_one_call_per_fold_and_candidate():
 
     def counting(name, histories, h, m):
         calls.append((name, len(histories)))
-        return short.forecast_each(name, histories, h, m)
+        return short.forecast_batch(name, histories, h, m)
 
     values = {f"s{i}": _trend(30 + i) for i in range(5)} | {"tiny": _trend(3)}
     batched = short.choose_all(values, CFG, forecast=counting)
