@@ -108,8 +108,10 @@ case "${1:-}" in
     # start-up, so the two cores of a developer machine share it; the costliest session fixture
     # is built once for both (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
     # --dist worksteal: an idle worker takes queued tests from the busy one, so the long pipeline
-    # tests do not pile up on one worker at the end (measured: tests/README.md).
-    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
+    # tests do not pile up on one worker at the end (measured: tests/README.md). --durations: every
+    # run, CI's too, ends with the 25 slowest, so the suite's time stays visible.
+    uv run --frozen ${UV_GROUPS[@]+"${UV_GROUPS[@]}"} pytest -n "${PYTEST_WORKERS:-2}" \
+      --dist worksteal --durations=25 "$@"
     ;;
   variant)
     echo "$VARIANT"
