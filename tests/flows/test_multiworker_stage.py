@@ -92,9 +92,10 @@ def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: P
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(f"previous {rel}\n")
         previous[rel] = (project / rel).read_bytes()
-    # Inputs every worker fails to read (a half-written file, say), after TensorFlow started.
+    # Inputs every worker fails to read (a half-written prepare output: the series lengths the
+    # launcher resolves `auto` with are there, the rest is not), after TensorFlow started.
     (project / "data/prepared").mkdir(parents=True)
-    (project / "data/prepared/arrays.npz").write_bytes(b"not an npz archive")
+    np.savez(project / "data/prepared/arrays.npz", offsets=np.array([0, 144]))
     (project / "models/scaler.npz").write_bytes(b"")
 
     failed = run([sys.executable, "-m", "flows.stages", "train"], project, env=base_env(),
@@ -104,7 +105,7 @@ def test_failed_worker_fails_the_stage_and_keeps_the_previous_outputs(project: P
     assert "exited with code 1" in failed.stderr
     assert "previous train outputs are unchanged" in failed.stderr
     # The failed worker's own reason, from its stderr, is in the message.
-    assert "ValueError:" in failed.stderr, failed.stderr
+    assert "KeyError: 'geometry is not a file in the archive'" in failed.stderr, failed.stderr
     assert {rel: (project / rel).read_bytes() for rel in TRAIN_OUTPUTS} == previous
     assert not list((project / "checkpoints").glob(".multiworker-*"))
 
