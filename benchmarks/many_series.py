@@ -186,15 +186,11 @@ def outcome(project: Path) -> dict:
 
 
 def _step(project: Path) -> int | None:
-    evaluate = read(project, "metrics/evaluate.json")
-    for key in ("auto", "resolved"):
-        value = (evaluate.get(key) or {}).get("evaluate.step") or (evaluate.get(key) or {}).get(
-            "step"
-        )
-        if value:
-            return int(value)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    step = params["evaluate"]["step"]
+    """The fold step the run used: `auto`'s choice (metrics/evaluate.json), else params.yaml's."""
+    chosen = (read(project, "metrics/evaluate.json").get("auto") or {}).get("chosen") or {}
+    if chosen.get("evaluate.step"):
+        return int(chosen["evaluate.step"])
+    step = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["step"]
     return int(step) if isinstance(step, int) else None
 
 
