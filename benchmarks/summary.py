@@ -223,6 +223,25 @@ def intermittent(d: dict) -> str:
     return f"synthetic zeros, mean RMSE: {'; '.join(parts)}"
 
 
+def many_series(d: dict) -> str:
+    parts = []
+    for name, r in d["results"].items():
+        if r.get("ratio_pipeline_to_anchor") is None:
+            stopped = next(s for s, v in r["stages"].items() if v["exit_code"])
+            parts.append(f"{name} stopped at {stopped}")
+            continue
+        parts.append(
+            f"{name} {num(r['pipeline_s'])} s vs anchor {num(r['anchor']['seconds'])} s "
+            f"({num(r['ratio_pipeline_to_anchor'])}x), peak {num(r['peak_rss_mib'])} MiB, "
+            f"published MASE {num(r['published_mase_latest_fold'])} vs seasonal naive "
+            f"{num(r['seasonal_naive_mase_latest_fold'])}"
+        )
+    limit = d.get("series_limit")
+    return f"M3, {f'first {limit} series' if limit else 'every series'} per subset: " + "; ".join(
+        parts
+    )
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
@@ -232,6 +251,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "final_test": final_test,
     "ingest": ingest,
     "intermittent": intermittent,
+    "many_series": many_series,
     "model_family": model_family,
     "publish_store": publish_store,
     "scale": scale,
