@@ -348,3 +348,38 @@ def test_publish_forecasts_short_series_by_their_candidate_with_model_and_reason
     # without a calibration for the chosen candidate, publish refuses (as for the LSTM series)
     with pytest.raises(ValueError, match="no interval calibration"):
         short_forecasts(series, HORIZON, SEASON, "1mo", transform, choices, {}, reasons)
+
+
+def _folds(per_fold: dict[int, dict[str, float]]) -> list:
+    """Stand-ins of FoldResult for `choose` (it reads fold, scores and scales): one series whose
+    MASE per model is given per fold."""
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(fold=k, scales=np.ones(1), scores={m: [{"mase": v}] for m, v in f.items()})
+        for k, f in per_fold.items()
+    ]
+
+
+OLDER_PREFER_NAIVE = {"lstm": 1.0, "naive": 0.9, "seasonal_naive": 2.0, "drift": 2.0}
+
+
+def test_the_latest_fold_cannot_move_the_choice_however_lopsided():
+    # Fold 0 says the LSTM is perfect and naive terrible; folds 1-2 prefer naive. A choice that
+    # looked at fold 0 (r.fold >= 0) would publish the LSTM and report its leaked fold-0 score.
+    folds = _folds(
+        {0: {"lstm": 0.0, "naive": 10.0, "seasonal_naive": 10.0, "drift": 10.0},
+         1: OLDER_PREFER_NAIVE, 2: OLDER_PREFER_NAIVE}
+    )  # fmt: skip
+    choices, evidence = selection.choose(folds, "mase")
+    assert choices == ["naive"]
+    assert evidence[0]["lstm"] == 1.0 and evidence[0]["naive"] == 0.9  # folds 1-2 only
+
+
+def test_a_tie_on_the_older_folds_goes_to_the_candidate_not_the_lstm():
+    tie = {"lstm": 1.0, "naive": 1.0, "seasonal_naive": 2.0, "drift": 2.0}
+    folds = _folds({0: tie, 1: tie, 2: tie})
+    assert selection.choose(folds, "mase")[0] == ["naive"]
+    # Strictly better wins: a hair below the best candidate publishes the LSTM.
+    better = dict(tie, lstm=0.999)
+    assert selection.choose(_folds({0: tie, 1: better, 2: better}), "mase")[0] == ["lstm"]
