@@ -53,26 +53,20 @@ from tasks.publishing.lineage import LINEAGE_FIELDS
 # Re-exported: readers and the publish's callers keep importing them from the store.
 from tasks.publishing.store_read import _read_view, list_runs, read_current, reading  # noqa: F401
 from tasks.publishing.store_rows import _rows, run_key  # noqa: F401
-from tasks.publishing.store_schema import (  # noqa: F401  public names re-exported
-    _ROW_SCHEMA,
-    _RUN_SCHEMA,
+
+# What the store uses, and (FORECAST_COLUMNS, MODEL, STALE, TS_FORMAT, SCHEMA_VERSION, _version)
+# what its callers keep importing from it.
+from tasks.publishing.store_schema import (  # noqa: F401
     BATCH_SIZE,
-    DEFAULT_MODEL,
-    FORECAST,
     FORECAST_COLUMNS,
-    HORIZON_STEP,
     INTERVAL_COLUMNS,
-    INTERVAL_LEVELS,
     JOURNAL_NAME,
     MODEL,
-    REASON,
     ROW_COLUMNS,
     RUN_COLUMNS,
     SCHEMA_VERSION,
     STALE,
     TS_FORMAT,
-    UNKNOWN,
-    _columns,
     _ensure_schema,
     _version,
     has_table,
