@@ -39,6 +39,7 @@ import polars as pl
 import yaml
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
+from tests.project_copy import fresh_copy, init_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "many_series.json"
@@ -50,19 +51,6 @@ FREQUENCIES = {
     "yearly": {"subset": "yearly", "horizon": 6, "season": 1, "every": "1y"},
     "other": {"subset": "other", "horizon": 8, "season": 1, "every": "1d"},
 }
-# Outputs of the developer's own runs, not part of a fresh clone.
-GENERATED = (
-    "dvc.lock",
-    "metrics",
-    "plots",
-    "published",
-    "models",
-    "data/validated",
-    "data/prepared",
-    "checkpoints",
-    "logs",
-    "reports",
-)
 
 
 def m3_frame(subset: str, every: str, n: int | None = None) -> pl.DataFrame:
@@ -83,40 +71,6 @@ def m3_frame(subset: str, every: str, n: int | None = None) -> pl.DataFrame:
         ).head(y.size)
         parts.append(pl.DataFrame({SERIES_ID: [str(s.sn)] * y.size, TIMESTAMP: stamps, VALUE: y}))
     return pl.concat(parts).sort(SERIES_ID, TIMESTAMP)
-
-
-def project_copy(dest: Path) -> Path:
-    """This project's tracked files in a new git repository, as a fresh clone has them."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    for rel in filter(None, files.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    for rel in GENERATED:
-        path = dest / rel
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    for cmd in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        [
-            "git",
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.com",
-            "commit",
-            "-qm",
-            "copy",
-        ],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
-    return dest
 
 
 def set_data(project: Path, csv: Path, spec: dict) -> None:
@@ -235,7 +189,7 @@ def anchor(frame: pl.DataFrame, spec: dict, n_windows: int, step: int, n_jobs: i
 def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
     spec = FREQUENCIES[name]
     frame = m3_frame(spec["subset"], spec["every"], n)
-    project = project_copy(work / name)
+    project = init_repo(fresh_copy(work / name), "many-series copy")
     csv = project / "data" / "raw" / f"m3_{name}.csv"
     frame.write_csv(csv)
     set_data(project, csv, spec)

@@ -21,6 +21,7 @@ import yaml
 # then: import it now, not inside a test whose captured stderr is closed afterwards.
 from prefect import flow  # noqa: F401
 
+from tests.project_copy import fresh_copy, init_repo
 from tests.waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,35 +111,10 @@ def git_commit(project: Path, message: str) -> None:
 
 
 def make_project(dest: Path) -> Path:
-    """The tracked files of this project, copied into a new git repository with tiny params."""
-    files = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)
-    for rel in filter(None, files.stdout.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    # Stage outputs of the developer's own runs are not part of a fresh clone.
-    for generated in (
-        "dvc.lock",
-        "metrics",
-        "plots",
-        "published",
-        "models",
-        "data/validated",
-        "data/prepared",
-        "checkpoints",
-    ):
-        target = dest / generated
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    """The project's files, copied into a new git repository with tiny params."""
+    fresh_copy(dest)
     update_params(dest, TINY_PARAMS)
-    run(["git", "init", "-q", "-b", "main"], dest)
-    run(["git", "config", "user.email", "test@example.com"], dest)
-    run(["git", "config", "user.name", "test"], dest)
-    git_commit(dest, "project copy")
-    return dest
+    return init_repo(dest)
 
 
 @pytest.fixture
