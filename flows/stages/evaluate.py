@@ -47,6 +47,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     import polars as pl
 
     from tasks.config import auto
+    from tasks.config.auto import is_auto
     from tasks.evaluation.backtest import build_folds, fold_models
     from tasks.evaluation.evaluate import covariates_used, evaluate
     from tasks.evaluation.gate import decide
@@ -63,14 +64,19 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     # `auto` params from the whole series, once: every fold, fit and refit below uses these.
     chosen = auto.resolution(cfg, prepared.lengths)
     run_logger("forecast.evaluate").info("evaluate %s", chosen.describe())
-    cfg = chosen.config
+    validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
+    cfg = candidates_from(chosen.config, validated)
+    if is_auto(chosen.config.evaluate.candidates):
+        chosen.chosen["evaluate.candidates"] = list(cfg.evaluate.candidates)
+        run_logger("forecast.evaluate").info(
+            "evaluate auto: evaluate.candidates %s", ", ".join(cfg.evaluate.candidates)
+        )
     folds = build_folds(prepared, cfg)  # checks the fold geometry before any work
     models = fold_models(folds, cfg, lambda: load_model(p("model")), p("checkpoints") / "backtest")
     result = evaluate(folds, models, cfg, load_champion(load_model))
     result.scores["auto"] = chosen.record()
     # The series too short for the LSTM (prepare kept them out): backtested on the folds they
     # have, published by a candidate, counted in the selection (tasks/evaluation/short.py).
-    validated = pl.read_parquet(p("validated"), columns=["series_id", "timestamp", "value"])
     short = choose_all(values_of(short_series(validated, prepared.series_ids)), cfg)
     result.selection.add_short(short)
     result.scores["selection"] = result.selection.summary(len(folds))
@@ -100,6 +106,17 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         io.write_atomic(p(key), lambda tmp, png=png: tmp.write_bytes(png))
     io.write_json(p("metrics_gate"), decision)
     return {"evaluate": result.scores, "gate": decision}
+
+
+def candidates_from(cfg: Config, validated) -> Config:
+    """`evaluate.candidates: auto` from every series (short ones too) and their shares of
+    zeros (tasks/config/auto.py)."""
+    import polars as pl
+
+    from tasks.config import auto
+
+    zeros = validated.group_by("series_id").agg((pl.col("value") == 0).mean().alias("z"))
+    return auto.with_candidates(cfg, zeros.height, zeros["z"].to_list())
 
 
 def backtest_images(plots: dict) -> dict[str, bytes]:

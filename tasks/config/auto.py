@@ -223,3 +223,36 @@ def get(cfg: Config, key: str):
     """The value of a dotted key of KEYS (`training.epochs`)."""
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
+
+
+# ---------------------------------------------------------------- evaluate.candidates: auto
+BASELINES = ("naive", "seasonal_naive", "drift")
+# statsforecast AutoTheta and AutoETS: on M3 (the tuning set) they carry the mixture on every
+# frequency once there are series enough to choose among them (docs/decisions.md); a single
+# series' two older folds are too little evidence (the bundled series' folds pick Theta, which
+# then loses to the LSTM by far on the latest fold).
+STATISTICAL = ("theta", "ets")
+MIN_SERIES_STATISTICAL = 20
+# ADIDA and TSB (tasks/evaluation/statistical.py): for intermittent demand, added when any
+# series has at least this share of zeros.
+INTERMITTENT = ("adida", "tsb")
+INTERMITTENT_ZERO_SHARE = 0.3
+
+
+def candidates(n_series: int, zero_shares: Sequence[float]) -> tuple[str, ...]:
+    """`evaluate.candidates: auto` for `n_series` series (all of them, short ones included)
+    whose shares of zero values are `zero_shares`."""
+    names = BASELINES
+    if n_series >= MIN_SERIES_STATISTICAL:
+        names += STATISTICAL
+    if any(z >= INTERMITTENT_ZERO_SHARE for z in zero_shares):
+        names += INTERMITTENT
+    return names
+
+
+def with_candidates(cfg: Config, n_series: int, zero_shares: Sequence[float]) -> Config:
+    """`cfg` with `evaluate.candidates: auto` resolved (`candidates`); explicit lists kept."""
+    if not is_auto(cfg.evaluate.candidates):
+        return cfg
+    chosen = candidates(n_series, zero_shares)
+    return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"candidates": chosen})})

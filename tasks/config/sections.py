@@ -358,15 +358,26 @@ class EvaluateConfig(_Section):
     # default is the three baselines; params.yaml adds the statistical ones. Order breaks ties: the
     # earlier one is published.
     # croston, adida, tsb: intermittent demand (series with many zeros).
-    candidates: tuple[
-        Literal["naive", "seasonal_naive", "drift", "ets", "theta", "croston", "adida", "tsb"], ...
-    ] = Field(default=("naive", "seasonal_naive", "drift"), min_length=1)
+    # auto: from the data (tasks/config/auto.py `candidates`): the baselines, plus ets and theta
+    # with many series, plus adida and tsb where series have many zeros.
+    candidates: (
+        tuple[
+            Literal["naive", "seasonal_naive", "drift", "ets", "theta", "croston", "adida", "tsb"],
+            ...,
+        ]
+        | AUTO
+    ) = Field(default=("naive", "seasonal_naive", "drift"), min_length=1)
+    # A series keeps its own best model on the older folds only where that beats the overall
+    # best model by more than this fraction there (tasks/evaluation/shrinkage.py); 0: its own best.
+    choice_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _levels(self) -> EvaluateConfig:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"evaluate.levels holds duplicates: {list(self.levels)}")
-        if len(set(self.candidates)) != len(self.candidates):
+        if not isinstance(self.candidates, str) and len(set(self.candidates)) != len(
+            self.candidates
+        ):
             raise ValueError(f"evaluate.candidates holds duplicates: {list(self.candidates)}")
         return self
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from tasks.config import Config
 from tasks.errors import PipelineError
-from tasks.evaluation import intervals
+from tasks.evaluation import intervals, shrinkage
 from tasks.evaluation.backtest import FoldResult, mean_scores
 from tasks.evaluation.short import ShortChoice
 from tasks.evaluation.short import summary as short_summary
@@ -95,10 +95,15 @@ DEFAULT_CANDIDATES = ("naive", "seasonal_naive", "drift")
 
 
 def choose(
-    results: list[FoldResult], metric: str, candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+    results: list[FoldResult],
+    metric: str,
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
+    margin: float = 0.0,
 ) -> tuple[list[str], list[dict]]:
     """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
-    (never fold 0), and the mean metric of each there (what the choice rests on)."""
+    (never fold 0), and the mean metric of each there (what the choice rests on). With a
+    `margin` (evaluate.choice_margin), a series' own best gives way to the overall best model
+    unless it beats that by more than the margin there (tasks/evaluation/shrinkage.py)."""
     older = [r for r in results if r.fold > 0]
     if not older:
         raise SelectionError("no fold older than the latest to choose on (evaluate.n_windows)")
@@ -119,6 +124,11 @@ def choose(
         chosen = LSTM if means[LSTM] < means[best_other] else best_other
         choices.append(chosen)
         evidence.append({"metric": by, **means})
+    best = shrinkage.overall_best(evidence, names)
+    for s, yields in enumerate(shrinkage.shrink(choices, evidence, best, margin)):
+        if yields:
+            choices[s] = best
+            evidence[s] = {**evidence[s], "overall_best": best}
     return choices, evidence
 
 
@@ -192,6 +202,14 @@ class Selection:
         }
 
 
+def _reason(evidence: dict, older: int) -> str:
+    if "overall_best" in evidence:
+        return (
+            f"overall best on {folds_text(older)} (its own best within evaluate.choice_margin)"
+        )
+    return f"chosen on {folds_text(older)}"
+
+
 def folds_text(n: int) -> str:
     return f"{n} fold{'s' * (n != 1)}"
 
@@ -222,7 +240,7 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
     levels = tuple(cfg.evaluate.levels)
     metric = cfg.gate.metric
     candidates = tuple(cfg.evaluate.candidates)
-    choices, evidence = choose(results, metric, candidates)
+    choices, evidence = choose(results, metric, candidates, cfg.evaluate.choice_margin)
     fold0 = dict(final.scores)  # every scored model, the baselines beside the candidates
     rows = [fold0[c][s] for s, c in enumerate(choices)]
     published: dict = mean_scores(rows)
@@ -257,5 +275,5 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
         latest_fold={name: mean_scores(rows) for name, rows in fold0.items()},
         metric=metric,
         candidates=candidates,
-        reasons=[f"chosen on {folds_text(len(older))}"] * len(choices),
+        reasons=[_reason(e, len(older)) for e in evidence],
     )

@@ -28,7 +28,7 @@ import polars as pl
 
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
-from tasks.evaluation import metrics
+from tasks.evaluation import metrics, shrinkage
 from tasks.evaluation.backtest import mean_scores
 from tasks.evaluation.baselines import forecast_all
 
@@ -165,7 +165,18 @@ def choose_all(
     names = tuple(dict.fromkeys((*candidates, *DEFAULT_ORDER)))  # the defaults' fold 0 too
     values = {sid: np.asarray(v, dtype=np.float64) for sid, v in values.items()}
     scores = fold_scores(values, cfg, names, forecast)
-    return [choose(sid, v.size, scores[sid], cfg) for sid, v in values.items()]
+    chosen = [choose(sid, v.size, scores[sid], cfg) for sid, v in values.items()]
+    # As for the LSTM series: a series' own best gives way to the short series' overall best
+    # unless it beats that by evaluate.choice_margin (tasks/evaluation/shrinkage.py).
+    evidence = [c.evidence for c in chosen]
+    best = shrinkage.overall_best(evidence, candidates)
+    for c, yields in zip(chosen, shrinkage.shrink([c.model for c in chosen], evidence, best,
+                                                  cfg.evaluate.choice_margin), strict=True):  # fmt: skip
+        if yields:
+            c.model = best
+            c.evidence = {**c.evidence, "overall_best": best}
+            c.reason = c.reason.replace("best candidate", "overall best candidate")
+    return chosen
 
 
 def choose_short(sid: str, values: np.ndarray, cfg: Config) -> ShortChoice:
