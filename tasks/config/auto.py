@@ -255,4 +255,5 @@ def with_candidates(cfg: Config, n_series: int, zero_shares: Sequence[float]) ->
     if not is_auto(cfg.evaluate.candidates):
         return cfg
     chosen = candidates(n_series, zero_shares)
-    return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"candidates": chosen})})
+    evaluate = cfg.evaluate.model_copy(update={"candidates": chosen})
+    return cfg.model_copy(update={"evaluate": evaluate})

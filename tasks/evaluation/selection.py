@@ -204,9 +204,7 @@ class Selection:
 
 def _reason(evidence: dict, older: int) -> str:
     if "overall_best" in evidence:
-        return (
-            f"overall best on {folds_text(older)} (its own best within evaluate.choice_margin)"
-        )
+        return f"overall best on {folds_text(older)} (its own best within evaluate.choice_margin)"
     return f"chosen on {folds_text(older)}"
 
 

@@ -170,9 +170,10 @@ def choose_all(
     # unless it beats that by evaluate.choice_margin (tasks/evaluation/shrinkage.py).
     evidence = [c.evidence for c in chosen]
     best = shrinkage.overall_best(evidence, candidates)
-    for c, yields in zip(chosen, shrinkage.shrink([c.model for c in chosen], evidence, best,
-                                                  cfg.evaluate.choice_margin), strict=True):  # fmt: skip
-        if yields:
+    margin = cfg.evaluate.choice_margin
+    yields = shrinkage.shrink([c.model for c in chosen], evidence, best, margin)
+    for c, gives_way in zip(chosen, yields, strict=True):
+        if gives_way:
             c.model = best
             c.evidence = {**c.evidence, "overall_best": best}
             c.reason = c.reason.replace("best candidate", "overall best candidate")
