@@ -1,0 +1,153 @@
+"""How to choose among the statistical candidates per series: the tuning run behind
+`evaluate.candidates: auto` and `evaluate.choice_margin` (tasks/evaluation/shrinkage.py).
+
+On M3 (the tuning set; every series of a frequency long enough for three folds), statsforecast
+`cross_validation` with the pipeline's fold geometry (3 folds, step = tasks/config/auto.py
+`tail_steps`) scores Naive, RandomWalkWithDrift, SeasonalNaive, AutoTheta and AutoETS, and
+three plain means of them. Per series MASE (scale: the seasonal naive's in-sample error before
+each origin). Each strategy chooses on folds 1-2 and is scored on fold 0, which it never sees:
+
+- every single model, for reference;
+- `per_series`: each series' own best on folds 1-2 (choice_margin 0);
+- `global`: the model with the lowest mean over all series on folds 1-2;
+- `shrinkN`: a series keeps its own best only where it beats the global one on its own folds
+  1-2 by more than N (choice_margin N).
+
+    uv run --extra bench python -m benchmarks.choice_margin [--freq yearly,quarterly,other]
+
+Writes benchmarks/results/choice_margin.json. The LSTM is not in it (no network is trained
+here); the pipeline applies the same rule with the LSTM among the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.many_series import FREQUENCIES, m3_frame
+from tasks.config.auto import tail_steps
+from tasks.evaluation.metrics import seasonal_naive_scale
+
+RESULTS = Path(__file__).resolve().parent / "results" / "choice_margin.json"
+SINGLE = ("Naive", "RWD", "SeasonalNaive", "AutoTheta", "AutoETS")
+COMBOS = {
+    "mean_theta_ets": ("AutoTheta", "AutoETS"),
+    "mean_theta_ets_drift": ("AutoTheta", "AutoETS", "RWD"),
+    "mean_all": SINGLE,
+}
+SETS = {
+    "baselines": ("Naive", "RWD", "SeasonalNaive"),
+    "baselines_theta_ets": SINGLE,
+    "with_means": SINGLE + tuple(COMBOS),
+}
+MARGINS = (0.05, 0.1, 0.2)
+
+
+def fold_scores(freq: str) -> tuple[pd.DataFrame, dict]:
+    """Per (series, fold) the MASE of every model and mean; fold 0 = the latest origin."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import (
+        AutoETS,
+        AutoTheta,
+        Naive,
+        RandomWalkWithDrift,
+        SeasonalNaive,
+    )
+
+    spec = FREQUENCIES[freq]
+    h, m = spec["horizon"], spec["season"]
+    step = tail_steps(m, h)
+    frame = m3_frame(spec["subset"], spec["every"]).to_pandas()
+    frame = frame.rename(columns={"series_id": "unique_id", "timestamp": "ds", "value": "y"})
+    frame["ds"] = frame.groupby("unique_id").cumcount()  # integer steps: any calendar
+    lengths = frame.groupby("unique_id").size()
+    need = h + 2 * step + max(2 * m, 4)  # a season or two of history before the oldest origin
+    frame = frame[frame.unique_id.isin(lengths[lengths >= need].index)]
+    models = [
+        Naive(),
+        RandomWalkWithDrift(),
+        SeasonalNaive(season_length=m),
+        AutoTheta(season_length=m),
+        AutoETS(season_length=m),
+    ]
+    started = time.perf_counter()
+    sf = StatsForecast(models=models, freq=1, n_jobs=os.cpu_count() or 1)
+    cv = sf.cross_validation(df=frame, h=h, n_windows=3, step_size=step)
+    seconds = time.perf_counter() - started
+    cv = cv.reset_index() if "unique_id" not in cv.columns else cv
+    cv = cv.rename(columns={"RandomWalkWithDrift": "RWD"})
+    history = {u: g.y.to_numpy() for u, g in frame.groupby("unique_id")}
+    rows = []
+    for (uid, cutoff), g in cv.groupby(["unique_id", "cutoff"]):
+        insample = history[uid][: int(cutoff) + 1]
+        scale = seasonal_naive_scale(insample, m if insample.size > m else 1)
+        if not scale > 0:
+            continue  # a constant history: MASE undefined
+        actual = g.y.to_numpy()
+        preds = {name: g[name].to_numpy() for name in SINGLE}
+        preds |= {c: np.mean([preds[p] for p in parts], axis=0) for c, parts in COMBOS.items()}
+        row = {"series": uid, "cutoff": int(cutoff)}
+        row |= {k: float(np.mean(np.abs(actual - v)) / scale) for k, v in preds.items()}
+        rows.append(row)
+    scores = pd.DataFrame(rows)
+    scores["fold"] = scores.groupby("series").cutoff.rank(ascending=False).astype(int) - 1
+    scores = scores[scores.groupby("series").fold.transform("count") == 3]
+    info = {"horizon": h, "season_length": m, "step": step, "cv_seconds": round(seconds, 1)}
+    return scores, info | {"series": int(scores.series.nunique())}
+
+
+def strategies(scores: pd.DataFrame, names: tuple[str, ...]) -> dict:
+    """Mean fold-0 MASE of each model and each way of choosing among `names`."""
+    wide = scores.pivot(index="series", columns="fold", values=list(names))
+    fold0 = pd.DataFrame({n: wide[n][0] for n in names})
+    older = pd.DataFrame({n: (wide[n][1] + wide[n][2]) / 2 for n in names})
+    out = {n: float(fold0[n].mean()) for n in names}
+    own = older.idxmin(axis=1)
+    out["per_series"] = float(np.mean([fold0.at[s, own[s]] for s in fold0.index]))
+    best = older.mean().idxmin()
+    out["global"] = float(fold0[best].mean())
+    out["global_model"] = best
+    for margin in MARGINS:
+        keep = [own[s] if older.at[s, own[s]] < (1 - margin) * older.at[s, best] else best
+                for s in fold0.index]  # fmt: skip
+        out[f"shrink{margin:g}"] = float(
+            np.mean([fold0.at[s, k] for s, k in zip(fold0.index, keep, strict=True)])
+        )  # noqa: E501
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--freq", default="yearly,quarterly,other")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results = {}
+    for freq in args.freq.split(","):
+        scores, info = fold_scores(freq)
+        results[freq] = info | {k: strategies(scores, v) for k, v in SETS.items()}
+        for name, row in results[freq].items():
+            if isinstance(row, dict):
+                figures = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
+                print(f"[{freq}] {name}: {figures} (global: {row['global_model']})")
+    doc = {
+        "benchmark": "choice_margin",
+        "date": date.today().isoformat(),
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "metric": "mean MASE on fold 0 (M3's last horizon), chosen on folds 1-2",
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
