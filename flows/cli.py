@@ -84,6 +84,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
 
     cfg = load_config(args.params)  # bad params: exit 2 before Prefect starts
+    from tasks.ingest.preflight import check_header
+
+    check_header(cfg)  # the source's columns vs data.columns: exit 2 before Prefect starts
     if cfg.publish.url:  # an unreachable store: exit 2 before any stage works
         from tasks.publishing.db import check_reachable, from_config
 
@@ -318,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {err}", file=sys.stderr)
         return GATE_REFUSED
     except (PipelineError, BadInput, FileNotFoundError) as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
+        if hasattr(err, "block"):  # what, where, fix apart (tasks.errors.SourceMismatch)
+            print(f"{PROG}: bad input, nothing was run (exit {BAD_INPUT})", file=sys.stderr)
+            print(err.block(), file=sys.stderr)
+        else:
+            print(f"{PROG}: {err}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         return 130

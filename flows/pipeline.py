@@ -313,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.publishing.transaction import user_error
 
     try:
+        from tasks.ingest.preflight import check_header
+
+        # Bad params or a source whose columns do not fit: before a Prefect server starts.
+        check_header(load_config(args.params))
         # Without a Prefect server configured: a temporary one that dies with this process.
         with prefect_api():
             summary = pipeline(params=args.params, force=args.force, version=args.version)

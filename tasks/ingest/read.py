@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
-from tasks.errors import DataSourceError
+from tasks.errors import DataSourceError, SourceMismatch
 from tasks.ingest import sources
 from tasks.ingest.schema import TIMESTAMP_DTYPE
 from tasks.textfmt import clip
@@ -83,16 +83,17 @@ def map_columns(
     if missing:
         moved = any(v not in (None, k) for k, v in names.items())
         say = ", ".join(f"{names[k]} (data.columns.{k})" if moved else names[k] for k in missing)
-        raise DataSourceError(
-            f"{where}: missing required column(s) {say}; found columns: "
-            f"{', '.join(clip(c) for c in frame.columns) or '(none)'}. Fix: {FIX}"
+        found = ", ".join(clip(c) for c in frame.columns) or "(none)"
+        raise SourceMismatch(
+            f"missing required column(s) {say}; found columns: {found}", where, FIX
         )
     clash = [k for k, v in wanted.items() if v != k and k in have]
     if clash:
-        raise DataSourceError(
-            f"{where}: column(s) {', '.join(clash)} are in the file, but data.columns takes "
-            f"{', '.join(f'{k} from {wanted[k]}' for k in clash)}; rename or drop the file's "
-            f"{', '.join(clash)} column"
+        raise SourceMismatch(
+            f"column(s) {', '.join(clash)} are in the file, but data.columns takes "
+            f"{', '.join(f'{k} from {wanted[k]}' for k in clash)}",
+            where,
+            f"rename or drop the file's {', '.join(clash)} column",
         )
     out = frame.rename({v: k for k, v in wanted.items() if v != k})
     if one_series:
