@@ -117,8 +117,9 @@ def test_a_pipeline_the_gate_refuses_exits_3_and_its_report_says_why(
     refused = forecast(["pipeline", "--json"], project, env=prefect_env)
     assert refused.returncode == 3, refused.stderr[-3000:]
     assert "NOT PUBLISHED" in refused.stderr and refused.stdout == ""
-    # The flow's end hook wrote the report of this run: the refusal and every check.
+    # The flow's end hook wrote the report of this run: the refusal first, and every check.
     page = (project / "reports/run.html").read_text()
     assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
+    assert "outcome-gate_refused" in page and "Still published: an earlier run" in page
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"] == before["run"]
