@@ -30,6 +30,8 @@ def test_help_lists_every_user_action_and_the_exit_codes(project: Path):
     for command in [*COMMANDS, "runs list", "runs restore", "runs rollback"]:
         shown = forecast([*command.split(), "--help"], project, check=True).stdout
         assert shown.startswith(f"usage: forecast {command} "), shown[:200]
+        # Users' words: the command they typed, no module or internal file (issue 24.5).
+        assert "python -m" not in shown and ".py" not in shown, (command, shown)
     # The modules' own entry points are unchanged (dvc.yaml runs `python -m flows.stages`).
     plain = run([sys.executable, "-m", "flows.published", "--help"], project, env=base_env())
     assert plain.stdout.startswith("usage: python -m flows.published ")
