@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.config import Config
+from tasks.errors import DataSourceError, SourceMismatch
 from tasks.ingest import sources
 from tasks.ingest.covariate_checks import check_columns
 from tasks.ingest.read import map_columns
@@ -46,14 +47,25 @@ def _names(path: Path) -> list[str]:
 
 
 def check_header(cfg: Config, path: str | Path | None = None) -> None:
-    """Raise SourceMismatch (tasks.errors; a DataSourceError naming the covariates) when the
-    source's columns do not fit data.columns and data.covariates."""
+    """Raise SourceMismatch (tasks.errors: what, where, the fix) when the source's columns do not
+    fit data.columns and data.covariates."""
     path = Path(cfg.data.path if path is None else path)
     union: dict[str, None] = {}
     for origin, names in header_names(path, cfg.data.source):
         frame = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
         mapped = map_columns(frame, cfg.data.columns.mapping(), origin, single=path.stem)
         union.update(dict.fromkeys(mapped.columns))
-    if union:
+    if not union:
+        return
+    try:
         # Names only: every type passes here (ingest checks the types on the data).
-        check_columns(pl.Schema(dict.fromkeys(union, pl.Float64)), cfg, f"data.path ({path})")
+        check_columns(pl.Schema(dict.fromkeys(union, pl.Float64)), cfg, "")
+    except DataSourceError as err:
+        what = str(err).removeprefix(": covariates: ")
+        raise SourceMismatch(f"covariates: {what}", f"{path} (data.path)", COVARIATE_FIX) from None
+
+
+COVARIATE_FIX = (
+    "list each extra column under data.covariates.past, .future or .static in params.yaml "
+    "(or drop it from the file); remove declared covariates the file does not have"
+)

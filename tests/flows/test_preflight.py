@@ -43,11 +43,10 @@ def test_a_source_that_does_not_fit_stops_before_prefect_starts(project, header,
     err = result.stderr
     assert "Traceback" not in err and STARTS_PREFECT not in err
     assert what in err and SOURCE in err
-    if columns is None or "missing" in what:
-        assert err.startswith("forecast: bad input, nothing was run (exit 2)\n  what:  ")
-        assert "\n  where: " in err and "\n  fix:   set data.columns in params.yaml" in err
-    else:
-        assert "data.covariates" in err  # the fix: declare it, or drop it
+    assert err.startswith("forecast: bad input, nothing was run (exit 2)\n  what:  ")
+    assert "\n  where: " in err and "\n  fix:   " in err
+    fix = "set data.columns in params.yaml" if "missing" in what else "data.covariates.past"
+    assert f"\n  fix:   {fix}" in err or fix in err.split("\n  fix:   ")[1]
     assert not (project / "data/validated/series.parquet").exists()  # ingest never ran
 
 
