@@ -96,8 +96,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     # Without PREFECT_API_URL: a temporary server tied to this process, waited for while it
     # works (Prefect's own 20 s start-up limit failed the quick start on a busy machine).
-    with _stdout_to_stderr(args.json), prefect_api():
-        summary = pipeline(params=args.params, force=args.force, version=args.version)
+    try:
+        with _stdout_to_stderr(args.json), prefect_api():
+            summary = pipeline(params=args.params, force=args.force, version=args.version)
+    except Exception:
+        _print_progress()  # the stage summary on every exit code, on stderr (stdout: --json)
+        raise
     if args.json:
         _print_json(summary)
         return OK
@@ -106,6 +110,22 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"{r['stage']:>9}: {state}")
     print(summary["message"])
     return OK
+
+
+def _print_progress() -> None:
+    """Which stages got done before the run stopped, which one stopped it, which never ran."""
+    from flows.outcome import PROGRESS
+    from flows.registry import stages
+
+    done, current = PROGRESS.get("done") or [], PROGRESS.get("current")
+    for stage in stages():
+        if stage.name in done:
+            state = "done (ran, or unchanged)"
+        elif stage.name == current:
+            state = "FAILED (the reason follows)"
+        else:
+            state = "not run"
+        print(f"{stage.name:>9}: {state}", file=sys.stderr)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:

@@ -123,5 +123,7 @@ def test_a_pipeline_the_gate_refuses_exits_3_and_its_report_says_why(
     page = (project / "reports/run.html").read_text()
     assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
     assert "outcome-gate_refused" in page and "Still published: an earlier run" in page
+    # The stage summary, also on exit 3 (issue 24.5).
+    assert " evaluate: done" in refused.stderr and "  publish: FAILED" in refused.stderr
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"] == before["run"]
