@@ -19,8 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 # `forecast export --help`: for users (the module docstring is for developers).
 HELP = """Export the shipped model to TFLite and check it against the Keras model.
 
@@ -71,6 +69,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
               "through evaluate first, which trains and refits the shipped model: dvc repro "
               "evaluate)", file=sys.stderr)  # fmt: skip
         return 2
+
+    import numpy as np
 
     from tasks.features.prepare import Prepared
     from tasks.model.export import export_tflite, predict_tflite
