@@ -1,18 +1,20 @@
 """A short markdown table of the benchmark results: one row per benchmarks/results/*.json.
 
     python -m benchmarks.summary                  # print the table
-    python -m benchmarks.summary --write-readme   # also put it in README.md between the markers
+    python -m benchmarks.summary --write-readme   # also put it in benchmarks/README.md
 
 Each known result file gets its 2-4 headline figures; any other file gets its first top-level
 numbers. The date is the one the file records, else that of the commit that last changed it.
-The figures themselves stay in the JSON files: the README carries only this table, between
-`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->`.
+The figures themselves stay in the JSON files: benchmarks/README.md carries only this table,
+between `<!-- benchmarks:start -->` and `<!-- benchmarks:end -->`, beside the benchmarks' prose
+(the project's README links to it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from statistics import mean
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+README = ROOT / "benchmarks" / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 DATE_KEYS = ("date", "run_date", "generated_at", "finished_at", "started_at", "timestamp")
 
@@ -294,7 +296,8 @@ def date_of(d: object, path: Path) -> str:
     return done.stdout.strip() or "-"
 
 
-def row(path: Path) -> str:
+def row(path: Path, base: Path = README.parent) -> str:
+    """One table row; the link relative to `base`, the folder of the file the table goes in."""
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -303,12 +306,12 @@ def row(path: Path) -> str:
         text = HEADLINES[path.stem](d) if path.stem in HEADLINES else generic(d)
     except (KeyError, IndexError, TypeError, ValueError, StopIteration):
         text = generic(d)  # a known file whose layout changed
-    link = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+    link = Path(os.path.relpath(path, base)).as_posix() if path.is_relative_to(ROOT) else path.name
     return f"| [{path.stem}]({link}) | {date_of(d, path)} | {text} |"
 
 
-def table(results: Path = RESULTS) -> str:
-    rows = [row(p) for p in sorted(results.glob("*.json"))]
+def table(results: Path = RESULTS, base: Path = README.parent) -> str:
+    rows = [row(p, base) for p in sorted(results.glob("*.json"))]
     return "\n".join(["| benchmark | date | headline figures |", "|---|---|---|", *rows])
 
 
@@ -327,10 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of *.json")
-    parser.add_argument("--write-readme", action="store_true", help="update the README block")
+    parser.add_argument("--write-readme", action="store_true", help="update the block in --readme")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
-    text = table(args.results.resolve())
+    text = table(args.results.resolve(), args.readme.resolve().parent)
     print(text)
     if args.write_readme:
         write_readme(text, args.readme)

@@ -84,6 +84,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
 
     cfg = load_config(args.params)  # bad params: exit 2 before Prefect starts
+    from tasks.ingest.preflight import check_header
+
+    check_header(cfg)  # the source's columns vs data.columns: exit 2 before Prefect starts
     if cfg.publish.url:  # an unreachable store: exit 2 before any stage works
         from tasks.publishing.db import check_reachable, from_config
 
@@ -93,8 +96,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     # Without PREFECT_API_URL: a temporary server tied to this process, waited for while it
     # works (Prefect's own 20 s start-up limit failed the quick start on a busy machine).
-    with _stdout_to_stderr(args.json), prefect_api():
-        summary = pipeline(params=args.params, force=args.force, version=args.version)
+    try:
+        with _stdout_to_stderr(args.json), prefect_api():
+            summary = pipeline(params=args.params, force=args.force, version=args.version)
+    except Exception:
+        _print_progress()  # the stage summary on every exit code, on stderr (stdout: --json)
+        raise
     if args.json:
         _print_json(summary)
         return OK
@@ -103,6 +110,22 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"{r['stage']:>9}: {state}")
     print(summary["message"])
     return OK
+
+
+def _print_progress() -> None:
+    """Which stages got done before the run stopped, which one stopped it, which never ran."""
+    from flows.outcome import PROGRESS
+    from flows.registry import stages
+
+    done, current = PROGRESS.get("done") or [], PROGRESS.get("current")
+    for stage in stages():
+        if stage.name in done:
+            state = "done (ran, or unchanged)"
+        elif stage.name == current:
+            state = "FAILED (the reason follows)"
+        else:
+            state = "not run"
+        print(f"{stage.name:>9}: {state}", file=sys.stderr)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -318,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {err}", file=sys.stderr)
         return GATE_REFUSED
     except (PipelineError, BadInput, FileNotFoundError) as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
+        if hasattr(err, "block"):  # what, where, fix apart (tasks.errors.SourceMismatch)
+            print(f"{PROG}: bad input, nothing was run (exit {BAD_INPUT})", file=sys.stderr)
+            print(err.block(), file=sys.stderr)
+        else:
+            print(f"{PROG}: {err}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         return 130

@@ -23,6 +23,17 @@ import sys
 from tasks.config import DEFAULT_PARAMS, Config, load_config
 from tasks.errors import PipelineError
 
+# `forecast serve --help`: for users (the module docstring is for developers).
+HELP = """Serve the pipeline as a scheduled Prefect deployment, from this process and checkout.
+
+    prefect server start --host 127.0.0.1          # in one shell
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    forecast serve [--cron CRON]                   # runs on orchestration.cron
+
+One run at a time (orchestration.on_overlap: enqueue or cancel). A run now, besides the
+schedule: `prefect deployment run forecast-pipeline/scheduled`.
+"""
+
 
 def build_deployment(cfg: Config, params: str, cron: str | None = None):
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -51,10 +62,12 @@ def build_deployment(cfg: Config, params: str, cron: str | None = None):
 def main(argv: list[str] | None = None, prog: str = "python -m flows.deploy") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=__doc__,
+        description=HELP if prog.startswith("forecast") else __doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument(
+        "--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)"
+    )
     parser.add_argument("--cron", help="override orchestration.cron (e.g. for a trial)")
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):

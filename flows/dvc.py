@@ -10,6 +10,7 @@ uncaught LockError after 3 s.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,7 @@ def call(root: Path, fn):
     lockfile = Path(root) / ".dvc" / "tmp" / "lock"
     while True:
         try:
-            with open_repo(root) as repo:
+            with open_repo(root) as repo, _quiet_dvc():
                 lockfile = Path(repo.lock.lockfile)
                 return fn(repo)
         except LockError:  # after DVC's own 3 s of retries
@@ -50,6 +51,20 @@ def call(root: Path, fn):
                     f"DVC's lock {lockfile} is still held by {describe_dvc_holder(lockfile)} "
                     f"after {timeout_s():g} s; if that process is hung, stop it"
                 ) from None
+
+
+@contextlib.contextmanager
+def _quiet_dvc() -> Iterator[None]:
+    """DVC's INFO lines ("Updating lock file 'dvc.lock'") off stdout while it works for the
+    pipeline: importing dvc sends its INFO to stdout, where `forecast pipeline` prints its own
+    summary (`--json`: the one JSON document). Its warnings and errors still go to stderr."""
+    dvc_log = logging.getLogger("dvc")
+    saved = dvc_log.level
+    dvc_log.setLevel(max(saved, logging.WARNING))
+    try:
+        yield
+    finally:
+        dvc_log.setLevel(saved)
 
 
 def stage_changed(stage: str, root: Path = Path(".")) -> bool:

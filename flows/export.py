@@ -19,7 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+# `forecast export --help`: for users (the module docstring is for developers).
+HELP = """Export the shipped model to TFLite and check it against the Keras model.
+
+    forecast export [--quantize] [--model models/model_full.keras] [--out ...tflite]
+
+Forecasts every series' last window with both models and prints the largest difference; exits 1
+if it exceeds --tolerance (default 1e-4 float, 2e-2 quantized), 2 when the model or the prepared
+data is missing (run the pipeline first). By default the model publish forecasts with;
+`--model models/model.keras` exports the train stage's.
+"""
 
 FLOAT_TOLERANCE = 1e-4  # scaled units: float32 TFLite kernels vs Keras (fused ops reorder sums)
 QUANTIZED_TOLERANCE = 2e-2  # dynamic-range int8 weights
@@ -29,7 +38,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
     from tasks import catalog
 
     p = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=prog,
+        description=HELP if prog.startswith("forecast") else __doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -58,6 +69,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.export") ->
               "through evaluate first, which trains and refits the shipped model: dvc repro "
               "evaluate)", file=sys.stderr)  # fmt: skip
         return 2
+
+    import numpy as np
 
     from tasks.features.prepare import Prepared
     from tasks.model.export import export_tflite, predict_tflite

@@ -17,11 +17,12 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import polars as pl
+from tasks.config import DEFAULT_PARAMS
 
-from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.errors import PipelineError
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def realized_runs(
@@ -34,6 +35,8 @@ def realized_runs(
 ) -> pl.DataFrame:
     """One row per scored run, oldest publish first: its realized scores, the backtest's
     `expected` figure of `metric`, the limit and whether it is degraded (null: no figure)."""
+    import polars as pl
+
     from tasks.monitoring.analysis import Realized, degraded
 
     empty = pl.DataFrame()
@@ -60,20 +63,29 @@ def realized_runs(
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m flows.monitoring") -> int:
-    from tasks.monitoring.store import read_expectations, read_scores
-    from tasks.publishing.db import from_config, locate
-    from tasks.publishing.store import list_runs
-
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog,
+        description=__doc__.replace("python -m flows.monitoring", prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument(
+        "--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)"
+    )
     parser.add_argument(
         "--store", help="a SQLite file or database URL (default: publish.url / publish.store)"
     )
     parser.add_argument("--series", action="store_true", help="per run and series")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
+    # Imported after parsing: `--help` answers without loading polars and the store.
+    import polars as pl
+
+    from tasks.config import load_config
+    from tasks.errors import PipelineError
+    from tasks.monitoring.store import read_expectations, read_scores
+    from tasks.publishing.db import from_config, locate
+    from tasks.publishing.store import list_runs
+
     try:
         cfg = load_config(args.params)
         store = locate(args.store) if args.store else from_config(cfg)

@@ -366,13 +366,28 @@ def launch(args: argparse.Namespace) -> int:
     return 0
 
 
+# `forecast multiworker --help`: for users (the module docstring is for developers).
+HELP = """Train with several worker processes (MultiWorkerMirroredStrategy) on this host.
+
+    forecast multiworker --workers 2     # default: training.workers in params.yaml
+
+Writes the train stage's outputs (models/model.keras, metrics/train.json) once every worker
+succeeded; on a failure the previous outputs stay. Several hosts: docs/scale.md.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     from tasks import catalog
     from tasks.config import DEFAULT_PARAMS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    user = sys.argv[0].startswith("forecast")  # `forecast multiworker` (flows/cli.py)
+    p = argparse.ArgumentParser(
+        description=HELP if user else __doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--workers", type=int, default=None, help="default: training.workers")
-    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    p.add_argument(
+        "--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)"
+    )
     p.add_argument("--prepared", type=Path, default=catalog.path("prepared"))
     p.add_argument("--scaler", type=Path, default=catalog.path("scaler"))
     p.add_argument("--model", type=Path, default=catalog.path("model"))

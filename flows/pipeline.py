@@ -38,6 +38,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed
 
+from flows import outcome
 from flows.dvc import record_stage, stage_changed
 from flows.registry import by_name, stages
 from flows.repolock import repository_lock
@@ -220,6 +221,7 @@ def _model_version() -> str | None:
 def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
     """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
     logger = get_run_logger()
+    outcome.start_run()  # the progress the end hooks' run report reads (flows/outcome.py)
     params = params_inside_repository(params)
     cfg = load_config(params)  # bad params stop the run before any stage does work
     check_dvc_yaml(cfg)
@@ -228,7 +230,9 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     with repository_lock("pipeline run", logger=logger):
         recover_publish(logger)
         for stage in stages():
+            outcome.stage_started(stage.name)
             results.append(stage_task(stage, cfg)(stage.name, params, force))
+            outcome.stage_done(stage.name)
             if stage.ui_artifacts:
                 stage.ui_artifacts(cfg, f"data {md5[:8]}, model {_model_version()}")
         ran = [r["stage"] for r in results if not r["skipped"]]
@@ -313,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.publishing.transaction import user_error
 
     try:
+        from tasks.ingest.preflight import check_header
+
+        # Bad params or a source whose columns do not fit: before a Prefect server starts.
+        check_header(load_config(args.params))
         # Without a Prefect server configured: a temporary one that dies with this process.
         with prefect_api():
             summary = pipeline(params=args.params, force=args.force, version=args.version)

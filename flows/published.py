@@ -16,15 +16,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+from tasks.config import DEFAULT_PARAMS
 
-from tasks.config import DEFAULT_PARAMS, load_config
-from tasks.errors import PipelineError
+if TYPE_CHECKING:
+    import polars as pl
 
 # The model that produced each row and why (a short series: which candidate, on how many folds).
 SHOWN = ("series_id", "timestamp", "horizon_step", "forecast", "lo_80", "hi_80", "lo_95", "hi_95",
          "model", "reason")  # fmt: skip
+# `--runs` as text: the columns that fit 100 characters (--json: every column of RUN_SHOWN).
+RUN_TEXT = ("publish_seq", "run_key", "model_version", "published_at", "trained_through", "n_rows")
 RUN_SHOWN = (
     "publish_seq",
     "run_key",
@@ -56,11 +59,15 @@ def describe_run(current: pl.DataFrame) -> str:
 
 def as_json(frame: pl.DataFrame) -> list[dict]:
     """Rows as JSON-ready dicts (timestamps as ISO 8601 text)."""
+    import polars as pl
+
     temporal = [c for c, t in frame.schema.items() if t.is_temporal()]
     return frame.with_columns(pl.col(temporal).dt.to_string("%Y-%m-%dT%H:%M:%S")).to_dicts()
 
 
 def current_json(current: pl.DataFrame) -> dict:
+    import polars as pl
+
     run = {c: current[c][0] for c in RUN_SHOWN if c in current.columns} if current.height else {}
     shown = [c for c in SHOWN if c in current.columns]
     return {
@@ -72,14 +79,14 @@ def current_json(current: pl.DataFrame) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m flows.published") -> int:
-    from tasks.publishing.store import list_runs, read_current
-
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=__doc__,
+        description=__doc__.replace("python -m flows.published", prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument(
+        "--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)"
+    )
     parser.add_argument(
         "--store", help="a SQLite file or database URL (default: publish.url / publish.store)"
     )
@@ -89,17 +96,29 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.published")
     parser.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
     parser.add_argument("--json", action="store_true", help="print JSON (every row) instead")
     args = parser.parse_args(argv)
-    try:
-        from tasks.publishing.db import from_config, locate
+    # Imported after parsing: `--help` answers without loading polars and the store.
+    import polars as pl
 
+    from tasks.config import load_config
+    from tasks.errors import PipelineError
+    from tasks.publishing.db import from_config, locate
+    from tasks.publishing.store import list_runs, read_current
+
+    try:
         store = locate(args.store) if args.store else from_config(load_config(args.params))
         if args.runs:
             runs = list_runs(store)
             if args.json:
                 print(json.dumps(as_json(runs.select(RUN_SHOWN)), indent=2, default=str))
                 return 0
-            with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=200):
-                print(runs.select(RUN_SHOWN))
+            shown = runs.select(RUN_TEXT).with_columns(
+                pl.col("run_key").str.slice(0, 12),
+                pl.col("published_at").cast(pl.String).str.slice(0, 19),
+            )
+            with pl.Config(
+                tbl_rows=-1, tbl_cols=-1, tbl_width_chars=100, tbl_hide_dataframe_shape=True
+            ):
+                print(shown)
             return 0
         current = read_current(store)
     except (FileNotFoundError, PipelineError) as err:

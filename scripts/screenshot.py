@@ -2,9 +2,10 @@
 
     ./run.sh python scripts/screenshot.py [--params params.yaml] [--out docs/report.png]
 
-Renders the report of this checkout's current outputs (flows/report.py: the last evaluation,
-the published forecasts) into a temp file, opens it in headless Chromium (tests/ui/chromium.py)
-and saves the page as a PNG. Run it after a pipeline run; the tests never write docs/.
+Opens the report the last pipeline run wrote (reports/run.html: its outcome first), or with
+--on-demand renders the report of this checkout's current outputs (flows/report.py) into a temp
+file, in headless Chromium (tests/ui/chromium.py) and saves the page as a PNG. Run it after a
+pipeline run; the tests never write docs/.
 """
 
 from __future__ import annotations
@@ -29,12 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "report.png")
+    parser.add_argument(
+        "--on-demand", action="store_true", help="render the outputs on disk, not the run's report"
+    )
     args = parser.parse_args(argv)
     if chromium.missing():
         print(f"{chromium.missing()} not installed: apt-get install chromium chromium-driver")
         return 2
     with tempfile.TemporaryDirectory(prefix="report-shot-") as tmp:
-        report, data = write_report(load_config(args.params), Path(tmp) / "run.html")
+        ran = ROOT / "reports" / "run.html"
+        if ran.exists() and not args.on_demand:
+            report, shown = ran, "the last run's report"
+        else:
+            report, data = write_report(load_config(args.params), Path(tmp) / "run.html")
+            shown = f"report with {len(data.charts)} charts, series {data.series_shown}"
         browser = chromium.driver(Path(tmp) / "profile", WIDTH, 1000)
         try:
             browser.get(report.as_uri())
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             browser.save_screenshot(str(args.out))
         finally:
             browser.quit()
-    print(f"wrote {args.out}: report with {len(data.charts)} charts, series {data.series_shown}")
+    print(f"wrote {args.out}: {shown}")
     return 0
 
 

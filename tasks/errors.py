@@ -25,6 +25,19 @@ class SourceUnavailable(DataSourceError):
     not Parquet, columns missing) is a plain DataSourceError: retrying cannot fix it."""
 
 
+class SourceMismatch(DataSourceError):
+    """The source's columns do not match params.yaml (data.columns, data.covariates). Found from
+    the header alone, before any stage runs; says what, where and the fix apart, so that the
+    command line can print them as one block."""
+
+    def __init__(self, what: str, where: str, fix: str):
+        super().__init__(f"{where}: {what}. Fix: {fix}")
+        self.what, self.where, self.fix = what, where, fix
+
+    def block(self) -> str:
+        return f"  what:  {self.what}\n  where: {self.where}\n  fix:   {self.fix}"
+
+
 class DataValidationError(DataError):
     """Rows failed validation; `failures` holds one row per failing (check, row)."""
 

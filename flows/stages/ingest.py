@@ -11,7 +11,8 @@ from tasks.errors import SourceUnavailable
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
     from tasks.ingest import future_rows, ingest, read_source, summarize
 
-    source = read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone)
+    columns = cfg.data.columns.mapping()
+    source = read_source(STAGE.path("raw", cfg), cfg.data.source, cfg.data.timezone, columns)
     result = ingest(source, cfg)
     del source
     future_path = STAGE.path("future_raw", cfg) if cfg.data.future_path else None

@@ -17,11 +17,10 @@ import yaml
 from pydantic import PrivateAttr, ValidationError, model_validator
 
 from tasks.config import auto
+from tasks.config.data import ColumnsConfig, CovariatesConfig, DataConfig
 from tasks.config.sections import (
     DEFAULT_PARAMS,
     ENV_VAR,
-    CovariatesConfig,
-    DataConfig,
     EvaluateConfig,
     ForecastConfig,
     GateConfig,
@@ -43,6 +42,7 @@ MIN_HISTORY = 1
 __all__ = [
     "DEFAULT_PARAMS",
     "ENV_VAR",
+    "ColumnsConfig",
     "Config",
     "CovariatesConfig",
     "DataConfig",

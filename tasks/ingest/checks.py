@@ -12,6 +12,7 @@ import re
 import pandera.polars as pa
 import polars as pl
 
+from tasks import timegrid
 from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import BOOKKEEPING, RAW_TIMESTAMP, RAW_VALUE, ROW, SOURCE
@@ -173,13 +174,15 @@ def series_grid(keyed: pl.DataFrame, frequency: str) -> pl.DataFrame:
     """Every (SID, timestamp) a regular series would have: first to last, every `frequency`.
 
     Anchored at each series' first timestamp; month-like steps use calendar arithmetic, so
-    "1mo" from 1949-01-01 gives the first of every month. Columns SID, lo, timestamp.
+    "1mo" from 1949-01-01 gives the first of every month, and month-end data keeps to month ends
+    (tasks.timegrid). Columns SID, lo, timestamp.
     """
+    ts = pl.col(TIMESTAMP)
     bounds = keyed.group_by(SID, maintain_order=True).agg(
-        lo=pl.col(TIMESTAMP).min(), hi=pl.col(TIMESTAMP).max()
+        lo=ts.min(), hi=ts.max(), _end=timegrid.month_end_anchor(ts)
     )
-    steps = pl.datetime_ranges("lo", "hi", frequency, time_unit="us").alias(TIMESTAMP)
-    return bounds.select(SID, "lo", steps).explode(TIMESTAMP)
+    steps = timegrid.ranges(pl.col("lo"), pl.col("hi"), frequency, pl.col("_end"))
+    return bounds.select(SID, "lo", steps.alias(TIMESTAMP)).explode(TIMESTAMP)
 
 
 def series_failures(

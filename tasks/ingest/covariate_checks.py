@@ -9,16 +9,16 @@ they quarantine a series like a bad value does.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import polars as pl
 
+from tasks import timegrid
 from tasks.columns import KEY, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.errors import DataSourceError, DataValidationError
 from tasks.ingest import sources
-from tasks.ingest.read import RAW_TIMESTAMP, coerce
+from tasks.ingest.read import RAW_TIMESTAMP, coerce, map_columns
 from tasks.ingest.schema import TIMESTAMP_DTYPE, covariate_columns
 from tasks.textfmt import clip
 from tasks.timefmt import iso
@@ -98,22 +98,19 @@ def check_static(frame: pl.DataFrame, cfg: Config) -> None:
 
 
 # ------------------------------------------------------------------------------ future file
-def offset_steps(last: pl.Expr, steps: pl.Expr, frequency: str) -> pl.Expr:
-    """`last` moved `steps` steps of `frequency` (calendar-aware: "1mo" after Jan 31 is Feb 28,
-    as tasks.publishing.forecasts.future_timestamps stamps the forecasts)."""
-    n, unit = re.fullmatch(r"(\d+)(\D+)", frequency).groups()
-    return last.dt.offset_by(pl.format("{}" + unit, steps * int(n)))
-
-
 def horizon_grid(frame: pl.DataFrame, horizon: int, frequency: str) -> pl.DataFrame:
-    """series_id, timestamp of the `horizon` steps after each series' last observation."""
-    last = frame.group_by(SERIES_ID).agg(pl.col(TIMESTAMP).max().alias("_last"))
+    """series_id, timestamp of the `horizon` steps after each series' last observation, keeping
+    the series' anchor as the forecasts do (tasks.timegrid, month ends stay month ends)."""
+    ts = pl.col(TIMESTAMP)
+    last = frame.group_by(SERIES_ID).agg(
+        ts.max().alias("_last"), timegrid.month_end_anchor(ts).alias("_end")
+    )
     steps = pl.DataFrame({"_h": list(range(1, horizon + 1))}, schema={"_h": pl.Int64})
     return (
         last.join(steps, how="cross")
         .select(
             SERIES_ID,
-            offset_steps(pl.col("_last"), pl.col("_h"), frequency)
+            timegrid.offset_steps(pl.col("_last"), pl.col("_h"), frequency, pl.col("_end"))
             .cast(TIMESTAMP_DTYPE)
             .alias(TIMESTAMP),
         )
@@ -132,6 +129,9 @@ def read_future(path: str | Path, cfg: Config) -> pl.DataFrame:
     parts = [frame for _, frame in sources.choose(path, "auto").read(path)]
     raw = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
     where = f"data.future_path ({path})"
+    names = {**cfg.data.columns.mapping(), VALUE: None}  # the future file has no values
+    if parts:
+        raw = map_columns(raw, names, where, single=Path(cfg.data.path).stem)
     need = [SERIES_ID, TIMESTAMP, *cfg.data.covariates.future]
     missing = [c for c in need if c not in raw.columns]
     extra = [c for c in raw.columns if c not in need]

@@ -4,13 +4,14 @@ or value that did not parse (the bookkeeping columns below, which never leave va
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
-from tasks.errors import DataSourceError
+from tasks.errors import DataSourceError, SourceMismatch
 from tasks.ingest import sources
 from tasks.ingest.schema import TIMESTAMP_DTYPE
 from tasks.textfmt import clip
@@ -28,12 +29,21 @@ _NAIVE_FORMATS = ["%Y-%m-%d"] + [
 _OFFSET_FORMATS = [f"%Y-%m-%d{sep}%H:%M:%S%.f%#z" for sep in ("T", " ")]
 
 
-def read_source(path: str | Path, source: str = "auto", timezone: str = "UTC") -> pl.DataFrame:
+def read_source(
+    path: str | Path,
+    source: str = "auto",
+    timezone: str = "UTC",
+    columns: Mapping[str, str | None] | None = None,
+) -> pl.DataFrame:
     """Read `path` with the data source `source` (tasks/ingest/sources/; "auto": chosen by the
-    path), then type and tag every part the same way."""
+    path), rename its columns to the long format's (`columns`: data.columns, long-format name ->
+    the source's name), then type and tag every part the same way."""
     path = Path(path)
+    names = {**IDENTITY, **(columns or {})}
     frames = []
-    for origin, frame in sources.choose(path, source).read(path):
+    reader = sources.choose(path, source)
+    for origin, frame in reader.read_columns(path, {k: v for k, v in names.items() if v}):
+        frame = map_columns(frame, names, origin, single=path.stem)
         require_columns(frame, origin)
         frames.append(coerce(with_bookkeeping(frame, source=origin), timezone))
     try:
@@ -47,13 +57,58 @@ def read_source(path: str | Path, source: str = "auto", timezone: str = "UTC") -
         ) from None
 
 
+IDENTITY: dict[str, str | None] = {c: c for c in REQUIRED}
+FIX = (
+    "set data.columns in params.yaml to this file's names, e.g. data.columns: {series_id: store, "
+    "timestamp: date, value: sales} (a single-series file needs no id column)"
+)
+
+
+def map_columns(
+    frame: pl.DataFrame, names: Mapping[str, str | None], where: str, single: str = "series"
+) -> pl.DataFrame:
+    """`frame`'s columns renamed from the source's names (`names`: data.columns) to the long
+    format's. Without an id column (`names[series_id]` None, or the default name absent while
+    the time and value columns are there) the file is one series, named `single`."""
+    names = {**IDENTITY, **names}
+    have = set(frame.columns)
+    sid = names[SERIES_ID]
+    one_series = sid is None or (
+        sid == SERIES_ID and sid not in have and {names[TIMESTAMP], names[VALUE]} - {None} <= have
+    )
+    wanted = {
+        k: v for k, v in names.items() if v is not None and not (k == SERIES_ID and one_series)
+    }
+    missing = [k for k, v in wanted.items() if v not in have]
+    if missing:
+        moved = any(v not in (None, k) for k, v in names.items())
+        say = ", ".join(f"{names[k]} (data.columns.{k})" if moved else names[k] for k in missing)
+        found = ", ".join(clip(c) for c in frame.columns) or "(none)"
+        raise SourceMismatch(
+            f"missing required column(s) {say}; found columns: {found}", where, FIX
+        )
+    clash = [k for k, v in wanted.items() if v != k and k in have]
+    if clash:
+        raise SourceMismatch(
+            f"column(s) {', '.join(clash)} are in the file, but data.columns takes "
+            f"{', '.join(f'{k} from {wanted[k]}' for k in clash)}",
+            where,
+            f"rename or drop the file's {', '.join(clash)} column",
+        )
+    out = frame.rename({v: k for k, v in wanted.items() if v != k})
+    if one_series:
+        out = out.with_columns(pl.lit(single, dtype=pl.String).alias(SERIES_ID))
+    return out
+
+
 def require_columns(frame: pl.DataFrame, where: str) -> None:
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataSourceError(
             f"{where}: missing required column(s) {', '.join(missing)}; "
             f"found columns: {', '.join(frame.columns) or '(none)'}. The long format needs "
-            f"{', '.join(REQUIRED)} (one row per series and timestamp)"
+            f"{', '.join(REQUIRED)} (one row per series and timestamp; data.columns maps other "
+            "names onto them)"
         )
 
 

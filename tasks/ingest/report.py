@@ -64,9 +64,9 @@ def _explanations(cfg: Config) -> dict[str, tuple[str, str]]:
         ),
         "on_grid": (
             f"timestamps off the data.frequency = {d.frequency} grid (it starts at each "
-            "series' first timestamp)",
-            "move them onto the grid (e.g. the 1st of the month for 1mo), or set "
-            "data.frequency in params.yaml to the data's real spacing",
+            "series' first timestamp and keeps its day of month, or month ends)",
+            "move them onto the grid (the same day every month, or every month's last day, "
+            "for 1mo), or set data.frequency in params.yaml to the data's real spacing",
         ),
         "gap": (
             "timestamps missing inside a series (data.fill_gaps = error)",

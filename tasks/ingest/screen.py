@@ -8,8 +8,8 @@ the one before (so the series is in order, on its grid, without gaps or duplicat
 it is long enough (Config.min_history: one step, what the naive candidate needs; a series too
 short for the LSTM is not bad data) and its training part is not constant. That covers what
 the detailed checks look at, so such a series would pass them. A series the screen cannot vouch
-for (a bad row, a gap to fill, a month-end grid, ...) goes through the detailed checks and gets
-its exact report; the screen only decides how much work they get.
+for (a bad row, a gap to fill, a grid on the 28th-31st that is not month ends, ...) goes through
+the detailed checks and gets its exact report; the screen only decides how much work they get.
 
 Cost: one select of cheap per-row expressions (a slice of rows at a time), then numpy work per
 run of rows of a series: no group_by, no join, no sort, no Python loop over series.
@@ -24,6 +24,7 @@ import numpy as np
 import pandera.polars as pa
 import polars as pl
 
+from tasks import timegrid
 from tasks.columns import REQUIRED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.checks import covariates
@@ -81,11 +82,14 @@ def _row_ok(frame: pl.DataFrame, cfg: Config, new: pl.Expr) -> pl.Expr:
     if kind == "us":
         ok.append(new | (micros.diff() == amount))
     else:
-        # The grid of a calendar step keeps the first row's day of month (a grid from the 31st
-        # clamps to shorter months: such a series is left to the detailed checks) and midnight.
+        # The grid of a calendar step keeps the first row's day of month, or month ends
+        # (tasks.timegrid), and midnight. Vouched: the same day before the 28th, or month end
+        # after month end; days 28-31 otherwise (a day-of-month grid that clamps, or one that
+        # meets month ends) are left to the detailed checks, which decide the anchor.
         month = ts.dt.year().cast(pl.Int32) * 12 + ts.dt.month().cast(pl.Int32)
-        day = ts.dt.day()
-        ok += [new | ((month.diff() == amount) & (day == day.shift(1))), micros % DAY_US == 0]
+        day, end = ts.dt.day(), timegrid.is_month_end(ts)
+        anchor = ((day == day.shift(1)) & (day < 28)) | (end & end.shift(1))
+        ok += [new | ((month.diff() == amount) & anchor), micros % DAY_US == 0]
     return pl.all_horizontal(ok).fill_null(False)
 
 

@@ -4,11 +4,10 @@ next evaluate compares its challenger with."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import polars as pl
 
+from tasks import timegrid
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluation.baselines import forecast_all
 from tasks.evaluation.intervals import Calibration, bands
@@ -24,16 +23,25 @@ MODEL = "model"  # column: which model produced a published row (lstm or a candi
 REASON = "reason"  # column: why that model (models/selection.json's reasons)
 
 
-def future_timestamps(last: np.ndarray, horizon: int, frequency: str) -> pl.Series:
-    """Timestamps 1..horizon steps of `frequency` after each entry of `last`, series-major."""
-    n, unit = re.fullmatch(r"(\d+)(\D+)", frequency).groups()
+def future_timestamps(
+    last: np.ndarray, horizon: int, frequency: str, month_end: np.ndarray | None = None
+) -> pl.Series:
+    """Timestamps 1..horizon steps of `frequency` after each entry of `last`, series-major.
+
+    Calendar-aware ("1mo" after Jan 31 is Feb 28, which a fixed timedelta is not) and keeping the
+    data's anchor: where `month_end` (per series, tasks.timegrid.month_end_series; default: where
+    `last` is a month end) a calendar step lands on month ends (Jun 30 + 1mo = Jul 31)."""
+    if month_end is None:
+        month_end = pl.Series(last).dt.day() == pl.Series(last).dt.month_end().dt.day()
     steps = pl.DataFrame(
-        {"last": np.repeat(last, horizon), "h": np.tile(np.arange(1, horizon + 1), len(last))}
+        {
+            "last": np.repeat(last, horizon),
+            "end": np.repeat(np.asarray(month_end, dtype=bool), horizon),
+            "h": np.tile(np.arange(1, horizon + 1), len(last)),
+        }
     )
-    # Calendar-aware offsets ("1mo" after Jan 31 is Feb 28), which a fixed timedelta is not.
-    return steps.select(
-        pl.col("last").dt.offset_by(pl.format("{}" + unit, pl.col("h") * int(n)))
-    ).to_series()
+    anchored = timegrid.offset_steps(pl.col("last"), pl.col("h"), frequency, pl.col("end"))
+    return steps.select(anchored.alias("last")).to_series()
 
 
 def candidate_forecasts(
@@ -94,9 +102,10 @@ def future_forecasts(
             scaled[s] = to_scaled(prepared, s, pred)
     preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]
+    month_end = timegrid.month_end_series(prepared.timestamps, np.diff(prepared.offsets))
     columns = {
         SERIES_ID: np.repeat(prepared.series_ids.astype(str), horizon),
-        TIMESTAMP: future_timestamps(last, horizon, frequency),
+        TIMESTAMP: future_timestamps(last, horizon, frequency, month_end),
         "horizon_step": np.tile(np.arange(1, horizon + 1), len(last)),
         "forecast": preds.reshape(-1),
         MODEL: np.repeat(np.asarray(names, dtype=str), horizon),
@@ -172,10 +181,13 @@ def short_forecasts(
                 }
             )
     # As prepare reads them: UTC wall time, microseconds.
-    last = np.asarray([series[sid][TIMESTAMP].to_numpy()[-1] for sid in ids], "datetime64[us]")
+    stamps = [series[sid][TIMESTAMP].to_numpy() for sid in ids]
+    last = np.asarray([t[-1] for t in stamps], "datetime64[us]")
+    lengths = np.asarray([len(t) for t in stamps])
+    month_end = timegrid.month_end_series(np.concatenate(stamps), lengths)
     columns = {
         SERIES_ID: np.repeat(np.asarray(ids, dtype=str), horizon),
-        TIMESTAMP: future_timestamps(last, horizon, frequency),
+        TIMESTAMP: future_timestamps(last, horizon, frequency, month_end),
         "horizon_step": np.tile(np.arange(1, horizon + 1), len(ids)),
         "forecast": np.concatenate(preds),
         MODEL: np.repeat(np.asarray(names, dtype=str), horizon),

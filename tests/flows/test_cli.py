@@ -30,6 +30,8 @@ def test_help_lists_every_user_action_and_the_exit_codes(project: Path):
     for command in [*COMMANDS, "runs list", "runs restore", "runs rollback"]:
         shown = forecast([*command.split(), "--help"], project, check=True).stdout
         assert shown.startswith(f"usage: forecast {command} "), shown[:200]
+        # Users' words: the command they typed, no module or internal file (issue 24.5).
+        assert "python -m" not in shown and ".py" not in shown, (command, shown)
     # The modules' own entry points are unchanged (dvc.yaml runs `python -m flows.stages`).
     plain = run([sys.executable, "-m", "flows.published", "--help"], project, env=base_env())
     assert plain.stdout.startswith("usage: python -m flows.published ")
@@ -117,8 +119,11 @@ def test_a_pipeline_the_gate_refuses_exits_3_and_its_report_says_why(
     refused = forecast(["pipeline", "--json"], project, env=prefect_env)
     assert refused.returncode == 3, refused.stderr[-3000:]
     assert "NOT PUBLISHED" in refused.stderr and refused.stdout == ""
-    # The flow's end hook wrote the report of this run: the refusal and every check.
+    # The flow's end hook wrote the report of this run: the refusal first, and every check.
     page = (project / "reports/run.html").read_text()
     assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
+    assert "outcome-gate_refused" in page and "Still published: an earlier run" in page
+    # The stage summary, also on exit 3 (issue 24.5).
+    assert " evaluate: done" in refused.stderr and "  publish: FAILED" in refused.stderr
     after = json.loads(forecast(["published", "--json"], project, check=True).stdout)
     assert after["run"] == before["run"]

@@ -62,6 +62,10 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     event = api.wait_event(prefect_server, "forecast.pipeline.failed", flow_run["id"])
     assert "NOT PUBLISHED" in event["payload"]["reason"]
     assert published(project) == before
+    # The run report says so first, with this run's data (issue 24.4).
+    page = (project / "reports/run.html").read_text()
+    assert page.index("NOT PUBLISHED: the gate refused this run&#x27;s model") < page.index("Gate")
+    assert "This run&#x27;s data: data/raw/airpassengers.csv" in page
 
     # Bad rows: ingest fails at once (no retry: the data, not the source, is wrong).
     update_params(project, {"gate": {"max_mase": 10.0}})
@@ -74,6 +78,9 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     [ingest] = api.task_runs(prefect_server, flow_run["id"])
     assert ingest["name"] == "ingest" and ingest["run_count"] == 1
     assert published(project) == before
+    page = (project / "reports/run.html").read_text()
+    assert "Ingest refused this run&#x27;s data" in page and "duplicate" in page.lower()
+    assert "Decision: PASSED" not in page  # the earlier run's gate is marked as such
 
 
 def test_unreadable_source_is_retried_with_backoff(

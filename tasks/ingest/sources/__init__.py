@@ -4,7 +4,8 @@ params.yaml chooses one by name, or `auto` (the default) picks the first whose `
 `data.path` (a directory, then a file by its suffix).
 
 A source only reads: it yields raw frames, each with where it came from (a file name, a table),
-holding at least the required columns (tasks/columns.py), typed or as text. Typing text,
+holding at least the required columns (tasks/columns.py, under the source's own names, which
+data.columns maps), typed or as text. Typing text,
 row bookkeeping and every check are ingest's job (tasks/ingest/), the same for every source.
 
 Adding a source: a new module here with `SOURCE = MySource()`, then `data.source: mysource`.
@@ -13,7 +14,7 @@ Adding a source: a new module here with `SOURCE = MySource()`, then `data.source
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +37,14 @@ class DataSource(ABC):
     @abstractmethod
     def read(self, path: Path) -> Iterator[tuple[str, pl.DataFrame]]:
         """(origin, raw frame) parts; raise DataSourceError when the source cannot be read."""
+
+    def read_columns(
+        self, path: Path, names: Mapping[str, str]
+    ) -> Iterator[tuple[str, pl.DataFrame]]:
+        """`read`, told the source's names of the long format's columns (data.columns: long
+        format name -> source name) for a source that types columns by name as it reads (CSV).
+        The parts keep the source's names: ingest renames them. Default: `read`."""
+        return self.read(path)
 
 
 def names() -> tuple[str, ...]:

@@ -3,7 +3,7 @@ for its suffix, in name order; files of other types are ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +19,11 @@ class DirectorySource(sources.DataSource):
         return path.is_dir()
 
     def read(self, path: Path) -> Iterator[tuple[str, pl.DataFrame]]:
+        return self.read_columns(path, {})
+
+    def read_columns(
+        self, path: Path, names: Mapping[str, str]
+    ) -> Iterator[tuple[str, pl.DataFrame]]:
         if not path.is_dir():
             raise DataSourceError(f"data.source directory: {path} is not a directory")
         suffixes = sources.file_suffixes()
@@ -30,7 +35,8 @@ class DirectorySource(sources.DataSource):
                 f"(found: {', '.join(found) or 'nothing'}); {sources.HINT}"
             )
         for file in files:
-            yield from sources.for_suffix(file).read(file)
+            reader = sources.for_suffix(file)
+            yield from reader.read_columns(file, names) if names else reader.read(file)
 
 
 SOURCE = DirectorySource()
