@@ -148,8 +148,17 @@ def _step(project: Path) -> int | None:
     return int(step) if isinstance(step, int) else None
 
 
-def anchor(frame: pl.DataFrame, spec: dict, n_windows: int, step: int, n_jobs: int) -> dict:
-    """statsforecast AutoETS + AutoTheta: cross_validation on the pipeline's folds + forecast."""
+def anchor(
+    frame: pl.DataFrame,
+    spec: dict,
+    n_windows: int,
+    step: int,
+    n_jobs: int,
+    lstm_series: list[str] | None = None,
+) -> dict:
+    """statsforecast AutoETS + AutoTheta: cross_validation on the pipeline's folds + forecast.
+    With `lstm_series` (the series the pipeline's `"published"` figure is over), also their
+    mean MASE on the latest fold (fold 0) beside the pipeline's, same series and fold."""
     import pandas as pd
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, AutoTheta
@@ -177,13 +186,48 @@ def anchor(frame: pl.DataFrame, spec: dict, n_windows: int, step: int, n_jobs: i
     fc = sf.forecast(df=df, h=h)
     fc_s = time.perf_counter() - start
     assert isinstance(cv, pd.DataFrame) and len(fc) == df["unique_id"].nunique() * h
+    accuracy = fold0_mase(cv, cv_df, m, lstm_series) if lstm_series else None
     return {
+        "latest_fold_mase_on_lstm_series": accuracy,
         "seconds": round(cv_s + fc_s, 2),
         "cross_validation_s": round(cv_s, 2),
         "forecast_s": round(fc_s, 2),
         "cv_series": int(cv_df["unique_id"].nunique()),
         "n_jobs": n_jobs,
     }
+
+
+def fold0_mase(cv, history, m: int, series: list[str]) -> dict:
+    """Mean MASE on the latest origin of AutoETS, AutoTheta and their mean over `series` (scale:
+    the seasonal naive's in-sample error before the origin, as the pipeline's MASE)."""
+    from tasks.evaluation.metrics import seasonal_naive_scale
+
+    cv = cv.reset_index() if "unique_id" not in cv.columns else cv
+    cv = cv[cv["unique_id"].isin(set(series))]
+    last = cv.groupby("unique_id")["cutoff"].transform("max")
+    cv = cv[cv["cutoff"] == last]
+    y = {u: g["y"].to_numpy() for u, g in history.groupby("unique_id")}
+    out: dict[str, list[float]] = {"AutoETS": [], "AutoTheta": [], "mean_ets_theta": []}
+    for uid, g in cv.groupby("unique_id"):
+        insample = y[uid][: int(g["cutoff"].iloc[0]) + 1]
+        scale = seasonal_naive_scale(insample, m if insample.size > m else 1)
+        if not scale > 0:
+            continue
+        actual = g["y"].to_numpy()
+        preds = {k: g[k].to_numpy() for k in ("AutoETS", "AutoTheta")}
+        preds["mean_ets_theta"] = (preds["AutoETS"] + preds["AutoTheta"]) / 2
+        for k, v in preds.items():
+            out[k].append(float(np.mean(np.abs(actual - v)) / scale))
+    return {k: round(float(np.mean(v)), 4) for k, v in out.items() if v} | {
+        "series": len(out["AutoETS"])
+    }
+
+
+def lstm_series_of(project: Path) -> list[str]:
+    """The series the pipeline's `"published"` figure is over: those the LSTM could serve."""
+    selection = read(project, "models/selection.json")
+    reasons = selection.get("reasons") or {}
+    return [sid for sid, why in reasons.items() if not why.startswith("too short")]
 
 
 def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
@@ -216,7 +260,14 @@ def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
     }
     folds = result["folds"]
     if folds["n_windows"] and folds["step"]:
-        result["anchor"] = anchor(frame, spec, folds["n_windows"], folds["step"], os.cpu_count())
+        result["anchor"] = anchor(
+            frame,
+            spec,
+            folds["n_windows"],
+            folds["step"],
+            os.cpu_count(),
+            lstm_series_of(project),
+        )
         result["ratio_pipeline_to_anchor"] = round(
             result["pipeline_s"] / result["anchor"]["seconds"], 3
         )
@@ -268,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
             f"anchor {r.get('anchor', {}).get('seconds', float('nan')):8.1f} s  "
             f"ratio {r.get('ratio_pipeline_to_anchor')}  peak {r['peak_rss_mib']} MiB  "
             f"gate {r['gate_passed']}  published {r['published_series']}"
+        )
+        acc = r.get("anchor", {}).get("latest_fold_mase_on_lstm_series") or {}
+        print(
+            f"{'':10s} latest-fold MASE on the LSTM series: published "
+            f"{r.get('published_mase_latest_fold')}, AutoETS {acc.get('AutoETS')}, AutoTheta "
+            f"{acc.get('AutoTheta')}, their mean {acc.get('mean_ets_theta')}, seasonal naive "
+            f"{r.get('seasonal_naive_mase_latest_fold')}"
         )
     return 0
 
