@@ -232,6 +232,9 @@ BASELINES = ("naive", "seasonal_naive", "drift")
 # series' two older folds are too little evidence (the bundled series' folds pick Theta, which
 # then loses to the LSTM by far on the latest fold).
 STATISTICAL = ("theta", "ets")
+# Their combinations (tasks/evaluation/combinations.py): no extra fit, the mean of forecasts the
+# run makes anyway.
+COMBINATIONS = ("mean_ets_theta", "mean_lstm_ets_theta")
 MIN_SERIES_STATISTICAL = 20
 # ADIDA and TSB (tasks/evaluation/statistical.py): for intermittent demand, added when any
 # series has at least this share of zeros.
@@ -244,7 +247,7 @@ def candidates(n_series: int, zero_shares: Sequence[float]) -> tuple[str, ...]:
     whose shares of zero values are `zero_shares`."""
     names = BASELINES
     if n_series >= MIN_SERIES_STATISTICAL:
-        names += STATISTICAL
+        names += STATISTICAL + COMBINATIONS
     if any(z >= INTERMITTENT_ZERO_SHARE for z in zero_shares):
         names += INTERMITTENT
     return names

@@ -211,11 +211,22 @@ class EvaluateConfig(_Section):
     # default is the three baselines; params.yaml adds the statistical ones. Order breaks ties: the
     # earlier one is published.
     # croston, adida, tsb: intermittent demand (series with many zeros).
-    # auto: from the data (tasks/config/auto.py `candidates`): the baselines, plus ets and theta
-    # with many series, plus adida and tsb where series have many zeros.
+    # mean_ets_theta, mean_lstm_ets_theta: combinations, the mean of those models' forecasts
+    # (tasks/evaluation/combinations.py). auto: from the data (tasks/config/auto.py `candidates`).
     candidates: (
         tuple[
-            Literal["naive", "seasonal_naive", "drift", "ets", "theta", "croston", "adida", "tsb"],
+            Literal[
+                "naive",
+                "seasonal_naive",
+                "drift",
+                "ets",
+                "theta",
+                "croston",
+                "adida",
+                "tsb",
+                "mean_ets_theta",
+                "mean_lstm_ets_theta",
+            ],
             ...,
         ]
         | AUTO

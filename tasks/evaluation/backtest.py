@@ -30,6 +30,7 @@ from tasks.config import Config, auto
 from tasks.errors import PipelineError
 from tasks.evaluation import metrics
 from tasks.evaluation.baselines import MODELS, STATISTICAL, forecast_all
+from tasks.evaluation.combinations import combine, needs_lstm
 from tasks.evaluation.statistical import fitting
 from tasks.features.covariates import frame_columns, static_columns
 from tasks.features.prepare import Prepared, prepare
@@ -235,11 +236,13 @@ def score_fold(
         actual.append(y)
         actual_scaled.append(prepared.transform.transform(str(sid), y))
         scales.append(metrics.seasonal_naive_scale(insample, m))
-    others = [name for name in names if name != "lstm"]
+    # The network's combinations last: from this fold's LSTM forecasts, never reused.
+    others = [name for name in names if name != "lstm" and not needs_lstm(name)]
     preds = {"lstm": lstm}
     if reuse is not None:
         preds.update({name: reuse.preds[name] for name in others if name in reuse.preds})
     preds.update(forecast_all([n for n in others if n not in preds], insamples, h, m, on_progress))
+    preds.update({name: combine(name, preds) for name in names if needs_lstm(name)})
     stacked = {name: preds[name] for name in names}
     return FoldResult(
         fold=fold,

@@ -16,6 +16,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from tasks.evaluation.combinations import (
+    COMBINATIONS,
+    STATISTICAL_COMBINATIONS,
+    combine,
+    parts_to_score,
+)
 from tasks.evaluation.statistical import STATISTICAL, forecast_many
 
 # (history, horizon, season_length) -> (horizon,) forecast
@@ -71,13 +77,27 @@ BASELINES: dict[str, Baseline] = {
 MODELS = ("lstm", *BASELINES)
 # Every non-network forecaster by name: what a series may be published by besides the LSTM.
 FORECASTERS: dict[str, Baseline] = {**BASELINES, **STATISTICAL}
-ALL_MODELS = ("lstm", *FORECASTERS)
+# Plus the combinations without the network (tasks/evaluation/combinations.py), from a history.
+FORECASTERS.update(
+    {
+        name: lambda history, horizon, season_length, name=name, parts=parts: combine(
+            name, {p: FORECASTERS[p](history, horizon, season_length) for p in parts}
+        )
+        for name, parts in STATISTICAL_COMBINATIONS.items()
+    }
+)
+ALL_MODELS = ("lstm", *BASELINES, *STATISTICAL, *COMBINATIONS)
 
 
 def scored_models(candidates: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """What a run scores: the LSTM, every baseline (the gate's references), and the statistical
     candidates it lists (`evaluate.candidates`), in report order."""
-    return (*MODELS, *(name for name in STATISTICAL if name in candidates))
+    needed = parts_to_score(candidates)
+    return (
+        *MODELS,
+        *(name for name in STATISTICAL if name in needed),
+        *(name for name in COMBINATIONS if name in candidates),
+    )
 
 
 def forecast_all(
@@ -101,11 +121,13 @@ def forecast_all(
         for name in names
         if name in BASELINES
     }
-    statistical = [name for name in names if name in STATISTICAL]
+    combos = [name for name in names if name in STATISTICAL_COMBINATIONS]
+    statistical = [name for name in parts_to_score(names) if name in STATISTICAL]
     if statistical and histories:
         out.update(
             forecast_many(statistical, histories, horizon, season_length, on_progress=on_progress)
         )
     elif statistical:
         out.update({name: np.empty((0, horizon)) for name in statistical})
+    out.update({name: combine(name, out) for name in combos})
     return {name: out[name] for name in names}

@@ -31,6 +31,7 @@ from tasks.config import Config
 from tasks.evaluation import metrics, shrinkage
 from tasks.evaluation.backtest import mean_scores
 from tasks.evaluation.baselines import forecast_all
+from tasks.evaluation.combinations import needs_lstm
 
 LSTM = "lstm"
 # Fewest history steps each candidate is fitted on; every other candidate needs one.
@@ -39,6 +40,12 @@ NEEDS = {"drift": 2}
 # The fixed rule for a series with no older fold: the first of these its history can fit.
 DEFAULT_ORDER = ("seasonal_naive", "naive")
 FALLBACK_METRIC = "mae"  # as in selection.py: ranks within one series when MASE is undefined
+
+
+def short_candidates(cfg: Config) -> tuple[str, ...]:
+    """The candidates a series without the LSTM can have: `evaluate.candidates` less the LSTM
+    and its combinations."""
+    return tuple(c for c in cfg.evaluate.candidates if c != LSTM and not needs_lstm(c))
 
 
 def needs(name: str, season_length: int) -> int:
@@ -132,7 +139,7 @@ def fold_scores(
 def choose(sid: str, n: int, by_fold: dict[int, dict[str, dict]], cfg: Config) -> ShortChoice:
     """One short series' candidate from its fold scores (module docstring), and why."""
     m = cfg.data.season_length
-    candidates = tuple(c for c in cfg.evaluate.candidates if c != LSTM)
+    candidates = short_candidates(cfg)
     folds = sorted(by_fold)
     older = [k for k in folds if k > 0]
     # Only candidates scored on every older fold compete (a mean over fewer folds is not
@@ -161,7 +168,7 @@ def choose_all(
 ) -> list[ShortChoice]:
     """Backtest every short series (id -> values in time order) on the folds it has and choose
     its candidate (module docstring)."""
-    candidates = tuple(c for c in cfg.evaluate.candidates if c != LSTM)
+    candidates = short_candidates(cfg)
     names = tuple(dict.fromkeys((*candidates, *DEFAULT_ORDER)))  # the defaults' fold 0 too
     values = {sid: np.asarray(v, dtype=np.float64) for sid, v in values.items()}
     scores = fold_scores(values, cfg, names, forecast)

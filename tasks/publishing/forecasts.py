@@ -10,6 +10,7 @@ import polars as pl
 from tasks import timegrid
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluation.baselines import forecast_all
+from tasks.evaluation.combinations import COMBINATIONS, combine, needs_lstm
 from tasks.evaluation.intervals import Calibration, bands
 from tasks.evaluation.selection import LSTM, to_scaled
 from tasks.evaluation.short import Forecast, forecast_batch
@@ -97,9 +98,25 @@ def future_forecasts(
     n = len(prepared.series_ids)
     names = [(choices or {}).get(str(sid), LSTM) for sid in prepared.series_ids]
     scaled = lstm_scaled.copy()
-    for _name, rows, preds in candidate_forecasts(prepared, names):
+    direct = [LSTM if needs_lstm(name) else name for name in names]
+    for _name, rows, preds in candidate_forecasts(prepared, direct):
         for s, pred in zip(rows, preds, strict=True):
             scaled[s] = to_scaled(prepared, s, pred)
+    # A combination with the network (tasks/evaluation/combinations.py): its other parts fitted
+    # like any candidate on the series it publishes, averaged with the LSTM's forecast there.
+    combos = {s: name for s, name in enumerate(names) if needs_lstm(name)}
+    if combos:
+        parts = {s: {LSTM: to_original(prepared, s, lstm_scaled[s])} for s in combos}
+        others = dict.fromkeys(p for c in combos.values() for p in COMBINATIONS[c] if p != LSTM)
+        for part in others:
+            wanted = [
+                part if s in combos and part in COMBINATIONS[combos[s]] else LSTM for s in range(n)
+            ]
+            for _name, rows, preds in candidate_forecasts(prepared, wanted):
+                for s, pred in zip(rows, preds, strict=True):
+                    parts[s][part] = pred
+        for s, name in combos.items():
+            scaled[s] = to_scaled(prepared, s, combine(name, parts[s]))
     preds = np.stack([to_original(prepared, s, scaled[s]) for s in range(n)])
     last = prepared.timestamps[prepared.offsets[1:] - 1]
     month_end = timegrid.month_end_series(prepared.timestamps, np.diff(prepared.offsets))

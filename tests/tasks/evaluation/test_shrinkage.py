@@ -65,14 +65,17 @@ def test_shrink_never_touches_series_without_the_overall_best_scored():
 def test_auto_candidates_follow_the_series_count_and_zeros():
     assert auto.candidates(1, [0.0]) == ("naive", "seasonal_naive", "drift")
     assert auto.candidates(19, [0.0] * 19) == ("naive", "seasonal_naive", "drift")
-    assert auto.candidates(20, [0.0] * 20) == auto.BASELINES + ("theta", "ets")
+    assert auto.candidates(20, [0.0] * 20) == auto.BASELINES + (
+        "theta",
+        "ets",
+        "mean_ets_theta",
+        "mean_lstm_ets_theta",
+    )
     many_zeros = [0.0] * 19 + [0.5]
     assert auto.candidates(20, many_zeros)[-2:] == ("adida", "tsb")
     cfg = parse_config({"evaluate": {"candidates": "auto"}})
-    assert auto.with_candidates(cfg, 30, [0.0]).evaluate.candidates == auto.BASELINES + (
-        "theta",
-        "ets",
-    )
+    resolved = auto.with_candidates(cfg, 30, [0.0]).evaluate.candidates
+    assert resolved == auto.BASELINES + auto.STATISTICAL + auto.COMBINATIONS
     explicit = parse_config({"evaluate": {"candidates": ["naive"]}})
     assert auto.with_candidates(explicit, 30, [0.9]).evaluate.candidates == ("naive",)
 

@@ -13,6 +13,7 @@ import pytest
 from tasks.config import EvaluateConfig, parse_config
 from tasks.evaluation import statistical
 from tasks.evaluation.baselines import FORECASTERS, MODELS, forecast_all, scored_models
+from tasks.evaluation.combinations import COMBINATIONS
 from tasks.evaluation.statistical import (
     STATISTICAL,
     adida,
@@ -201,7 +202,9 @@ def test_candidates_are_scored_only_when_listed():
 
 def test_the_config_accepts_exactly_the_registered_candidates():
     field = EvaluateConfig.model_fields["candidates"].annotation
-    (literal, _) = typing.get_args(field)
-    assert set(typing.get_args(literal)) == set(FORECASTERS)
+    listed, auto = typing.get_args(field)  # a tuple of names, or "auto"
+    (literal, _) = typing.get_args(listed)
+    assert set(typing.get_args(literal)) == set(FORECASTERS) | set(COMBINATIONS)
+    assert typing.get_args(auto) == ("auto",)
     cfg = parse_config({"evaluate": {"candidates": ["naive", "croston", "adida", "tsb"]}})
     assert cfg.evaluate.candidates == ("naive", "croston", "adida", "tsb")

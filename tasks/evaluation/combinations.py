@@ -1,0 +1,61 @@
+"""Combinations: candidates that forecast the plain mean of other models' forecasts.
+
+Why: averaging forecasts beat choosing one in the M competitions (M4's best statistical entries
+were combinations), and the per-series choice on two older folds is a noisy pick
+(tasks/evaluation/shrinkage.py); a mean of two or three good models rarely is the worst choice.
+On M3 (benchmarks/results/choice_margin.json, fold 0 scored) the mean of ETS and Theta beat both
+on quarterly (1.093 vs 1.103 and 1.143) and yearly (2.585 vs 2.598 and 2.695).
+
+- `mean_ets_theta`: AutoETS and AutoTheta (tasks/evaluation/statistical.py);
+- `mean_lstm_ets_theta`: the LSTM, AutoETS and AutoTheta (only where the LSTM forecasts: never
+  for a series too short for it).
+
+A combination is a candidate like any other: scored on every backtest fold, chosen per series on
+the older folds, published with conformal intervals from its own residuals. Its parts are scored
+whenever it is listed (`parts_to_score`). Pure numpy over forecasts in original units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+LSTM = "lstm"
+COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "mean_ets_theta": ("ets", "theta"),
+    "mean_lstm_ets_theta": (LSTM, "ets", "theta"),
+}
+# The combinations without the network: forecastable from a history alone (short series too).
+STATISTICAL_COMBINATIONS = {k: v for k, v in COMBINATIONS.items() if LSTM not in v}
+
+
+def is_combination(name: str) -> bool:
+    return name in COMBINATIONS
+
+
+def needs_lstm(name: str) -> bool:
+    return LSTM in COMBINATIONS.get(name, ())
+
+
+def parts_to_score(names: Sequence[str]) -> tuple[str, ...]:
+    """The models `names` need scored: each name, and every part of each combination among them
+    (order kept, no repeats)."""
+    out: list[str] = []
+    for name in names:
+        for part in (*COMBINATIONS.get(name, ()), name):
+            if part not in out:
+                out.append(part)
+    return tuple(out)
+
+
+def combine(
+    name: str, preds: Mapping[str, np.ndarray], parts: Sequence[str] | None = None
+) -> np.ndarray:
+    """Combination `name`'s forecasts: the mean of its parts' (same shape) forecasts (`parts`:
+    these instead of the registered ones)."""
+    parts = COMBINATIONS[name] if parts is None else tuple(parts)
+    missing = [p for p in parts if p not in preds]
+    if missing:
+        raise ValueError(f"{name} needs the forecasts of {missing}")
+    return np.mean([np.asarray(preds[p], dtype=np.float64) for p in parts], axis=0)
