@@ -210,6 +210,20 @@ def _model_version() -> str | None:
     return None
 
 
+def _ui_artifacts(stage, cfg, header: str, logger) -> None:
+    """The stage's Prefect artifacts; one that fails (a chart it cannot draw) is a warning: the
+    stage's outputs, published or not, are what the run is about."""
+    try:
+        stage.ui_artifacts(cfg, header)
+    except Exception as err:
+        logger.warning(
+            "%s: its Prefect artifacts could not be made (%s: %s); the stage's outputs stand",
+            stage.name,
+            type(err).__name__,
+            str(err)[:300],
+        )
+
+
 @flow(
     name="forecast-pipeline",
     flow_run_name=run_name,
@@ -230,7 +244,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
         for stage in stages():
             results.append(stage_task(stage, cfg)(stage.name, params, force))
             if stage.ui_artifacts:
-                stage.ui_artifacts(cfg, f"data {md5[:8]}, model {_model_version()}")
+                _ui_artifacts(stage, cfg, f"data {md5[:8]}, model {_model_version()}", logger)
         ran = [r["stage"] for r in results if not r["skipped"]]
         wrote = {key for name in ran for key in by_name(name).writes}
         summary = {
