@@ -209,3 +209,17 @@ def test_the_forecast_chart_titles_ids_apart():
     svg = charts.forecast_chart(history, forecast, ids, "t", fmt="svg").decode()
     assert charts.label("a ") == "'a '" != charts.label("a")
     assert "'a '" in svg or "&#39;a &#39;" in svg
+
+
+def test_the_prefect_artifacts_list_ids_apart(tmp_path):
+    """The Prefect UI's chart lists `a` and `a ` as `a`, `'a '` (it showed `a` twice), and the
+    published-forecasts table likewise."""
+    from flows import artifacts
+
+    text = artifacts.chart_markdown(BLANK_PNG, ["a", "a "], "t")
+    assert "`a`, `'a '`" in text
+    export = tmp_path / "forecasts.parquet"
+    _forecasts(["a", "a "]).with_columns(
+        model_version=pl.lit("v"), published_at=pl.lit("p")
+    ).write_parquet(export)
+    assert {r[SERIES_ID] for r in artifacts.forecast_rows(export)} == {"a", "'a '"}
