@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -223,3 +223,66 @@ def test_the_prefect_artifacts_list_ids_apart(tmp_path):
         model_version=pl.lit("v"), published_at=pl.lit("p")
     ).write_parquet(export)
     assert {r[SERIES_ID] for r in artifacts.forecast_rows(export)} == {"a", "'a '"}
+
+
+# ------------------------------------------------ 25.9, 25.10: sub-daily data across a DST change
+def _hourly(start: datetime, n: int, offset: bool) -> list[list]:
+    """Rows of one hourly series from the UTC instant `start`: Berlin local times, with their
+    offset (+01:00/+02:00) or naive."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    rows = []
+    for i in range(n):
+        local = (
+            (start + timedelta(hours=i)).replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
+        )
+        text = local.isoformat() if offset else local.replace(tzinfo=None).isoformat()
+        rows.append(["s", text, str(10.0 + i % 5)])
+    return rows
+
+
+def test_hourly_data_with_offsets_across_the_autumn_change_is_refused_in_local_time(tmp_path):
+    """25.9: 02:00+02:00 and 02:00+01:00 are two instants; in Europe/Berlin local time they are
+    one. Refused naming the change and the way out (it was a duplicate-key report); with
+    data.timezone UTC the same file ingests, one row per instant."""
+    rows = _hourly(datetime(2024, 10, 26, 20), 12, offset=True)
+    assert [r[1][11:] for r in rows[3:6]] == ["01:00:00+02:00", "02:00:00+02:00", "02:00:00+01:00"]
+    path = write_csv(tmp_path / "s.csv", rows)
+    cfg = small_cfg(data={"frequency": "1h", "timezone": "Europe/Berlin"})
+    with pytest.raises(DataValidationError) as info:
+        validate(read_source(path, timezone="Europe/Berlin"), cfg)
+    text = str(info.value)
+    assert "2024-10-27 02:00-03:00 occurs twice" in text
+    assert "data.timezone: UTC" in text and "unique" not in text
+    utc = validate(read_source(path), small_cfg(data={"frequency": "1h"}))
+    assert utc.height == 12 and utc["timestamp"].n_unique() == 12
+    assert not utc["filled"].any()
+
+
+def test_naive_local_times_across_the_spring_change_are_never_filled(tmp_path):
+    """25.10: naive Berlin times jump from 01:00 to 03:00 on 2024-03-31; 02:00 does not exist
+    there. With fill_gaps: interpolate it was invented; now the run is refused, naming it."""
+    rows = _hourly(datetime(2024, 3, 30, 20), 12, offset=False)
+    assert [r[1][11:16] for r in rows[4:7]] == ["01:00", "03:00", "04:00"]
+    path = write_csv(tmp_path / "s.csv", rows)
+    cfg = small_cfg(
+        data={
+            "frequency": "1h",
+            "timezone": "Europe/Berlin",
+            "fill_gaps": "interpolate",
+            "max_fill_fraction": 0.5,
+        }  # fmt: skip
+    )
+    with pytest.raises(DataValidationError, match="2024-03-31 02:00-03:00 does not exist"):
+        validate(read_source(path, timezone="Europe/Berlin"), cfg)
+
+
+def test_sub_daily_data_clear_of_a_change_and_daily_data_across_one_ingest(tmp_path):
+    summer = write_csv(tmp_path / "h.csv", _hourly(datetime(2024, 7, 1), 12, offset=False))
+    hourly = small_cfg(data={"frequency": "1h", "timezone": "Europe/Berlin"})
+    assert validate(read_source(summer, timezone="Europe/Berlin"), hourly).height == 12
+    days = [["s", f"2024-10-{d:02d}", str(float(d))] for d in range(20, 31)]
+    daily = small_cfg(data={"frequency": "1d", "timezone": "Europe/Berlin"})
+    path = write_csv(tmp_path / "d.csv", days)
+    assert validate(read_source(path, timezone="Europe/Berlin"), daily).height == 11
