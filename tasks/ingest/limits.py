@@ -14,7 +14,11 @@
   Refused with the change named and the way out: timestamps with their offset and
   data.timezone: UTC, where every instant is one distinct time (docs/reliability.md);
 - ids that differ only by case or surrounding whitespace (`a`, `A`, `a `): a warning, or a
-  refusal with data.ambiguous_ids: refuse.
+  refusal with data.ambiguous_ids: refuse;
+- rows dated more than one data.frequency step after the clock at ingest (clock skew upstream,
+  a swapped day and month): a warning, or a refusal with data.future_timestamps: refuse. Not
+  refused by default: synthetic and planned data are dated ahead on purpose, and the forecasts
+  are then simply for the steps after the last row.
 
 Each refusal is a DataValidationError of the whole source (exit 2, one message naming the ids),
 whatever data.on_bad_series says: these are contradictions between the data and the config,
@@ -25,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -42,26 +47,59 @@ LISTED = 5  # ids named per problem in a message
 
 
 def check(frame: pl.DataFrame, cfg: Config) -> None:
-    """Refuse what no later stage could hold; warn on ambiguous ids. `frame`: typed by
+    """Refuse what no later stage could hold; warn on (or refuse) ambiguous ids and rows dated
+    in the future. `frame`: typed by
     tasks.ingest.read.coerce."""
     problems = unholdable(frame[SERIES_ID], cfg)
     problems += _past_calendar(frame, cfg)
     problems += _across_offset_changes(frame, cfg)
-    groups = ambiguous(frame[SERIES_ID])
-    if groups:
-        line = (
-            f"{len(groups)} group(s) of series ids differ only by case or surrounding "
-            f"whitespace, each published as separate series: {_groups(groups)}"
-        )
-        if cfg.data.ambiguous_ids == "refuse":
-            problems.append(f"{line} (data.ambiguous_ids: refuse; rename them in the source)")
-        else:
-            log.warning("ingest: %s (data.ambiguous_ids: refuse stops the run instead)", line)
+    problems += _warn_or_refuse(
+        _future(frame, cfg), cfg.data.future_timestamps, "future_timestamps"
+    )
+    problems += _warn_or_refuse(_ambiguous(frame), cfg.data.ambiguous_ids, "ambiguous_ids")
     if problems:
         raise DataValidationError(
             "the source cannot be published as configured; nothing was run:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
+
+
+def _warn_or_refuse(line: str | None, setting: str, key: str) -> list[str]:
+    if line is None:
+        return []
+    if setting == "refuse":
+        return [f"{line} (data.{key}: refuse)"]
+    log.warning("ingest: %s (data.%s: refuse stops the run instead)", line, key)
+    return []
+
+
+def _future(frame: pl.DataFrame, cfg: Config, now: datetime | None = None) -> str | None:
+    """The rows dated more than one data.frequency step after `now` (the clock, in
+    data.timezone), described; None when there are none."""
+    now = now or datetime.now(UTC).astimezone(ZoneInfo(cfg.data.timezone)).replace(tzinfo=None)
+    limit = pl.lit(now).dt.offset_by(cfg.data.frequency)
+    late = frame.filter(pl.col(SERIES_ID).is_not_null() & (pl.col(TIMESTAMP) > limit))
+    if not late.height:
+        return None
+    series = late[SERIES_ID].unique(maintain_order=True)
+    latest = late.select(pl.col(TIMESTAMP).max().dt.to_string("%Y-%m-%dT%H:%M:%S")).item()
+    return (
+        f"{late.height} row(s) of {series.len()} series are dated after the clock at ingest "
+        f"({now:%Y-%m-%dT%H:%M} in {cfg.data.timezone}, plus one {cfg.data.frequency} step), "
+        f"the latest {latest}: a skewed clock upstream or a swapped day and month? Series: "
+        + ", ".join(show(s) for s in series.head(LISTED))
+        + (", ..." if series.len() > LISTED else "")
+    )
+
+
+def _ambiguous(frame: pl.DataFrame) -> str | None:
+    groups = ambiguous(frame[SERIES_ID])
+    if not groups:
+        return None
+    return (
+        f"{len(groups)} group(s) of series ids differ only by case or surrounding whitespace, "
+        f"each published as separate series: {_groups(groups)}"
+    )
 
 
 def _groups(groups: list[list[str]]) -> str:

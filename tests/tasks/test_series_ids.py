@@ -286,3 +286,26 @@ def test_sub_daily_data_clear_of_a_change_and_daily_data_across_one_ingest(tmp_p
     daily = small_cfg(data={"frequency": "1d", "timezone": "Europe/Berlin"})
     path = write_csv(tmp_path / "d.csv", days)
     assert validate(read_source(path, timezone="Europe/Berlin"), daily).height == 11
+
+
+# --------------------------------------------------- clock skew: a data point dated in the future
+def _with_future_point(tmp_path) -> pl.DataFrame:
+    """A monthly series through last month and another whose last row is dated 2999-01-01."""
+    today = datetime.now()
+    months = [(today.year * 12 + today.month - 1 - k) for k in range(8, 0, -1)]
+    rows = [["now", f"{m // 12}-{m % 12 + 1:02d}-01", str(10.0 + i)] for i, m in enumerate(months)]
+    rows += monthly("skewed", n=7) + [["skewed", "2999-01-01", "99"]]
+    return read_source(write_csv(tmp_path / "s.csv", rows))
+
+
+def test_a_row_dated_in_the_future_warns_by_default_and_is_refused_by_the_setting(tmp_path, caplog):
+    """Decided behaviour: a row dated more than one step after the clock at ingest is named in a
+    warning (synthetic or planned data is dated ahead on purpose); data.future_timestamps:
+    refuse stops the run before any work. A series up to the current month is not named."""
+    frame = _with_future_point(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="forecast"):
+        validate(frame, small_cfg(data={"max_bad_series_fraction": 1.0}))
+    assert "1 row(s) of 1 series are dated after the clock at ingest" in caplog.text
+    assert "the latest 2999-01-01T00:00:00" in caplog.text and "Series: skewed" in caplog.text
+    with pytest.raises(DataValidationError, match=r"Series: skewed \(data.future_timestamps"):
+        validate(frame, small_cfg(data={"future_timestamps": "refuse"}))
