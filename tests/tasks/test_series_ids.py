@@ -83,7 +83,9 @@ def test_each_store_holds_every_id_ingest_lets_through(backend, tmp_path, reques
     accepted = [
         _random_text(PG_MAX_ID_BYTES),
         "é" * (PG_MAX_ID_BYTES // 2),
-        "a ",
+        "a",
+        "A",
+        "a ",  # three series in both stores (case- and blank-sensitive keys)
         "x\ny",
     ]
     if backend == "sqlite":
