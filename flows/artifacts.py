@@ -25,7 +25,7 @@ from tasks import io
 from tasks.evaluation.baselines import ALL_MODELS
 from tasks.evaluation.metrics import METRICS
 from tasks.publishing.store import INTERVAL_COLUMNS
-from tasks.textfmt import clip
+from tasks.series_ids import show
 
 METRICS_KEY = "forecast-metrics"
 PUBLISHED_KEY = "forecast-published"
@@ -98,17 +98,17 @@ def metrics_artifact(scores: Path, gate: Path, header: str) -> str | None:
 
 
 def forecast_rows(export: Path) -> list[dict]:
-    frame = pl.read_parquet(export)
+    frame = pl.read_parquet(export).head(MAX_TABLE_ROWS)
     intervals = [c for c in INTERVAL_COLUMNS if c in frame.columns]
     frame = frame.select(
-        "series_id",
+        pl.col("series_id").map_elements(show, return_dtype=pl.String),  # `a ` apart from `a`
         pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M"),
         "horizon_step",
         pl.col("forecast", *intervals).round(3),
         "model_version",
         "published_at",
     )
-    return frame.head(MAX_TABLE_ROWS).to_dicts()
+    return frame.to_dicts()
 
 
 def published_artifact(export: Path) -> int:
@@ -125,8 +125,9 @@ def published_artifact(export: Path) -> int:
 # ---------------------------------------------------------------- chart
 def _code(series_id: str) -> str:
     """A series id inside a markdown code span: bounded, one line, no backtick to end it early
-    (inside a code span the renderer shows HTML as text)."""
-    return " ".join(clip(series_id).replace("`", "'").split())
+    (inside a code span the renderer shows HTML as text), and told apart from ids that differ
+    by surrounding whitespace (tasks.series_ids.show quotes those and any line break)."""
+    return show(series_id).replace("`", "'")
 
 
 def chart_markdown(png: bytes, series: list[str], title: str) -> str:

@@ -84,8 +84,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from tasks.config import load_config
 
     cfg = load_config(args.params)  # bad params: exit 2 before Prefect starts
+    from flows.pipeline import params_tracked_by_dvc
     from tasks.ingest.preflight import check_header
 
+    params_tracked_by_dvc(args.params)  # only the params file DVC tracks
     check_header(cfg)  # the source's columns vs data.columns: exit 2 before Prefect starts
     if cfg.publish.url:  # an unreachable store: exit 2 before any stage works
         from tasks.publishing.db import check_reachable, from_config

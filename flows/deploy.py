@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.deploy") ->
                 file=sys.stderr,
             )
             return 2
+    from flows.pipeline import params_tracked_by_dvc
+
     try:
         cfg = load_config(args.params)
+        params_tracked_by_dvc(args.params)  # its runs would ignore another file's changes
     except PipelineError as err:
         print(f"deploy failed: {err}", file=sys.stderr)
         return 2

@@ -90,6 +90,25 @@ def params_inside_repository(params: str, root: Path | None = None) -> str:
     return params
 
 
+def params_tracked_by_dvc(params: str, root: Path | None = None) -> str:
+    """The params file, if it is the one DVC reads (symlinks resolved): dvc.yaml's stage params
+    name keys of params.yaml, so `dvc status` decides what is up to date against params.yaml and
+    `dvc commit` records its values. A run with another file would skip a stage whose keys
+    changed only there (stale outputs reported as reused) and record params.yaml's values for
+    outputs made from the other file's. Refused, naming the way that works."""
+    from tasks.errors import ConfigError
+
+    root = (root or Path.cwd()).resolve()
+    if (root / params).resolve() != (root / DEFAULT_PARAMS).resolve():
+        raise ConfigError(
+            f"params file {params!r}: the pipeline runs only with {DEFAULT_PARAMS}, the file DVC "
+            f"tracks (dvc.yaml's params), so that a changed key reruns exactly the stages that "
+            f"read it; copy {params} over {DEFAULT_PARAMS} (git keeps the old one) or try values "
+            "with `dvc exp run --set-param KEY=VALUE`"
+        )
+    return params
+
+
 class StaleDvcYaml(PipelineError):
     """dvc.yaml no longer matches the stage declarations."""
 
@@ -211,6 +230,20 @@ def _model_version() -> str | None:
     return None
 
 
+def _ui_artifacts(stage, cfg, header: str, logger) -> None:
+    """The stage's Prefect artifacts; one that fails (a chart it cannot draw) is a warning: the
+    stage's outputs, published or not, are what the run is about."""
+    try:
+        stage.ui_artifacts(cfg, header)
+    except Exception as err:
+        logger.warning(
+            "%s: its Prefect artifacts could not be made (%s: %s); the stage's outputs stand",
+            stage.name,
+            type(err).__name__,
+            str(err)[:300],
+        )
+
+
 @flow(
     name="forecast-pipeline",
     flow_run_name=run_name,
@@ -222,7 +255,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
     logger = get_run_logger()
     outcome.start_run()  # the progress the end hooks' run report reads (flows/outcome.py)
-    params = params_inside_repository(params)
+    params = params_tracked_by_dvc(params_inside_repository(params))
     cfg = load_config(params)  # bad params stop the run before any stage does work
     check_dvc_yaml(cfg)
     md5 = data_version(cfg)
@@ -234,7 +267,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
             results.append(stage_task(stage, cfg)(stage.name, params, force))
             outcome.stage_done(stage.name)
             if stage.ui_artifacts:
-                stage.ui_artifacts(cfg, f"data {md5[:8]}, model {_model_version()}")
+                _ui_artifacts(stage, cfg, f"data {md5[:8]}, model {_model_version()}", logger)
         ran = [r["stage"] for r in results if not r["skipped"]]
         wrote = {key for name in ran for key in by_name(name).writes}
         summary = {

@@ -6,10 +6,11 @@ display). The callers do the I/O: the evaluate and publish stages write the PNGs
 image plots, flows/artifacts.py puts one into the Prefect UI, flows/report.py inlines SVGs in
 reports/run.html.
 
-Every chart has dated axes and one legend. Series ids are user data: they are clipped
-(tasks.textfmt.clip) and `$` is escaped so matplotlib never reads them as mathtext; the SVG
-writer escapes XML itself. Panels and the legend carry stable ids (`<chart>-panel-<i>`,
-`<chart>-legend`) in SVG output, so a browser test can count them.
+Every chart has dated axes and one legend. Series ids are user data: they are clipped and
+quoted where whitespace would hide a difference (tasks.series_ids.show), and `$` is escaped so
+matplotlib never reads them as mathtext; the SVG writer escapes XML itself. Panels and the
+legend carry stable ids (`<chart>-panel-<i>`, `<chart>-legend`) in SVG output, so a browser test
+can count them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Literal
 import polars as pl
 
 from tasks.errors import PipelineError
+from tasks.series_ids import show
 from tasks.textfmt import clip
 
 # Series in a chart when the user picks none: the largest (mean level of their history). More
@@ -57,8 +59,9 @@ class ChartError(PipelineError):
 
 
 def label(series_id: object) -> str:
-    """A series id as chart text: bounded, and `$` escaped (matplotlib's mathtext marker)."""
-    return clip(series_id).replace("$", r"\$")
+    """A series id as chart text: bounded, told apart from ids that differ only by surrounding
+    whitespace (quoted then: tasks.series_ids.show), and `$` escaped (matplotlib's mathtext)."""
+    return show(series_id).replace("$", r"\$")
 
 
 def pick_series(

@@ -4,7 +4,11 @@ next gate."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import struct
+import zlib
+from collections.abc import Callable
 
 from flows.git import head_commit
 from flows.stage import NO_RUN, Stage, StageContext
@@ -12,6 +16,22 @@ from tasks import catalog, io
 from tasks.config import Config
 from tasks.errors import GateFailed
 from tasks.monitoring.gate import check_drift
+from tasks.textfmt import clip
+
+log = logging.getLogger("forecast")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# One white pixel: the image plot's content when the chart could not be drawn (DVC wants the out).
+BLANK_PNG = (
+    b"\x89PNG\r\n\x1a\n"
+    + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    + _png_chunk(b"IDAT", zlib.compress(b"\x00\xff"))
+    + _png_chunk(b"IEND", b"")
+)
 
 
 def check_gate() -> dict:
@@ -104,7 +124,7 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
             reasons,
         )
         forecasts = pl.concat([forecasts, extra.select(forecasts.columns)])
-    chart = forecast_image(forecasts)  # drawn before any target is written
+    chart = chart_or_blank(lambda: forecast_image(forecasts))  # before any target is written
     # The shipped model trained through each series' last observation (tasks/model/refit.py).
     through = trained_through(prepared, full_history=True)
     last = sorted(set(through.values()))
@@ -158,6 +178,22 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         also=champion_and_summary,
     )
     return summary
+
+
+def chart_or_blank(draw: Callable[[], bytes]) -> bytes:
+    """draw(), or BLANK_PNG with a warning when it fails: the chart is a picture of what is
+    published, never a reason not to publish it."""
+    try:
+        return draw()
+    except Exception as err:  # any chart failure: matplotlib, a date it cannot hold, the data
+        log.warning(
+            "publish: the forecast chart could not be drawn (%s: %s); publishing without it "
+            "(%s holds a blank image)",
+            type(err).__name__,
+            clip(err, 300),
+            STAGE.path("plot_forecast_png"),
+        )
+        return BLANK_PNG
 
 
 def forecast_image(forecasts) -> bytes:

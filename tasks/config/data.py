@@ -110,6 +110,12 @@ class DataConfig(_Section):
     # that series ("skip": the others go on, it is listed in metrics/ingest.json) or stops the
     # run ("fail"). Problems of the whole source (columns, types, duplicate keys) always stop it.
     on_bad_series: Literal["skip", "fail"] = "skip"
+    # Series ids that differ only by case or surrounding whitespace (`a`, `A`, `a `): a warning
+    # at ingest ("warn"), or the run stops ("refuse"). Either way they are separate series.
+    ambiguous_ids: Literal["warn", "refuse"] = "warn"
+    # Rows dated more than one data.frequency step after the clock at ingest (a skewed clock,
+    # a day/month swap): a warning naming them ("warn"), or the run stops ("refuse").
+    future_timestamps: Literal["warn", "refuse"] = "warn"
     # With "skip": more than this fraction of the series quarantined still stops the run (that
     # many broken series usually means a wrong param or a broken export, not bad series).
     max_bad_series_fraction: float = Field(default=0.1, ge=0.0, le=1.0)

@@ -32,7 +32,7 @@ import polars as pl
 from tasks.columns import KEY, REQUIRED, SERIES_ID, TIMESTAMP
 from tasks.config import Config
 from tasks.errors import DataValidationError
-from tasks.ingest import quarantine, screen
+from tasks.ingest import limits, quarantine, screen
 from tasks.ingest.checks import (
     SID,
     covariates,
@@ -49,7 +49,7 @@ from tasks.ingest.fill import fill_gaps
 from tasks.ingest.read import BOOKKEEPING, coerce, read_source, require_columns, with_bookkeeping
 from tasks.ingest.report import format_report
 from tasks.ingest.schema import FILLED
-from tasks.textfmt import clip
+from tasks.series_ids import show
 from tasks.timefmt import iso
 
 log = logging.getLogger("forecast")
@@ -107,6 +107,7 @@ def ingest(
     require_columns(df, "validate")
     check_columns(df.collect_schema(), cfg)  # undeclared, missing or wrong-kind covariates
     frame = coerce(with_bookkeeping(df, source="<frame>"), cfg.data.timezone)
+    limits.check(frame, cfg)  # ids the targets cannot hold, a horizon past the calendar
     split = screen.screen(frame, cfg) if screened else None
     suspect = frame if split is None else split.suspect
     checked = _check(suspect, cfg, chunk_rows) if split is None or suspect.height else None
@@ -121,7 +122,7 @@ def ingest(
             "metrics/ingest.json): %s",
             verdict.quarantined[SERIES_ID].n_unique(),
             n_series,
-            ", ".join(clip(s) for s in quarantine.bad_series(verdict.quarantined).head(10)),
+            ", ".join(show(s) for s in quarantine.bad_series(verdict.quarantined).head(10)),
         )
     if split is None:
         out = checked.frame

@@ -9,6 +9,7 @@ from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.config import Config
 from tasks.ingest.read import SOURCE
 from tasks.ingest.schema import MAX_SCALABLE
+from tasks.series_ids import show
 from tasks.textfmt import clip
 
 MAX_ROWS_SHOWN = 20
@@ -112,7 +113,7 @@ def _format_row(row: dict) -> str:
     where = f"{clip(row['source'])} row {row['row']}: " if row["row"] is not None else ""
     fields = []
     if row[SERIES_ID] is not None:
-        fields.append(f"series_id={clip(row[SERIES_ID])}")
+        fields.append(f"series_id={show(row[SERIES_ID])}")
     if row[TIMESTAMP] is not None:
         ts = row[TIMESTAMP].isoformat(sep=" ").removesuffix(" 00:00:00")
         fields.append(f"timestamp={ts}")

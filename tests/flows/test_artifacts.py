@@ -39,3 +39,17 @@ def test_the_failure_record_is_written_even_when_the_event_cannot_be(tmp_path, m
     assert record["failed"] is True and record["state"] == "Failed"
     assert record["reason"].startswith("m" * 4000) and record["reason"].endswith("chars)")
     assert len(record["reason"]) < 4100
+
+
+def test_an_artifact_that_fails_is_a_warning_not_a_failed_run(caplog):
+    """Artifacts come after the stage wrote its outputs (publish: committed); one that fails
+    (a chart it cannot draw, issue 25.7) is logged and the run goes on."""
+    import logging
+
+    def fail(cfg, header):
+        raise ValueError("year 10000 is out of range")
+
+    stage = SimpleNamespace(name="publish", ui_artifacts=fail)
+    with caplog.at_level(logging.WARNING, logger="forecast.test"):
+        pipeline._ui_artifacts(stage, None, "header", logging.getLogger("forecast.test"))
+    assert "publish: its Prefect artifacts could not be made (ValueError: year 10000" in caplog.text
