@@ -88,6 +88,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         from tasks.publishing.db import check_reachable, from_config
 
         check_reachable(from_config(cfg))
+    if cfg.execution.engine == "dask":  # an unreachable Dask scheduler: exit 2 likewise
+        from tasks.evaluation.distributed import check_reachable as check_scheduler
+
+        check_scheduler(cfg)
     from flows.ephemeral import prefect_api
     from flows.pipeline import pipeline
 

@@ -46,6 +46,7 @@ from flows.stage import Stage, StageContext
 from tasks import catalog
 from tasks.config import DEFAULT_PARAMS, Config, load_config
 from tasks.errors import PipelineError
+from tasks.evaluation.distributed import check_reachable as check_engine
 
 FAILED_EVENT = "forecast.pipeline.failed"
 COMPLETED_EVENT = "forecast.pipeline.completed"
@@ -223,6 +224,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     params = params_inside_repository(params)
     cfg = load_config(params)  # bad params stop the run before any stage does work
     check_dvc_yaml(cfg)
+    check_engine(cfg)  # a Dask scheduler that does not answer: stop before any stage
     md5 = data_version(cfg)
     results = []
     with repository_lock("pipeline run", logger=logger):
