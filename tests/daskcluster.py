@@ -98,7 +98,8 @@ def dask_cluster(tmp: Path, workers: int = 2):
             time.sleep(0.2)
         for _ in range(workers):
             cluster.add_worker()
-        cluster.wait_for_workers(workers)
+        if workers:
+            cluster.wait_for_workers(workers)
         yield cluster
     finally:
         cluster.stop()
