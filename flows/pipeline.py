@@ -218,8 +218,15 @@ def _model_version() -> str | None:
     on_failure=[record_outcome, write_run_report],
     on_crashed=[record_outcome, write_run_report],
 )
-def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
-    """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
+def pipeline(
+    params: str = str(DEFAULT_PARAMS),
+    force: bool = False,
+    version: bool = False,
+    push_git: str | None = None,
+):
+    """Run the declared stages in order; a failing stage stops the run and nothing after it runs.
+    `push_git`: a git remote the versioned run's tag is pushed to (runs on a Prefect worker's
+    clone, flows/workpool.py)."""
     logger = get_run_logger()
     params = params_inside_repository(params)
     cfg = load_config(params)  # bad params stop the run before any stage does work
@@ -259,7 +266,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
             # manual run, a rollback --no-version) and no run has versioned yet.
             pending = [] if ran else unversioned_outputs(Path("."), cfg.orchestration.tag_prefix)
             if ran or pending:
-                summary["version"] = _version(cfg, summary)
+                summary["version"] = _version(cfg, summary, push_git)
                 message += f"; versioned as {summary['version']['tag']}"
                 if pending:
                     message += f" (unversioned since the last version: {', '.join(pending)})"
@@ -270,10 +277,10 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     return Completed(message=message, data=summary)
 
 
-def _version(cfg: Config, summary: dict) -> dict:
+def _version(cfg: Config, summary: dict, push_git: str | None = None) -> dict:
     from prefect.runtime import flow_run
 
-    from flows.versioning import version_run
+    from flows.versioning import push_tag, version_run
 
     gate = catalog.path("metrics_gate")
     record = {
@@ -300,6 +307,9 @@ def _version(cfg: Config, summary: dict) -> dict:
         info["pushed_files"],
         info["remote"],
     )
+    if push_git:
+        push_tag(Path("."), push_git, info["tag"])
+        get_run_logger().info("pushed tag %s to git remote %r", info["tag"], push_git)
     return info
 
 
