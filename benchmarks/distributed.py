@@ -19,13 +19,14 @@ scheduler` with 1 and with 2 `dask worker` processes (one thread each) on 127.0.
 the tests start them (tests/daskcluster.py); start-up is not timed, the client's connection and
 worker check is (`connect_s`). Each engine's selection and forecasts are compared with the first's.
 
-Scheduling overhead per series: (dask with 1 worker - local on 1 core) / series: the same fits
-on one core either way, so the difference is what Dask adds (pickling partitions, the scheduler,
-results back). Projection to 100,000 series on N machines of C cores (one worker process per
-core): series x (core-seconds per series + overhead per series) / (N x C), the fits being
-independent per series (no shared state, a few KB of data each) so the time divides by the worker
-processes; with the measured 2-worker efficiency applied. Writes
-benchmarks/results/distributed.json and prints the figures.
+Scheduling overhead per series: the same partitions of the same series sent through the cluster with
+an empty fit (data in, a result of the same shape back: submit, schedule, run, gather), per series
+and call, times the stage's forecast_many calls; beside it the difference of the timings (dask with
+1 worker - local on 1 core) / series, which the machine's other load blurs. Projection to 100,000
+series on N machines of C cores (one worker process per core): series x (core-seconds per series +
+overhead per series) / (N x C), the fits being independent per series (no shared state, a few KB of
+data each) so the time divides by the worker processes; with the measured 2-worker efficiency
+applied. Writes benchmarks/results/distributed.json and prints the figures.
 """
 
 from __future__ import annotations
@@ -118,8 +119,28 @@ def run_local(values, cfg, pin: bool) -> tuple[float, tuple]:
     return time.perf_counter() - started, got
 
 
-def run_dask(values, candidates, workers: int, tmp: Path) -> tuple[float, float, int, tuple]:
-    """(seconds of the work, seconds to connect, partitions run, result) on a fresh cluster."""
+def empty_fit(names, ys, horizon, season, n_jobs) -> dict[str, np.ndarray]:
+    """A partition's round trip without the fits: the same data in, a result of the same shape
+    back (what the scheduling overhead is measured with)."""
+    return {name: np.zeros((len(ys), horizon)) for name in names}
+
+
+def overhead_per_series(eng, values: dict[str, np.ndarray], names: list[str], calls: int) -> float:
+    """Seconds per series that a cluster adds to a forecast_many call: every series through
+    `calls` calls of partitions of empty fits (submit, schedule, run, gather)."""
+    ys = list(values.values())
+    parts = eng.partitions(list(range(len(ys))))
+    args = [(names, [ys[s] for s in part], HORIZON, SEASON, 1) for part in parts]
+    started = time.perf_counter()
+    for _ in range(calls):
+        for _i, _out in eng.map(empty_fit, args):
+            pass
+    return (time.perf_counter() - started) / (calls * len(ys))
+
+
+def run_dask(values, candidates, workers: int, tmp: Path, calls: int) -> tuple:
+    """(seconds of the work, seconds to connect, partitions run, overhead per series, result)
+    on a fresh cluster."""
     from distributed import get_task_stream
 
     with dask_cluster(tmp / f"cluster-{workers}", workers=workers) as cluster:
@@ -130,8 +151,10 @@ def run_dask(values, candidates, workers: int, tmp: Path) -> tuple[float, float,
             with get_task_stream(eng.client) as stream:
                 got = statistical_part(values, cfg)
             done = time.perf_counter()
+            names = [c for c in candidates if c in statistical.SPECS]
+            overhead = overhead_per_series(eng, values, names, calls)
         tasks = sum("_statsforecast_call" in t["key"] for t in stream.data)
-    return done - connected, connected - started, tasks, got
+    return done - connected, connected - started, tasks, overhead, got
 
 
 def ets_cost(values: dict[str, np.ndarray], n: int) -> float:
@@ -176,18 +199,25 @@ def main() -> None:
     seconds[f"local_{cores}_cores"], got = run_local(values, cfg, pin=False)
     print(f"local, {cores} cores:       {seconds[f'local_{cores}_cores']:8.1f} s")
     checks = {f"local_{cores}_cores": differs(reference, got)}
-    connect, tasks = {}, {}
+    connect, tasks, overheads = {}, {}, {}
+    # forecast_many calls of the stage: one per statistical candidate and fold (choose_all), and
+    # one for every candidate's horizon forecast.
+    calls = 2 * len(names) + 1
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             key = f"dask_{workers}_worker{'s' if workers > 1 else ''}"
-            seconds[key], connect[key], tasks[key], got = run_dask(
-                values, candidates, workers, Path(tmp)
+            seconds[key], connect[key], tasks[key], overheads[key], got = run_dask(
+                values, candidates, workers, Path(tmp), calls
             )
             checks[key] = differs(reference, got)
-            print(f"dask, {workers} worker(s):    {seconds[key]:8.1f} s  ({tasks[key]} partitions)")
+            print(
+                f"dask, {workers} worker(s):    {seconds[key]:8.1f} s  ({tasks[key]} partitions; "
+                f"overhead {overheads[key] * 1e6:.0f} us per series and call)"
+            )
     load_after = os.getloadavg()
     per_series = seconds["local_1_core"] / args.n
-    overhead = (seconds["dask_1_worker"] - seconds["local_1_core"]) / args.n
+    # What Dask adds per series over the stage: the empty-fit round trip of every call.
+    overhead = overheads["dask_1_worker"] * calls
     efficiency = seconds["dask_1_worker"] / (2 * seconds["dask_2_workers"])
     ets = ets_cost(values, args.ets_sample) if args.ets_sample else None
     result = {
@@ -212,6 +242,10 @@ def main() -> None:
         "dask_partitions": tasks,
         "core_seconds_per_series": per_series,
         "scheduling_overhead_per_series_s": overhead,
+        "scheduling_overhead_per_series_and_call_s": overheads,
+        "overhead_from_timings_per_series_s": (seconds["dask_1_worker"] - seconds["local_1_core"])
+        / args.n,
+        "forecast_many_calls": calls,
         "two_worker_efficiency": round(efficiency, 3),
         "same_as_local_1_core": checks,
         "ets_core_seconds_per_series": ets,
