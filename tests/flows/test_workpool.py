@@ -70,9 +70,7 @@ def test_a_worker_in_a_second_clone_runs_the_deployment_and_the_first_clone_sees
     assert parent == commit  # the run's commit sits on the deployment's commit
     run(["git", "merge", "-q", "--ff-only", tags[0]], clone_a)
     run([str(BIN / "dvc"), "pull", "-q"], clone_a, env=env_a)
-    published = run(
-        [sys.executable, "-m", "flows.published", "--json"], clone_a, env=env_a
-    ).stdout
+    published = run([sys.executable, "-m", "flows.published", "--json"], clone_a, env=env_a).stdout
     current = json.loads(published)
     assert current["run"]["flow_run_id"] == summary["flow_run_id"]
     assert current["forecasts"], "the store holds the run's forecasts"
