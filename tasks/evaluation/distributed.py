@@ -113,7 +113,7 @@ class DaskEngine:
                     done = set()
                 for future in done:
                     yield futures[future], self._result(future)
-                if done or self.client.nthreads():
+                if done or self._workers():
                     alone_since = None
                     continue
                 alone_since = alone_since or time.monotonic()
@@ -128,8 +128,17 @@ class DaskEngine:
             if pending:
                 self.client.cancel(list(pending))
 
+    def _workers(self) -> int:
+        try:
+            return len(self.client.nthreads())
+        except (OSError, TimeoutError) as err:  # the scheduler went away
+            raise ClusterFailed(
+                f"lost the Dask scheduler {self.address} mid-stage ({type(err).__name__}: "
+                f"{err}); nothing was published"
+            ) from None
+
     def _result(self, future):
-        from distributed import KilledWorker
+        from distributed import CancelledError, KilledWorker
 
         try:
             return future.result()
@@ -139,9 +148,10 @@ class DaskEngine:
                 f"partition of series ({err}); nothing was published. Look at the workers' "
                 "logs (memory, a crash in a fit), or set execution.engine: local"
             ) from None
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, CancelledError) as err:  # the scheduler went away
             raise ClusterFailed(
-                f"lost the Dask scheduler {self.address} mid-stage ({err}); nothing was published"
+                f"lost the Dask scheduler {self.address} mid-stage ({type(err).__name__}: "
+                f"{err}); nothing was published"
             ) from None
 
 

@@ -166,3 +166,21 @@ def test_execution_defaults_to_every_core_here_and_accepts_ipv6_and_tls():
     for address in ("tcp://[::1]:8786", "tls://sched.internal:8786", "tcp://10.0.0.5:8786"):
         cfg = parse_config({"execution": {"engine": "dask", "address": address}})
         assert cfg.execution.address == address
+
+
+@pytest.mark.slow
+def test_the_scheduler_lost_mid_stage_fails_the_stage_with_a_message(tmp_path, local_result):
+    values, _ = local_result
+    with dask_cluster(tmp_path / "cluster", workers=1) as cluster:
+        cfg = cfg_for(cluster.address, no_workers_timeout_s=60.0)
+
+        def kill_scheduler(done: int) -> None:
+            if cluster.scheduler.poll() is None:
+                cluster.scheduler.kill()
+                cluster.scheduler.wait()
+
+        with distributed.engine(cfg), pytest.raises(distributed.ClusterFailed) as err:
+            statistical.forecast_many(
+                STATISTICAL, list(values.values()), HORIZON, SEASON, on_progress=kill_scheduler
+            )
+    assert f"lost the Dask scheduler {cluster.address} mid-stage" in str(err.value)
