@@ -253,8 +253,9 @@ def main() -> None:
             "how": f"{PROJECT_SERIES} x (core-seconds per series + overhead per series) / "
             f"(machines x {PROJECT_CORES} cores x two-worker efficiency); one dask worker "
             "process per core; series independent, so linear; data transfer (a few KB a series) "
-            "and the scheduler's own limits (about 1 ms a task, partitions of <= 500 series: "
-            "200+ tasks per call) ignored",
+            "and the scheduler's own limits (partitions of <= 500 series: 200+ tasks a call at "
+            "100,000 series) ignored; the efficiency was measured on 2 shared, busy cores, so "
+            "it is a pessimistic figure for dedicated machines",
             "these_candidates": project(per_series, overhead, efficiency),
             **(
                 {"with_ets_added": project(per_series + ets, overhead, efficiency)}
