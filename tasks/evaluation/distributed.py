@@ -27,6 +27,7 @@ published.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -98,7 +99,7 @@ class DaskEngine:
 
     def map(self, fn: Callable, calls: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
         """(index, fn(*calls[index])) for every call, in the order they finish on the cluster."""
-        from distributed import wait
+        from distributed import CancelledError, wait
 
         futures = {self.client.submit(fn, *args, pure=False): i for i, args in enumerate(calls)}
         pending = set(futures)
@@ -111,6 +112,8 @@ class DaskEngine:
                         done, pending = wait(pending, timeout=poll, return_when="FIRST_COMPLETED")
                 except TimeoutError:  # nothing finished within POLL_S
                     done = set()
+                except CancelledError as err:  # the client lost the scheduler
+                    raise self._lost(err) from None
                 for future in done:
                     yield futures[future], self._result(future)
                 if done or self._workers():
@@ -125,17 +128,23 @@ class DaskEngine:
                         "workers or set execution.engine: local"
                     )
         finally:
-            if pending:
-                self.client.cancel(list(pending))
+            if pending:  # the stage stops: the cluster drops what is left (if still reachable)
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(pending))
+
+    def _lost(self, err: BaseException) -> ClusterFailed:
+        first = (str(err).strip().splitlines() or [""])[0]
+        return ClusterFailed(
+            f"lost the Dask scheduler {self.address} mid-stage ({type(err).__name__}: {first}); "
+            "the stage stopped, nothing was published. Restart the scheduler and its workers "
+            "and rerun, or set execution.engine: local"
+        )
 
     def _workers(self) -> int:
         try:
             return len(self.client.nthreads())
         except (OSError, TimeoutError) as err:  # the scheduler went away
-            raise ClusterFailed(
-                f"lost the Dask scheduler {self.address} mid-stage ({type(err).__name__}: "
-                f"{err}); nothing was published"
-            ) from None
+            raise self._lost(err) from None
 
     def _result(self, future):
         from distributed import CancelledError, KilledWorker
@@ -149,10 +158,7 @@ class DaskEngine:
                 "logs (memory, a crash in a fit), or set execution.engine: local"
             ) from None
         except (OSError, TimeoutError, CancelledError) as err:  # the scheduler went away
-            raise ClusterFailed(
-                f"lost the Dask scheduler {self.address} mid-stage ({type(err).__name__}: "
-                f"{err}); nothing was published"
-            ) from None
+            raise self._lost(err) from None
 
 
 def check_workers(client, address: str) -> None:
