@@ -33,14 +33,16 @@ class Cluster:
         self.workers: list[subprocess.Popen] = []
         self.logs = logs
 
-    def add_worker(self) -> subprocess.Popen:
+    def add_worker(self, code: Path = ROOT) -> subprocess.Popen:
+        """One more worker, importing the project from `code` (default: this checkout)."""
         i = len(self.workers)
         log = (self.logs / f"worker-{i}.log").open("wb")
+        env = {**os.environ, "PYTHONPATH": str(code)}
         proc = subprocess.Popen(
             [DASK, "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
              "--host", "127.0.0.1", "--name", f"w{i}", "--local-directory",
              str(self.logs / f"w{i}")],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.workers.append(proc)
         return proc

@@ -184,3 +184,24 @@ def test_the_scheduler_lost_mid_stage_fails_the_stage_with_a_message(tmp_path, l
                 STATISTICAL, list(values.values()), HORIZON, SEASON, on_progress=kill_scheduler
             )
     assert f"lost the Dask scheduler {cluster.address} mid-stage" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_worker_on_other_fitting_code_stops_the_run_before_any_work(tmp_path):
+    import shutil
+
+    from tests.daskcluster import ROOT
+
+    code = tmp_path / "other-checkout"
+    shutil.copytree(ROOT / "tasks", code / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    fitting = code / "tasks" / "evaluation" / "statistical.py"
+    fitting.write_text(fitting.read_text() + "\n# another commit's fitting code\n")
+    with dask_cluster(tmp_path / "cluster", workers=0) as cluster:
+        cluster.add_worker(code)
+        cluster.wait_for_workers(1)
+        with (
+            pytest.raises(distributed.ClusterFailed) as err,
+            distributed.engine(cfg_for(cluster.address)),
+        ):
+            pytest.fail("the engine must not start")
+    assert "would fit differently (statistical.py" in str(err.value)
