@@ -214,6 +214,17 @@ def statistical_batch(d: dict) -> str:
     return f"{head}: {', '.join(parts)}; batched forecasts {same} to the per-series ones"
 
 
+def distributed(d: dict) -> str:
+    sec = d["seconds"]
+    parts = [f"{name.replace('_', ' ')} {num(v)} s" for name, v in sec.items()]
+    same = all(c["choices_differing"] == 0 for c in d["same_as_local_1_core"].values())
+    return (
+        f"{d['series']} series, statistical part of evaluate: {', '.join(parts)}; overhead "
+        f"{num(d['scheduling_overhead_per_series_s'] * 1e3)} ms/series; "
+        f"{'same choices and forecasts' if same else 'choices DIFFER'} on every engine"
+    )
+
+
 def intermittent(d: dict) -> str:
     parts = []
     for kind, k in d["kinds"].items():
@@ -247,6 +258,7 @@ def many_series(d: dict) -> str:
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
+    "distributed": distributed,
     "accuracy_m3": accuracy_m3,
     "accuracy_mixture": accuracy_mixture,
     "tune_candidates": tune_candidates,

@@ -3,6 +3,7 @@
     forecast pipeline [--force] [--version]   run the six stages as one Prefect flow
     forecast stage STAGE                      run one stage (what `dvc repro` runs)
     forecast serve [--cron CRON]              serve the scheduled Prefect deployment
+    forecast deploy-pool --repository URL     the deployment for Prefect workers (a work pool)
     forecast runs list|restore|rollback       versioned runs: list, restore outputs, roll back
     forecast published [--runs] [--csv PATH]  the published forecasts and their run
     forecast monitor [--series] [--json]      realized accuracy of published runs vs backtest
@@ -93,6 +94,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         from tasks.publishing.db import check_reachable, from_config
 
         check_reachable(from_config(cfg))
+    if cfg.execution.engine == "dask":  # an unreachable Dask scheduler: exit 2 likewise
+        from tasks.evaluation.distributed import check_reachable as check_scheduler
+
+        check_scheduler(cfg)
     from flows.ephemeral import prefect_api
     from flows.pipeline import pipeline
 
@@ -244,6 +249,12 @@ def _serve(argv: list[str]) -> int:
     return deploy.main(argv, prog=f"{PROG} serve")
 
 
+def _deploy_pool(argv: list[str]) -> int:
+    from flows import workpool
+
+    return workpool.main(argv, prog=f"{PROG} deploy-pool")
+
+
 def _multiworker(argv: list[str]) -> int:
     from flows import multiworker
 
@@ -254,6 +265,10 @@ def _multiworker(argv: list[str]) -> int:
 # name -> (one-line help, handler given the remaining arguments)
 DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "serve": ("serve the pipeline as the scheduled Prefect deployment (flows.deploy)", _serve),
+    "deploy-pool": (
+        "register the deployment that Prefect workers of a work pool run (flows.workpool)",
+        _deploy_pool,
+    ),
     "published": ("show or export the published forecasts and their run", _published),
     "monitor": ("realized accuracy of the published runs vs their backtest", _monitoring),
     "export": ("export the shipped model to TFLite and check it against Keras", _export),

@@ -47,6 +47,7 @@ from flows.stage import Stage, StageContext
 from tasks import catalog
 from tasks.config import DEFAULT_PARAMS, Config, load_config
 from tasks.errors import PipelineError
+from tasks.evaluation.distributed import check_reachable as check_engine
 
 FAILED_EVENT = "forecast.pipeline.failed"
 COMPLETED_EVENT = "forecast.pipeline.completed"
@@ -251,13 +252,21 @@ def _ui_artifacts(stage, cfg, header: str, logger) -> None:
     on_failure=[record_outcome, write_run_report],
     on_crashed=[record_outcome, write_run_report],
 )
-def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bool = False):
-    """Run the declared stages in order; a failing stage stops the run and nothing after it runs."""
+def pipeline(
+    params: str = str(DEFAULT_PARAMS),
+    force: bool = False,
+    version: bool = False,
+    push_git: str | None = None,
+):
+    """Run the declared stages in order; a failing stage stops the run and nothing after it runs.
+    `push_git`: a git remote the versioned run's tag is pushed to (runs on a Prefect worker's
+    clone, flows/workpool.py)."""
     logger = get_run_logger()
     outcome.start_run()  # the progress the end hooks' run report reads (flows/outcome.py)
     params = params_tracked_by_dvc(params_inside_repository(params))
     cfg = load_config(params)  # bad params stop the run before any stage does work
     check_dvc_yaml(cfg)
+    check_engine(cfg)  # a Dask scheduler that does not answer: stop before any stage
     md5 = data_version(cfg)
     results = []
     with repository_lock("pipeline run", logger=logger):
@@ -294,7 +303,7 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
             # manual run, a rollback --no-version) and no run has versioned yet.
             pending = [] if ran else unversioned_outputs(Path("."), cfg.orchestration.tag_prefix)
             if ran or pending:
-                summary["version"] = _version(cfg, summary)
+                summary["version"] = _version(cfg, summary, push_git)
                 message += f"; versioned as {summary['version']['tag']}"
                 if pending:
                     message += f" (unversioned since the last version: {', '.join(pending)})"
@@ -305,10 +314,10 @@ def pipeline(params: str = str(DEFAULT_PARAMS), force: bool = False, version: bo
     return Completed(message=message, data=summary)
 
 
-def _version(cfg: Config, summary: dict) -> dict:
+def _version(cfg: Config, summary: dict, push_git: str | None = None) -> dict:
     from prefect.runtime import flow_run
 
-    from flows.versioning import version_run
+    from flows.versioning import push_tag, version_run
 
     gate = catalog.path("metrics_gate")
     record = {
@@ -335,6 +344,9 @@ def _version(cfg: Config, summary: dict) -> dict:
         info["pushed_files"],
         info["remote"],
     )
+    if push_git:
+        push_tag(Path("."), push_git, info["tag"])
+        get_run_logger().info("pushed tag %s to git remote %r", info["tag"], push_git)
     return info
 
 

@@ -136,6 +136,13 @@ def version_run(
     return {**info, "pushed_files": pushed, "remote": remote}
 
 
+def push_tag(root: Path, remote: str, tag: str) -> None:
+    """Send a run's tag (and the commit it names) to the git remote `remote`: a run made on a
+    Prefect worker's clone is then seen by every other clone (`git fetch --tags`, then `dvc pull`
+    reads the bytes its dvc.lock names from the DVC remote, pushed before the commit)."""
+    git(["push", "-q", remote, f"refs/tags/{tag}"], root)
+
+
 def unversioned_outputs(root: Path, tag_prefix: str) -> list[str]:
     """Outputs whose md5 in the workspace's dvc.lock differs from the newest versioned run's
     (all of them before the first version). A run that itself changed nothing still versions

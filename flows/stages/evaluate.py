@@ -44,6 +44,15 @@ def load_champion(load_model):
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    from tasks.evaluation.distributed import engine
+
+    # The per-series fits on the engine `execution` names (a Dask scheduler that does not
+    # answer stops the stage here, before any work).
+    with engine(cfg):
+        return _run(cfg, ctx)
+
+
+def _run(cfg: Config, ctx: StageContext) -> dict:
     import polars as pl
 
     from tasks.config import auto

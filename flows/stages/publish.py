@@ -70,6 +70,15 @@ def stage_champion(pub, meta: dict) -> None:
 
 
 def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
+    from tasks.evaluation.distributed import engine
+
+    # The per-series fits on the engine `execution` names (a Dask scheduler that does not
+    # answer stops the stage here, before any work).
+    with engine(cfg):
+        return _run(cfg, ctx)
+
+
+def _run(cfg: Config, ctx: StageContext) -> dict:
     import polars as pl
 
     from tasks.evaluation.intervals import Calibration

@@ -18,6 +18,7 @@ from pydantic import PrivateAttr, ValidationError, model_validator
 
 from tasks.config import auto
 from tasks.config.data import ColumnsConfig, CovariatesConfig, DataConfig
+from tasks.config.execution import ExecutionConfig
 from tasks.config.sections import (
     DEFAULT_PARAMS,
     ENV_VAR,
@@ -47,6 +48,7 @@ __all__ = [
     "CovariatesConfig",
     "DataConfig",
     "EvaluateConfig",
+    "ExecutionConfig",
     "MIN_HISTORY",
     "ForecastConfig",
     "GateConfig",
@@ -74,6 +76,7 @@ class Config(_Section):
     publish: PublishConfig = PublishConfig()
     monitor: MonitorConfig = MonitorConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     # The file this config was read from (lineage hashes it).
     _source: Path = PrivateAttr(default=DEFAULT_PARAMS)
 

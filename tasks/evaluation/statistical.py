@@ -44,6 +44,9 @@ exactly what the per-series functions (`ets`, `theta`, ...; the reference, teste
   `naive` candidate forecasts: such a series is then judged as naive and never chosen over it
   (naive comes first, and a tie goes to the earlier candidate).
 
+On a Dask cluster (`execution.engine: dask`, tasks/evaluation/distributed.py, entered with
+`using`): the same calls with n_jobs 1, one per partition of series, run on the workers instead.
+
 statsforecast (numba; about 5 s to import) is imported on first use, so a run whose candidates
 list none of these never pays for it.
 """
@@ -53,7 +56,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -155,11 +160,29 @@ def default_jobs() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+# The engine `forecast_many` fits on: None is this machine; else an object with
+# `partitions(members)` and `map(fn, calls)` (tasks/evaluation/distributed.py DaskEngine), set
+# for a block by `using`.
+_ENGINE: ContextVar = ContextVar("forecast_engine", default=None)
+
+
+@contextmanager
+def using(engine) -> Iterator[None]:
+    """`forecast_many` inside the block fits on `engine` (None: this machine)."""
+    token = _ENGINE.set(engine)
+    try:
+        yield
+    finally:
+        _ENGINE.reset(token)
+
+
 def fitting(names: Sequence[str], n_jobs: int | None = None) -> str:
     """What a progress line says is being fitted: `ets, theta in 2 processes` (the processes
     only where a statistical candidate is among `names`)."""
     if not any(name in SPECS for name in names):
         return ", ".join(names)
+    if _ENGINE.get() is not None:
+        return f"{', '.join(names)} {_ENGINE.get().describe()}"
     jobs = default_jobs() if n_jobs is None else n_jobs
     return f"{', '.join(names)} in {jobs} process{'es' if jobs > 1 else ''}"
 
@@ -233,6 +256,35 @@ def forecast_many(
         if np.all(np.isfinite(y)):
             m = season_for(y.size, season_length) if seasonal else 1
             groups.setdefault(m, []).append(s)
+    engine = _ENGINE.get()
+    if engine is not None:
+        done = _on_engine(engine, names, ys, groups, horizon, out, on_progress)
+    else:
+        done = _here(names, ys, groups, horizon, jobs, out, on_progress, clock)
+    if on_progress is not None and done < len(ys):
+        on_progress(len(ys))  # the unfittable ones, answered by the fallback
+    return out
+
+
+def _on_engine(engine, names, ys, groups, horizon, out, on_progress) -> int:
+    """The fits of `groups` as partitions of series on `engine` (a cluster): the local engine's
+    call with n_jobs 1 per partition. Returns the series fitted."""
+    parts = [(m, part) for m, members in groups.items() for part in engine.partitions(members)]
+    calls = [(names, [ys[s] for s in part], horizon, m, 1) for m, part in parts]
+    done = 0
+    for i, preds in engine.map(_statsforecast_call, calls):
+        part = parts[i][1]
+        for name in names:
+            for row, s in enumerate(part):
+                out[name][s] = _or_last(preds[name][row], ys[s], horizon)
+        done += len(part)
+        if on_progress is not None:
+            on_progress(done)
+    return done
+
+
+def _here(names, ys, groups, horizon, jobs, out, on_progress, clock) -> int:
+    """The fits of `groups` on this machine, in calls of about CHUNK_S seconds."""
     done, started = 0, clock()
     for m, members in groups.items():
         at = 0
@@ -247,6 +299,4 @@ def forecast_many(
             done += size
             if on_progress is not None:
                 on_progress(done)
-    if on_progress is not None and done < len(ys):
-        on_progress(len(ys))  # the unfittable ones, answered by the fallback
-    return out
+    return done
