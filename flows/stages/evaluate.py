@@ -61,7 +61,7 @@ def _run(cfg: Config, ctx: StageContext) -> dict:
     from tasks.evaluation.evaluate import covariates_used, evaluate
     from tasks.evaluation.gate import decide
     from tasks.evaluation.selection import require_folds
-    from tasks.evaluation.short import choose_all, short_series, values_of
+    from tasks.evaluation.short import choose_all, every_series, short_series, values_of
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import load_model
     from tasks.model.refit import fit_schedule, refit
@@ -88,6 +88,8 @@ def _run(cfg: Config, ctx: StageContext) -> dict:
     # have, published by a candidate, counted in the selection (tasks/evaluation/short.py).
     short = choose_all(values_of(short_series(validated, prepared.series_ids)), cfg)
     result.selection.add_short(short)
+    # The gate judges every series scored on the latest fold, the short ones too.
+    result.scores["every_series"] = every_series(*result.fold0, short)
     result.scores["selection"] = result.selection.summary(len(folds))
     if cfg.data.covariates.any:  # which inputs these scores are of (the UI's metrics artifact)
         result.scores["covariates"] = covariates_used(cfg)

@@ -66,6 +66,9 @@ class Evaluation:
     comparison: dict | None  # champion vs challenger (None: no champion, a first run)
     selection: Selection | None = None  # the per-series choice (models/selection.json)
     plots: dict[str, pl.DataFrame] = field(default_factory=dict)  # by catalog key
+    # Fold 0, per LSTM series: the published mixture's scores and seasonal naive's (what the
+    # gate judges, with the short series' added: tasks/evaluation/short.py `every_series`).
+    fold0: tuple[list[dict], list[dict]] = ((), ())
 
 
 # ---------------------------------------------------------------- champion
@@ -395,4 +398,12 @@ def evaluate(
         None if champion is None else compare_champion(results, mixture_rows, champion, cfg)
     )
     plots = _plots(results, lofo)
-    return Evaluation(scores, folds_json, calibration, comparison, plots=plots, selection=chosen)
+    return Evaluation(
+        scores,
+        folds_json,
+        calibration,
+        comparison,
+        plots=plots,
+        selection=chosen,
+        fold0=(mixture_rows, list(final.scores[REFERENCE])),
+    )

@@ -4,7 +4,9 @@ and is not materially worse than the champion (what was published last).
 What is judged: the published mixture (`scores["published"]`, tasks/evaluation/selection.py: per
 series the LSTM or its best other candidate, chosen on the older folds, scored on the latest fold)
 against seasonal naive on that same fold (`scores["latest_fold"]`, per series
-`scores["vs_seasonal_naive"]`). Scores without a per-series choice (one model, as in the
+`scores["vs_seasonal_naive"]`); with `scores["every_series"]`, over every series scored on the
+latest fold, the short ones (tasks/evaluation/short.py) too: all of what would be published.
+Scores without a per-series choice (one model, as in the
 benchmarks) are judged as the LSTM over every fold.
 
 Value checks (each off when its setting is null; the defaults are the first two):
@@ -44,6 +46,9 @@ from tasks.evaluation.metrics import METRICS
 
 MODEL = "lstm"
 PUBLISHED = "published"  # the per-series mixture (tasks/evaluation/selection.py)
+# The mixture over every series scored on the latest fold, short ones included
+# (tasks/evaluation/short.py `every_series`): what the value checks judge when present.
+EVERY_SERIES = "every_series"
 REFERENCE = "seasonal_naive"
 # The champion: the model published last, kept beside the store by publish (persist outs).
 # Evaluate reads it as state, not as a DVC dependency: publish depends on evaluate's gate.json,
@@ -249,6 +254,15 @@ def decide(
     "challenger", ...}).
     """
     subject = PUBLISHED if PUBLISHED in scores else MODEL
+    every = scores.get(EVERY_SERIES) if subject == PUBLISHED else None
+    if every and every.get(PUBLISHED) and every.get(REFERENCE):
+        # Every series published and scored on the latest fold, the short ones too.
+        scores = {
+            **scores,
+            PUBLISHED: every[PUBLISHED],
+            "vs_seasonal_naive": every["vs_seasonal_naive"],
+        }
+        scores["latest_fold"] = {**scores.get("latest_fold", {}), REFERENCE: every[REFERENCE]}
     judged = _metrics(scores, subject)
     # The reference is scored on the same fold-series pairs as what is judged.
     ref = _metrics(scores["latest_fold"] if subject == PUBLISHED else scores, REFERENCE)

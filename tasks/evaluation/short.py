@@ -32,6 +32,7 @@ from tasks.evaluation import metrics, shrinkage
 from tasks.evaluation.backtest import mean_scores
 from tasks.evaluation.baselines import forecast_all
 from tasks.evaluation.combinations import needs_lstm
+from tasks.evaluation.gate import REFERENCE, series_vs_reference
 
 LSTM = "lstm"
 # Fewest history steps each candidate is fitted on; every other candidate needs one.
@@ -234,6 +235,26 @@ def summary(choices: list[ShortChoice]) -> dict:
             mean_scores([c.fold0["seasonal_naive"] for c in same]) if same else None
         ),
         "series_ids": [c.series_id for c in choices[:20]],
+    }
+
+
+def every_series(
+    lstm_rows: list[dict], reference_rows: list[dict], short: list[ShortChoice]
+) -> dict:
+    """What the gate judges (metrics/evaluate.json "every_series"): the published mixture on the
+    latest fold over every series scored there, the LSTM series (`lstm_rows`, seasonal naive's
+    `reference_rows`) and the short series that have fold 0 with both their model and seasonal
+    naive scored; the same series' seasonal naive, and the per-series comparison."""
+    scored = [c for c in short if c.model in c.fold0 and REFERENCE in c.fold0]
+    rows = [*lstm_rows, *(c.fold0[c.model] for c in scored)]
+    refs = [*reference_rows, *(c.fold0[REFERENCE] for c in scored)]
+    return {
+        "series": len(rows),
+        "lstm_series": len(lstm_rows),
+        "short_series": len(scored),
+        "published": mean_scores(rows) if rows else None,
+        REFERENCE: mean_scores(refs) if refs else None,
+        "vs_seasonal_naive": series_vs_reference(rows, refs),
     }
 
 

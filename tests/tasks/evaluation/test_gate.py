@@ -344,3 +344,45 @@ def test_series_vs_reference_counts_ties_as_not_worse():
     # the tie is not worse, the undefined one is left out, the NaN one is worse
     assert out == {"metric": "mase", "series": 5, "compared": 4, "worse": 2, "worse_fraction": 0.5}
     assert series_vs_reference([{"mase": None}], [{"mase": 1.0}])["worse_fraction"] is None
+
+
+def _row(mase: float) -> dict:
+    return {"mase": mase, "rmse": 10 * mase, "mae": 8 * mase, "smape": 5 * mase}
+
+
+def test_the_gate_judges_every_series_scored_on_the_latest_fold_short_ones_too():
+    from tasks.evaluation.short import ShortChoice, every_series
+
+    # Two LSTM series whose mixture trails seasonal naive (1.1 vs 1.0 on average) ...
+    lstm_rows, reference = [_row(1.0), _row(1.2)], [_row(1.0), _row(1.0)]
+    # ... and three short series the candidates serve far better than seasonal naive; one has
+    # no fold 0 and cannot count.
+    short = [
+        ShortChoice(
+            f"s{i}",
+            20,
+            "drift",
+            "too short",
+            [0, 1],
+            {},
+            {"drift": _row(0.5), "seasonal_naive": _row(2.0)},
+        )  # fmt: skip
+        for i in range(2)
+    ] + [ShortChoice("s9", 5, "naive", "too short", [], {}, {})]
+    every = every_series(lstm_rows, reference, short)
+    assert (every["series"], every["lstm_series"], every["short_series"]) == (4, 2, 2)
+    assert every["published"]["mase"] == pytest.approx((1.0 + 1.2 + 0.5 + 0.5) / 4)
+    assert every["seasonal_naive"]["mase"] == pytest.approx((1.0 + 1.0 + 2.0 + 2.0) / 4)
+    gate = GateConfig(mase_ratio_below=1.0, max_worse_series_fraction=0.5)
+    lstm_only = {
+        "lstm": _row(1.1),
+        "seasonal_naive": _row(1.0),
+        "published": _row(1.1),
+        "latest_fold": {"seasonal_naive": _row(1.0)},
+        "vs_seasonal_naive": series_vs_reference(lstm_rows, reference),
+    }
+    assert decide(lstm_only, gate)["passed"] is False  # the LSTM series alone: refused
+    judged = decide({**lstm_only, "every_series": every}, gate)
+    assert judged["passed"] is True, judged["reasons"]
+    assert judged["published"]["mase"] == pytest.approx(0.8)
+    assert judged["vs_seasonal_naive"]["compared"] == 4
