@@ -108,12 +108,11 @@ class SeriesTransform:
 
     def transform(self, series_id: str, y: np.ndarray) -> np.ndarray:
         z = self._forward(series_id, np.asarray(y, dtype=np.float64))
-        return self.scalers[series_id].transform(z.reshape(-1, 1)).reshape(z.shape)
+        return _scale(self.scalers[series_id], z)
 
     def inverse(self, series_id: str, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, dtype=np.float64)
-        y = self.scalers[series_id].inverse_transform(z.reshape(-1, 1)).reshape(z.shape)
-        return self._backward(series_id, y)
+        return self._backward(series_id, _unscale(self.scalers[series_id], z))
 
     def counts(self) -> dict[str, int]:
         """How many series got each transform (prepare's summary)."""
@@ -153,3 +152,27 @@ class SeriesTransform:
 def _fitted(scaler: TransformerMixin) -> dict:
     """A fitted scikit-learn scaler's learnt attributes (`mean_`, `scale_`, ...)."""
     return {k: v for k, v in vars(scaler).items() if k.endswith("_") and not k.startswith("_")}
+
+
+# The fitted scalers' own arithmetic on their learnt attributes, as scikit-learn's transform and
+# inverse_transform do it (same operations, same order: equal to the last bit), without their
+# input validation: that cost about 1 ms per call, and evaluate calls it per series, candidate
+# and fold (measured: 83 of 190 s of an evaluate of 666 M3 quarterly series).
+def _scale(scaler: TransformerMixin, z: np.ndarray) -> np.ndarray:
+    if isinstance(scaler, StandardScaler):
+        return (z - scaler.mean_[0]) / scaler.scale_[0]
+    if isinstance(scaler, MinMaxScaler):
+        return z * scaler.scale_[0] + scaler.min_[0]
+    if isinstance(scaler, RobustScaler):
+        return (z - scaler.center_[0]) / scaler.scale_[0]
+    return scaler.transform(z.reshape(-1, 1)).reshape(z.shape)
+
+
+def _unscale(scaler: TransformerMixin, z: np.ndarray) -> np.ndarray:
+    if isinstance(scaler, StandardScaler):
+        return z * scaler.scale_[0] + scaler.mean_[0]
+    if isinstance(scaler, MinMaxScaler):
+        return (z - scaler.min_[0]) / scaler.scale_[0]
+    if isinstance(scaler, RobustScaler):
+        return z * scaler.scale_[0] + scaler.center_[0]
+    return scaler.inverse_transform(z.reshape(-1, 1)).reshape(z.shape)
