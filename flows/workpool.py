@@ -1,5 +1,5 @@
 """Flow runs on Prefect workers: a process work pool and a deployment whose runs a worker started
-on another machine picks up (`forecast serve` stays the one-machine mode: flows/deploy.py).
+on another machine picks up (`forecast serve` stays the one-machine mode).
 
     forecast deploy-pool --pool forecast --repository git@host:team/forecast.git [--commit SHA]
     forecast deploy-pool prepare     # the pull step, run by the worker in its fresh clone
