@@ -53,7 +53,7 @@ FREQUENCIES = {
 }
 
 
-def m3_frame(subset: str, every: str, n: int | None = None) -> pl.DataFrame:
+def m3_frame(subset: str, every: str, n: int | None = None, stride: int = 1) -> pl.DataFrame:
     """M3 series of `subset` (training and test parts joined), long format on a regular grid;
     the first `n` by name when given."""
     try:
@@ -62,7 +62,7 @@ def m3_frame(subset: str, every: str, n: int | None = None) -> pl.DataFrame:
         raise SystemExit(
             "M3 comes with the bench extra: uv run --extra bench python -m ..."
         ) from err
-    series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[:n]
+    series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[::stride][:n]
     parts = []
     for s in series:
         y = np.concatenate([np.asarray(s.x, float), np.asarray(s.xx, float)])
@@ -230,9 +230,9 @@ def lstm_series_of(project: Path) -> list[str]:
     return [sid for sid, why in reasons.items() if not why.startswith("too short")]
 
 
-def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
+def bench_frequency(name: str, n: int | None, work: Path, env: dict, stride: int = 1) -> dict:
     spec = FREQUENCIES[name]
-    frame = m3_frame(spec["subset"], spec["every"], n)
+    frame = m3_frame(spec["subset"], spec["every"], n, stride)
     project = init_repo(fresh_copy(work / name), "many-series copy")
     csv = project / "data" / "raw" / f"m3_{name}.csv"
     frame.write_csv(csv)
@@ -250,6 +250,7 @@ def bench_frequency(name: str, n: int | None, work: Path, env: dict) -> dict:
             break
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
+        "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
         "rows": frame.height,
         "horizon": spec["horizon"],
         "season_length": spec["season"],
@@ -278,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--freq", default=",".join(FREQUENCIES), help="comma-separated subsets")
     parser.add_argument("--series", type=int, default=None, help="first N series (default all)")
+    parser.add_argument(
+        "--stride", type=int, default=1, help="every Nth series by name (a sample across M3)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the project copies")
     args = parser.parse_args(argv)
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     try:
         for name in args.freq.split(","):
-            results[name] = bench_frequency(name, args.series, work, env)
+            results[name] = bench_frequency(name, args.series, work, env, args.stride)
             print(
                 json.dumps(
                     {name: {k: v for k, v in results[name].items() if k != "stages"}},
@@ -308,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now().strftime("%Y-%m-%d"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "series_limit": args.series,
+        "series_stride": args.stride,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
