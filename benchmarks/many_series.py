@@ -128,6 +128,12 @@ def outcome(project: Path) -> dict:
         "gate_passed": (gate.get("passed") if gate else None),
         "gate_reasons": gate.get("reasons"),
         "published_mase_latest_fold": (evaluate.get("published") or {}).get("mase"),
+        # What the gate judged: every series scored on the latest fold, short ones too.
+        "every_series_latest_fold": {
+            k: (v or {}).get("mase") if isinstance(v, dict) else v
+            for k, v in (evaluate.get("every_series") or {}).items()
+            if k != "vs_seasonal_naive"
+        },
         "seasonal_naive_mase_latest_fold": (
             (evaluate.get("latest_fold") or {}).get("seasonal_naive") or {}
         ).get("mase"),
