@@ -255,6 +255,17 @@ def many_series(d: dict) -> str:
     )
 
 
+def choice_margin(d: dict) -> str:
+    parts = []
+    for name, r in d["results"].items():
+        row = r["baselines_theta_ets"]
+        parts.append(
+            f"{name} per series {num(row['per_series'])}, margin 0.1 {num(row['shrink0.1'])}, "
+            f"global {num(row['global'])}"
+        )
+    return "M3, fold 0 MASE chosen on folds 1-2 (baselines, theta, ets): " + "; ".join(parts)
+
+
 HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy,
     "covariates": covariates,
@@ -266,6 +277,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "ingest": ingest,
     "intermittent": intermittent,
     "many_series": many_series,
+    "choice_margin": choice_margin,
     "model_family": model_family,
     "publish_store": publish_store,
     "scale": scale,
