@@ -31,8 +31,15 @@ from tasks.config import Config
 from tasks.evaluation import metrics, shrinkage
 from tasks.evaluation.backtest import mean_scores
 from tasks.evaluation.baselines import forecast_all
-from tasks.evaluation.combinations import needs_lstm
+from tasks.evaluation.combinations import (
+    STATISTICAL_COMBINATIONS,
+    combine,
+    needs_lstm,
+    parts_to_score,
+)
 from tasks.evaluation.gate import REFERENCE, series_vs_reference
+from tasks.evaluation.statistical import STATISTICAL
+from tasks.progress import Progress
 
 LSTM = "lstm"
 # Fewest history steps each candidate is fitted on; every other candidate needs one.
@@ -114,11 +121,15 @@ def fold_scores(
     values: dict[str, np.ndarray], cfg: Config, names: tuple[str, ...], forecast: Forecast
 ) -> dict[str, dict[int, dict[str, dict]]]:
     """Series -> fold -> candidate -> scores, on the folds each series has and for the candidates
-    the history before each origin fits: one `forecast` call per fold and candidate."""
+    the history before each origin fits: one `forecast` call per fold and candidate; a
+    combination of candidates scored on the same fold is their mean, not fitted again. Logs
+    progress (fits done, rate, ETA) while the statistical fits run."""
     h, m = cfg.forecast.horizon, cfg.data.season_length
     out: dict[str, dict[int, dict[str, dict]]] = {
         sid: {k: {} for k in available_folds(v.size, cfg)} for sid, v in values.items()
     }
+    names = parts_to_score(names)  # parts before their combinations
+    plan = []
     for k in range(cfg.evaluate.n_windows):
         for name in names:
             jobs = [
@@ -126,14 +137,29 @@ def fold_scores(
                 for sid, v in values.items()
                 if k in out[sid] and origin(v.size, k, cfg) >= needs(name, m)
             ]
-            if not jobs:
-                continue
-            cuts = [origin(values[sid].size, k, cfg) for sid in jobs]
-            preds = forecast(name, [values[sid][:o] for sid, o in zip(jobs, cuts, strict=True)],
-                             h, m)  # fmt: skip
-            for sid, o, pred in zip(jobs, cuts, preds, strict=True):
-                y = values[sid]
-                out[sid][k][name] = score(y[o : o + h], pred, y[:o], m)
+            if jobs:
+                plan.append((k, name, jobs))
+    fits = sum(len(jobs) for _, name, jobs in plan if name in STATISTICAL)
+    progress = Progress("short series: fitting on their folds", fits, "fits") if fits else None
+    done = 0
+    made: dict[tuple[int, str], dict[str, np.ndarray]] = {}  # (fold, candidate) -> forecasts
+    for k, name, jobs in plan:
+        cuts = [origin(values[sid].size, k, cfg) for sid in jobs]
+        parts = STATISTICAL_COMBINATIONS.get(name, ())
+        if parts and all(sid in made.get((k, p), {}) for p in parts for sid in jobs):
+            preds = [combine(name, {p: made[(k, p)][sid] for p in parts}) for sid in jobs]
+        else:
+            histories = [values[sid][:o] for sid, o in zip(jobs, cuts, strict=True)]
+            preds = forecast(name, histories, h, m)
+        made[(k, name)] = dict(zip(jobs, preds, strict=True))
+        for sid, o, pred in zip(jobs, cuts, preds, strict=True):
+            y = values[sid]
+            out[sid][k][name] = score(y[o : o + h], pred, y[:o], m)
+        if progress is not None and name in STATISTICAL:
+            done += len(jobs)
+            progress.update(done)
+    if progress is not None:
+        progress.done()
     return out
 
 

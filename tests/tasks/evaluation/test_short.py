@@ -129,3 +129,28 @@ def test_candidates_are_fitted_in_one_call_per_fold_and_candidate():
     assert ("drift", 5) in calls  # the five series with folds, in one call; tiny has none
     one_by_one = [short.choose_short(sid, v, CFG) for sid, v in values.items()]
     assert batched == one_by_one
+
+
+def test_a_combination_is_the_mean_of_its_parts_on_each_fold_never_fitted_again():
+    calls = []
+
+    def counting(name, histories, h, m):
+        calls.append(name)
+        return short.forecast_batch(name, histories, h, m)
+
+    cfg = CFG.model_copy(
+        update={
+            "evaluate": CFG.evaluate.model_copy(
+                update={"candidates": ("naive", "ets", "theta", "mean_ets_theta")}
+            )
+        }
+    )
+    values = {f"s{i}": _trend(30 + i) for i in range(3)}
+    scores = short.fold_scores(values, cfg, ("naive", "ets", "theta", "mean_ets_theta"), counting)
+    assert "mean_ets_theta" not in calls and calls.count("ets") == 3  # once per fold
+    y = values["s0"]
+    o = short.origin(y.size, 1, cfg)
+    ets = short.forecast_batch("ets", [y[:o]], HORIZON, SEASON)[0]
+    theta = short.forecast_batch("theta", [y[:o]], HORIZON, SEASON)[0]
+    expected = short.score(y[o : o + HORIZON], (ets + theta) / 2, y[:o], SEASON)
+    assert scores["s0"][1]["mean_ets_theta"] == pytest.approx(expected)
