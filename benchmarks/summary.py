@@ -246,8 +246,9 @@ def many_series(d: dict) -> str:
         parts.append(
             f"{name} {num(r['pipeline_s'])} s vs anchor {num(r['anchor']['seconds'])} s "
             f"({num(r['ratio_pipeline_to_anchor'])}x), peak {num(r['peak_rss_mib'])} MiB, "
-            f"published MASE {num(r['published_mase_latest_fold'])} vs seasonal naive "
-            f"{num(r['seasonal_naive_mase_latest_fold'])}"
+            f"LSTM series' published MASE {num(r['published_mase_latest_fold'])} vs seasonal "
+            f"naive {num(r['seasonal_naive_mase_latest_fold'])}, gate "
+            f"{'passed' if r.get('gate_passed') else 'refused'}"
         )
     limit = d.get("series_limit")
     return f"M3, {f'first {limit} series' if limit else 'every series'} per subset: " + "; ".join(
