@@ -33,7 +33,10 @@ def _write_source(project: Path) -> None:
 def test_short_series_are_published_by_a_candidate_that_says_why(project: Path):
     from tasks.publishing.store import read_current
 
-    update_params(project, {"data": {"path": SOURCE}})
+    # The gate judges every series scored on the latest fold (short ones too), and s40's fold-0
+    # MASE rests on a 16-step in-sample scale (about 26): the tiny params' absolute divergence
+    # guard (gate.max_mase 10) would refuse it; params.yaml's default has that check off.
+    update_params(project, {"data": {"path": SOURCE}, "gate": {"max_mase": None}})
     _write_source(project)
     git_commit(project, "a long and two short series")
     run(["dvc", "repro"], project, env=base_env())
