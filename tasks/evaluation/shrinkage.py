@@ -13,6 +13,7 @@ choice already rests on (per series: the metric and each model's mean over the o
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,12 +21,13 @@ import numpy as np
 
 def overall_best(evidence: Sequence[dict], names: Sequence[str]) -> str | None:
     """The model of `names` with the lowest mean over series of its per-series mean, among the
-    series whose evidence ranks by the same metric as the first and holds every name (ties:
-    the first listed). None when no series qualifies."""
+    series whose evidence holds every name and ranks by the metric most series rank by (the
+    gate's; a series whose MASE is undefined ranks by MAE and is left out). Ties: the first
+    listed. None when no series qualifies."""
     rows = [e for e in evidence if all(e.get(n) is not None for n in names)]
     if not rows:
         return None
-    metric = rows[0].get("metric")
+    metric = Counter(e.get("metric") for e in rows).most_common(1)[0][0]
     rows = [e for e in rows if e.get("metric") == metric]
     means = {n: float(np.mean([e[n] for e in rows])) for n in names}
     return min(names, key=lambda n: means[n])

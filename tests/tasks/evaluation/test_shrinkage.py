@@ -56,6 +56,16 @@ def test_one_series_is_its_own_overall_best():
     assert selection.choose(_folds(one), "mase", margin=0.5)[0] == ["lstm"]
 
 
+def test_the_overall_best_ranks_by_the_metric_most_series_rank_by():
+    # A constant series ranks by MAE (MASE undefined); listed first, it must not decide the metric.
+    evidence = [
+        {"metric": "mae", "naive": 0.0, "drift": 5.0},
+        {"metric": "mase", "naive": 1.2, "drift": 1.0},
+        {"metric": "mase", "naive": 1.3, "drift": 1.1},
+    ]
+    assert shrinkage.overall_best(evidence, ("naive", "drift")) == "drift"
+
+
 def test_shrink_never_touches_series_without_the_overall_best_scored():
     evidence = [{"metric": "mase", "naive": 1.0}, {"metric": "mase", "naive": 1.0, "ets": 0.99}]
     assert shrinkage.shrink(["naive", "ets"], evidence, "ets", 0.1) == [False, False]
