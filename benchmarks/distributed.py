@@ -46,6 +46,7 @@ from tasks.config import parse_config
 from tasks.evaluation import distributed, short, statistical
 from tasks.evaluation.baselines import forecast_all
 from tests.daskcluster import dask_cluster
+from tests.synthetic import mixed_series
 
 RESULTS = Path("benchmarks/results/distributed.json")
 HORIZON, SEASON = 6, 12
@@ -56,22 +57,7 @@ PROJECT_CORES = 16
 
 
 def series(n: int, seed: int = 26) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for i in range(n):
-        length = int(rng.integers(30, 48))
-        t = np.arange(length)
-        kind = i % 4
-        if kind == 0:
-            y = 50 + 10 * np.sin(2 * np.pi * t / SEASON) + rng.normal(0, 2, length)
-        elif kind == 1:
-            y = 20 + 0.8 * t + rng.normal(0, 1.5, length)
-        elif kind == 2:
-            y = np.where(rng.random(length) < 0.6, 0.0, rng.integers(1, 9, length)).astype(float)
-        else:
-            y = np.abs(rng.normal(30, 6, length))
-        out[f"s{i:05d}"] = y
-    return out
+    return mixed_series(n, seed, SEASON)
 
 
 def config(candidates: list[str], address: str | None = None):

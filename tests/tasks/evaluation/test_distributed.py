@@ -13,6 +13,7 @@ from tasks.config import parse_config
 from tasks.evaluation import distributed, short, statistical
 from tasks.evaluation.baselines import forecast_all
 from tests.daskcluster import dask_cluster, free_port
+from tests.synthetic import mixed_series
 
 HORIZON, SEASON = 6, 12
 CANDIDATES = ("naive", "seasonal_naive", "drift", "ets", "theta", "croston", "adida", "tsb")
@@ -33,22 +34,7 @@ def cfg_for(address: str | None = None, **execution) -> object:
 def many_series(n: int = 48, seed: int = 7) -> dict[str, np.ndarray]:
     """Seasonal, trending, intermittent, too-short-for-a-season and constant series, mixed
     lengths (so the fits fall into both season groups)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for i in range(n):
-        length = int(rng.integers(14, 40))
-        t = np.arange(length)
-        kind = i % 4
-        if kind == 0:
-            y = 50 + 10 * np.sin(2 * np.pi * t / SEASON) + rng.normal(0, 2, length)
-        elif kind == 1:
-            y = 20 + 0.8 * t + rng.normal(0, 1.5, length)
-        elif kind == 2:
-            y = np.where(rng.random(length) < 0.6, 0.0, rng.integers(1, 9, length)).astype(float)
-        else:
-            y = np.full(length, 5.0) if i % 8 == 3 else np.abs(rng.normal(30, 6, length))
-        out[f"s{i:03d}"] = y
-    return out
+    return mixed_series(n, seed, SEASON, lengths=(14, 40), constant_every=8, id_width=3)
 
 
 def statistical_part(values: dict[str, np.ndarray], cfg) -> tuple[list, dict]:
