@@ -200,11 +200,13 @@ def worker(args: argparse.Namespace) -> int:
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy, before anything else touches TF
 
+    from tasks.evaluation.backtest import training_fold
     from tasks.features.prepare import Prepared
     from tasks.model.train import train
 
     cfg = load_config(args.params)
-    prepared = Prepared.load(args.prepared, args.scaler)
+    # The fold the single-process stage fits too (flows/stages/train.py).
+    prepared = training_fold(Prepared.load(args.prepared, args.scaler), cfg)
     result = train(prepared, cfg, checkpoint_dir=Path(args.checkpoints), strategy=strategy)
     if args.weights_out:
         import numpy as np

@@ -1,5 +1,8 @@
 """train: fit the LSTM (ensemble) under MirroredStrategy, save model, history and summary.
 
+The fit is on the earliest backtest fold's training part (evaluate.refit false, the default), so
+the model evaluate scores on every fold is this one and evaluate trains none for the backtest.
+
 With training.workers > 1 the same outputs come from that many local worker processes under
 MultiWorkerMirroredStrategy (flows/multiworker.py), and metrics/train.json says how many.
 """
@@ -39,10 +42,12 @@ def run(cfg: Config, ctx: StageContext = NO_RUN) -> dict:
         io.write_json(p("metrics_train"), summary)
         return summary
 
+    from tasks.evaluation.backtest import training_fold
     from tasks.features.prepare import Prepared
     from tasks.model.train import train  # imports TensorFlow: only when this stage runs
 
-    prepared = Prepared.load(p("prepared"), p("scaler"))
+    # Without evaluate.refit the earliest backtest fold: this one model scores every fold.
+    prepared = training_fold(Prepared.load(p("prepared"), p("scaler")), cfg)
     result = train(prepared, cfg, checkpoint_dir=p("checkpoints"))
     io.write_atomic(p("model"), result.model.save)
     io.write_atomic(p("history"), result.history.write_csv)
@@ -58,6 +63,16 @@ STAGE = Stage(
     reads=("prepared", "scaler"),
     writes=("model", "history", "metrics_train"),
     scratch=("checkpoints",),
-    params=("data.season_length", "model", "training"),
+    # evaluate's fold geometry: which fold this stage fits (backtest.training_fold).
+    params=(
+        "data.season_length",
+        "forecast.horizon",
+        "prepare",
+        "evaluate.n_windows",
+        "evaluate.step",
+        "evaluate.refit",
+        "model",
+        "training",
+    ),
     description="stacked LSTM/GRU under MirroredStrategy, early stopping, checkpoints",
 )

@@ -10,10 +10,11 @@ Models (evaluate.refit):
 - refit: a model (ensemble) trained per fold on that fold's training part; fold 0 reuses the train
   stage's model (same origin, same data). Costs n_windows - 1 extra fits; every fold is scored
   the way the published model is made.
-- no refit: one model trained once at the earliest fold's origin scores every fold, its input
-  windows rolling forward over data it never trained on. Costs 1 extra fit (0 with one fold),
-  whatever n_windows; later folds are scored by a model staler than production would be
-  (pessimistic: it forecasts up to (n_windows - 1) * step steps further from its training end).
+- no refit (the default): the train stage fits the earliest fold (`training_fold`), and that one
+  model scores every fold, its input windows rolling forward over data it never trained on. Costs
+  no fit here, whatever n_windows; every fold after the earliest, fold 0 too, is scored by a model
+  staler than the shipped one (pessimistic: up to (n_windows - 1) * step steps further from its
+  training end). One fit in all, where refit costs n_windows.
 """
 
 from __future__ import annotations
@@ -103,13 +104,7 @@ def build_folds(prepared: Prepared, cfg: Config) -> list[Prepared]:
     if cfg.evaluate.n_windows == 1:
         return folds  # the holdout alone: no rebuilt frame (320 MB at 10M rows)
     frame = frame_of(prepared)
-    single = fold_config(cfg)
-    for k in range(1, cfg.evaluate.n_windows):
-        cut = frame.filter(
-            pl.int_range(pl.len()).over(SERIES_ID)
-            < pl.len().over(SERIES_ID) - k * cfg.evaluate.step
-        )
-        folds.append(prepare(cut, single))
+    folds += [_fold(frame, cfg, k) for k in range(1, cfg.evaluate.n_windows)]
     # A series embedding (model.series_embedding) finds a series by its position, and without
     # refit one fold's model scores every fold: each fold must list the same series in the same
     # order. prepare sorts them and every fold keeps every series; this guards that invariant.
@@ -117,6 +112,26 @@ def build_folds(prepared: Prepared, cfg: Config) -> list[Prepared]:
         if not np.array_equal(fold.series_ids, prepared.series_ids):
             raise ValueError(f"fold {k} lists other series than fold 0, or in another order")
     return folds
+
+
+def _fold(frame: pl.DataFrame, cfg: Config, k: int) -> Prepared:
+    """Fold k: every series cut at N - k * step, prepared with its own split and scaler."""
+    cut = frame.filter(
+        pl.int_range(pl.len()).over(SERIES_ID) < pl.len().over(SERIES_ID) - k * cfg.evaluate.step
+    )
+    return prepare(cut, fold_config(cfg))
+
+
+def training_fold(prepared: Prepared, cfg: Config) -> Prepared:
+    """What the train stage fits: without refit, the earliest fold (its model then scores every
+    fold, and evaluate trains nothing for the backtest); with refit or one fold, fold 0 (the
+    prepare stage's split). The same arrays `build_folds` gives as its last fold."""
+    cfg = auto.resolve(cfg, prepared.lengths)
+    n = cfg.evaluate.n_windows
+    if cfg.evaluate.refit or n == 1:
+        return prepared
+    check_geometry(prepared.series_ids, np.diff(prepared.offsets), cfg)
+    return _fold(frame_of(prepared), cfg, n - 1)
 
 
 # ---------------------------------------------------------------- models
@@ -152,15 +167,16 @@ def fold_models(
             note=f"refit: fold 0 scored by the train stage's model, folds 1..{n - 1} by a model "
             "trained on each fold's training part",
         )
+    stage = stage_model()
     if n == 1:
-        stage = stage_model()
         return FoldModels([stage], stage, [], "one fold, scored by the train stage's model")
-    result = train_fn(folds[-1], cfg, Path(checkpoint_dir) / f"fold_{n - 1}")
+    # The train stage fitted the earliest fold (`training_fold`): no fit here.
     return FoldModels(
-        models=[result.model] * n,
-        stage=stage_model(),
-        trained=[{"fold": n - 1, **result.summary}],
-        note=f"no refit: one model trained at fold {n - 1}'s origin scores every fold",
+        models=[stage] * n,
+        stage=stage,
+        trained=[],
+        note=f"no refit: the train stage's model, trained at fold {n - 1}'s origin, scores "
+        "every fold",
     )
 
 

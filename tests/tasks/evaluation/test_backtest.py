@@ -152,7 +152,7 @@ def _fake_train():
 
 @pytest.mark.parametrize(
     ("n_windows", "refit", "fits"),
-    [(3, False, [LENGTHS["a"] - HORIZON - 8]), (3, True, [50, 46]), (1, False, []), (1, True, [])],
+    [(3, False, []), (3, True, [50, 46]), (1, False, []), (1, True, [])],
 )
 def test_which_models_are_trained(n_windows, refit, fits):
     cfg = make_cfg(n_windows=n_windows, refit=refit)
@@ -160,13 +160,26 @@ def test_which_models_are_trained(n_windows, refit, fits):
     stage = SeasonalNaiveModel()
     train_fn, calls = _fake_train()
     fm = backtest.fold_models(folds, cfg, lambda: stage, "unused", train_fn=train_fn)
-    # fits at each fold's origin (series a: 60 - 6 - k * 4)
+    # refit: fits at each later fold's origin (series a: 60 - 6 - k * 4); without refit the
+    # train stage's model (fitted on the earliest fold) scores every fold and nothing is fitted
     assert calls == fits
     assert fm.stage is stage and len(fm.models) == n_windows
-    if refit or n_windows == 1:
-        assert fm.models[0] is stage
-    else:
-        assert all(m is fm.models[0] for m in fm.models) and fm.models[0] is not stage
+    assert fm.models[0] is stage
+    if not refit:
+        assert all(m is stage for m in fm.models) and fm.trained == []
+
+
+@pytest.mark.parametrize(("n_windows", "refit", "fold"), [(3, False, 2), (3, True, 0), (1, False, 0)])
+def test_the_train_stage_fits_the_fold_whose_model_scores_the_backtest(n_windows, refit, fold):
+    cfg = make_cfg(n_windows=n_windows, refit=refit)
+    prepared = prepare(make_frame(), cfg)
+    expected = backtest.build_folds(prepared, cfg)[fold]
+    got = backtest.training_fold(prepared, cfg)
+    # the earliest fold without refit: trained through series a's fold-2 origin (60 - 6 - 2 * 4)
+    assert got.train_end[0] - got.offsets[0] == expected.train_end[0] - expected.offsets[0]
+    assert got.train_end[0] - got.offsets[0] == LENGTHS["a"] - HORIZON - 4 * fold
+    for name in ("series_ids", "offsets", "train_end", "values", "raw"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
 
 
 # ---------------------------------------------------------------- scores
