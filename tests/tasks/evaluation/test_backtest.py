@@ -169,7 +169,9 @@ def test_which_models_are_trained(n_windows, refit, fits):
         assert all(m is stage for m in fm.models) and fm.trained == []
 
 
-@pytest.mark.parametrize(("n_windows", "refit", "fold"), [(3, False, 2), (3, True, 0), (1, False, 0)])
+@pytest.mark.parametrize(
+    ("n_windows", "refit", "fold"), [(3, False, 2), (3, True, 0), (1, False, 0)]
+)
 def test_the_train_stage_fits_the_fold_whose_model_scores_the_backtest(n_windows, refit, fold):
     cfg = make_cfg(n_windows=n_windows, refit=refit)
     prepared = prepare(make_frame(), cfg)
