@@ -17,6 +17,7 @@ tasks/ at run time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,12 +138,14 @@ class Resolution:
         return f"auto: {chosen} ({basis})"
 
 
-def resolution(cfg: Config, lengths: Sequence[int], budget: Budget = DEFAULT_BUDGET) -> Resolution:
+def resolution(cfg: Config, lengths: Sequence[int], budget: Budget | None = None) -> Resolution:
     """Resolve every `auto` of `cfg` for series of these `lengths` (whole series, every step
     observed; see the module docstring for why never a fold's cut lengths)."""
     lengths = [int(n) for n in lengths]
     season, horizon = cfg.data.season_length, cfg.forecast.horizon
     p, t, e = cfg.prepare, cfg.training, cfg.evaluate
+    if budget is None:  # the config's training.step_budget; the other bounds as Budget's
+        budget = dataclasses.replace(DEFAULT_BUDGET, steps=t.step_budget)
     chosen: dict[str, int | None] = {}
 
     tail = tail_steps(season, horizon)
@@ -212,7 +215,7 @@ def resolution(cfg: Config, lengths: Sequence[int], budget: Budget = DEFAULT_BUD
     return Resolution(config=resolved, chosen=chosen, basis=basis)
 
 
-def resolve(cfg: Config, lengths: Sequence[int], budget: Budget = DEFAULT_BUDGET) -> Config:
+def resolve(cfg: Config, lengths: Sequence[int], budget: Budget | None = None) -> Config:
     """`cfg` with every `auto` replaced (see `resolution`); a resolved config comes back as is."""
     if not any(is_auto(get(cfg, key)) for key in KEYS):
         return cfg

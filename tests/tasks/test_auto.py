@@ -204,3 +204,17 @@ def test_the_lstm_series_are_a_fixed_point_of_auto_on_their_own_lengths():
     assert resolve(cfg, list(lengths.values())).lstm_history < need
     prepared = prepare(kept, cfg)  # resolves the same way, and every kept series fits
     assert prepared.geometry.lookback == resolve(cfg, list(prepared.lengths)).prepare.lookback
+
+
+def test_training_step_budget_bounds_the_steps_auto_fills():
+    lengths = [134] * 1000  # M3-monthly-like: the epochs, not the batch, follow the budget
+    full = resolution(config(12, 18), lengths)
+    half = resolution(config(12, 18, training={"step_budget": 2048}), lengths)
+    steps = full.basis["steps_per_epoch"]
+    assert half.basis["steps_per_epoch"] == steps
+    assert half.chosen["training.batch_size"] == full.chosen["training.batch_size"]
+    assert half.chosen["training.epochs"] == 2048 // steps
+    assert full.chosen["training.epochs"] == 4096 // steps
+    # an explicit number still wins over the budget
+    fixed = resolution(config(12, 18, training={"step_budget": 2048, "epochs": 7}), lengths)
+    assert "training.epochs" not in fixed.chosen and fixed.config.training.epochs == 7
