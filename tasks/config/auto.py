@@ -100,7 +100,7 @@ class Budget:
     an epoch is at most `max_steps_per_epoch` steps, and one training (every member) at most
     about `steps` steps."""
 
-    steps: int = 4096  # optimizer steps of one training, all ensemble members together
+    steps: int = 2048  # optimizer steps of one training, all ensemble members together
     steps_per_pass: int = 128  # batch: the smallest power of two passing every window in this
     min_batch: int = 16
     max_batch: int = 512

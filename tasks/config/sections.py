@@ -137,7 +137,7 @@ class TrainingConfig(_Section):
     ensemble: Annotated[int | AUTO, _auto_int(1, 32)] = "auto"
     # Optimizer steps of one training, every member together: what `auto` epochs and ensemble
     # fill (tasks/config/auto.py Budget), the knob that trades training time for accuracy.
-    step_budget: int = Field(default=4096, ge=64, le=1_000_000)
+    step_budget: int = Field(default=2048, ge=64, le=1_000_000)
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
     # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
     # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.

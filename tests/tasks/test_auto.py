@@ -52,11 +52,11 @@ def test_the_bundled_series_gets_the_values_it_was_tuned_with():
 # (season, horizon, series, length) -> what the rule picks: the M3 shapes of issue 22.
 M3 = {
     "monthly": ((12, 18, 1428, 120), {"step": 12, "lookback": 27, "batch": 512,
-                                      "per_epoch": 65536, "epochs": 32, "ensemble": 1}),
+                                      "per_epoch": 65536, "epochs": 16, "ensemble": 1}),
     "quarterly": ((4, 8, 756, 40), {"step": 4, "lookback": 12, "batch": 64,
-                                    "per_epoch": None, "epochs": 38, "ensemble": 1}),
+                                    "per_epoch": None, "epochs": 19, "ensemble": 1}),
     "yearly": ((1, 6, 645, 25), {"step": 3, "lookback": 4, "batch": 64,
-                                 "per_epoch": None, "epochs": 57, "ensemble": 1}),
+                                 "per_epoch": None, "epochs": 28, "ensemble": 1}),
 }  # fmt: skip
 
 
@@ -206,15 +206,15 @@ def test_the_lstm_series_are_a_fixed_point_of_auto_on_their_own_lengths():
     assert prepared.geometry.lookback == resolve(cfg, list(prepared.lengths)).prepare.lookback
 
 
-def test_training_step_budget_bounds_the_steps_auto_fills():
+def test_training_step_budget_sets_the_epochs_auto_fills():
     lengths = [134] * 1000  # M3-monthly-like: the epochs, not the batch, follow the budget
     full = resolution(config(12, 18), lengths)
-    half = resolution(config(12, 18, training={"step_budget": 2048}), lengths)
+    half = resolution(config(12, 18, training={"step_budget": 3000}), lengths)
     steps = full.basis["steps_per_epoch"]
     assert half.basis["steps_per_epoch"] == steps
     assert half.chosen["training.batch_size"] == full.chosen["training.batch_size"]
-    assert half.chosen["training.epochs"] == 2048 // steps
-    assert full.chosen["training.epochs"] == 4096 // steps
+    assert half.chosen["training.epochs"] == 3000 // steps
+    assert full.chosen["training.epochs"] == 2048 // steps  # the default budget
     # an explicit number still wins over the budget
     fixed = resolution(config(12, 18, training={"step_budget": 2048, "epochs": 7}), lengths)
     assert "training.epochs" not in fixed.chosen and fixed.config.training.epochs == 7
