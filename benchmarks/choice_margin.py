@@ -74,7 +74,7 @@ def fold_scores(freq: str) -> tuple[pd.DataFrame, dict]:
     # part, so fold 0 here is the training part's last horizon (issue 23.4: tune on training data).
     frame = frame[frame.ds < frame.groupby("unique_id").ds.transform("size") - h]
     lengths = frame.groupby("unique_id").size()
-    need = h + 2 * step + max(2 * m, 4)  # a season or two of history before the oldest origin
+    need = h + 2 * step + max(2 * m, 8)  # two seasons (8 steps at least: AutoETS) before fold 2
     frame = frame[frame.unique_id.isin(lengths[lengths >= need].index)]
     models = [
         Naive(),
