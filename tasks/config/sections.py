@@ -138,6 +138,9 @@ class TrainingConfig(_Section):
     # Optimizer steps of one training, every member together: what `auto` epochs and ensemble
     # fill (tasks/config/auto.py Budget), the knob that trades training time for accuracy.
     step_budget: int = Field(default=2048, ge=64, le=1_000_000)
+    # mase: each series' squared errors weighted by 1 / its MASE scale squared
+    # (Prepared.mase_weights), so the loss judges series as MASE does; none: plain MSE.
+    loss_weights: str = "none"
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
     # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
     # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.
@@ -158,6 +161,11 @@ class TrainingConfig(_Section):
     @classmethod
     def _precision(cls, value: str) -> str:
         return one_of(value, ("auto", *PRECISIONS))
+
+    @field_validator("loss_weights")
+    @classmethod
+    def _loss_weights(cls, value: str) -> str:
+        return one_of(value, ("none", "mase"))
 
 
 class GateConfig(_Section):

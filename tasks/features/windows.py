@@ -67,7 +67,9 @@ class WindowGeometry:
         (9M windows: 36 MB instead of 72 MB, for every copy tf.data makes)."""
         return np.dtype(np.int32) if n_values < 2**31 else np.dtype(np.int64)
 
-    def _gatherer(self, values: np.ndarray, index: np.ndarray | None, covariates=None):
+    def _gatherer(
+        self, values: np.ndarray, index: np.ndarray | None, covariates=None, weights=None
+    ):
         """batch of starts -> (inputs, targets (b, horizon)). Inputs: (b, lookback, channels):
         the value, the covariates over the window (`covariates.recurrent`), the series index;
         with future-known or static covariates a tuple of that, (b, horizon, n_future) and
@@ -76,6 +78,8 @@ class WindowGeometry:
         import tensorflow as tf
 
         series = tf.constant(np.asarray(values, dtype=np.float32))
+        # (N,) a loss weight per point: a window weighs what its first point does (its series')
+        weight = None if weights is None else tf.constant(np.asarray(weights, dtype=np.float32))
         extra = None if index is None else tf.constant(np.asarray(index, dtype=np.float32))
         c = covariates
         recurrent = tf.constant(c.recurrent) if c is not None and c.n_recurrent else None
@@ -102,7 +106,8 @@ class WindowGeometry:
                 inputs.append(tf.gather(future, batch_starts[:, None] + out_offsets))  # (b,H,F)
             if static is not None:
                 inputs.append(tf.gather(static, tf.gather(series_of, batch_starts)))  # (b, K)
-            return (tuple(inputs) if len(inputs) > 1 else x), y
+            x = tuple(inputs) if len(inputs) > 1 else x
+            return (x, y) if weight is None else (x, y, tf.gather(weight, batch_starts))
 
         return gather
 
@@ -115,8 +120,9 @@ class WindowGeometry:
         seed: int = 0,
         index: np.ndarray | None = None,
         covariates=None,
+        weights: np.ndarray | None = None,
     ):
-        """A tf.data pipeline of (inputs, targets) batches gathered from the contiguous array.
+        """A tf.data pipeline of (inputs, targets[, weights]) batches gathered from the array.
 
         Only the starts are shuffled; each batch gathers its windows on the fly, so memory
         stays at one copy of the series plus one batch, whatever the number of windows.
@@ -125,7 +131,7 @@ class WindowGeometry:
         """
         import tensorflow as tf
 
-        gather = self._gatherer(values, index, covariates)
+        gather = self._gatherer(values, index, covariates, weights)
 
         ds = tf.data.Dataset.from_tensor_slices(
             np.asarray(starts, dtype=self.index_dtype(len(values)))
@@ -145,6 +151,7 @@ class WindowGeometry:
         index: np.ndarray | None = None,
         per_epoch: int | None = None,
         covariates=None,
+        weights: np.ndarray | None = None,
     ):
         """Training batches for epochs first_epoch..epochs-1 as one stream, and steps per epoch.
 
@@ -170,7 +177,7 @@ class WindowGeometry:
         take = n if per_epoch is None else min(int(per_epoch), n)
         steps = -(-take // batch_size)
         starts_t = tf.constant(starts)
-        gather = self._gatherer(values, index, covariates)
+        gather = self._gatherer(values, index, covariates, weights)
 
         def one_epoch(epoch):
             # A stateless shuffle of the starts themselves: one permuted copy, where sorting

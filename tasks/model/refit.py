@@ -91,6 +91,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             index=channel,
             per_epoch=t.windows_per_epoch,
             covariates=full.covariates,
+            weights=full.mase_weights() if t.loss_weights == "mase" else None,
         )
         model.fit(
             ds,

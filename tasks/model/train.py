@@ -280,14 +280,16 @@ def _fit_member(
     geometry, values = prepared.geometry, prepared.values
     channel = series_channel(prepared) if cfg.model.series_embedding else None
     batch = global_batch_size(t.batch_size, strategy)  # the rule: tasks/model/strategy.py
+    weights = prepared.mase_weights() if t.loss_weights == "mase" else None
     train_ds, steps = geometry.epoch_dataset(
         values, prepared.train_starts, batch, seed=seed, epochs=t.epochs,
         first_epoch=min(first, t.epochs - 1), index=channel, per_epoch=t.windows_per_epoch,
-        covariates=prepared.covariates,
+        covariates=prepared.covariates, weights=weights,
     )  # fmt: skip
     val_ds = geometry.dataset(
-        values, prepared.val_starts, batch, index=channel, covariates=prepared.covariates
-    )
+        values, prepared.val_starts, batch, index=channel, covariates=prepared.covariates,
+        weights=weights,
+    )  # fmt: skip
     named = {
         "early_stopping": keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=t.patience, restore_best_weights=True

@@ -54,6 +54,7 @@ def test_defaults_round_trip_through_yaml(tmp_path):
         ({"forecast": {"horizon": 0}}, "forecast.horizon", "greater than or equal to 1"),
         ({"model": {"dropout": 1.5}}, "model.dropout", "less than 1"),
         ({"model": {"cell": "rnn"}}, "model.cell", "'lstm' or 'gru'"),
+        ({"training": {"loss_weights": "mae"}}, "training.loss_weights", "'none' or 'mase'"),
         ({"data": {"fill_gaps": "zero"}}, "data.fill_gaps", "'error'"),
         ({"data": {"frequency": "monthly"}}, "data.frequency", "pattern"),
     ],

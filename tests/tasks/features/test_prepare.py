@@ -3,6 +3,7 @@ trip, the train/val/test window sets, and the save/load round trip of Prepared."
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import numpy as np
@@ -329,3 +330,35 @@ def test_key_order_is_checked_not_assumed(frame, cfg):
         np.testing.assert_array_equal(got.values, expected.values)
         np.testing.assert_array_equal(got.offsets, expected.offsets)
         assert list(got.series_ids) == ["a", "b", "c"]
+
+
+# ------------------------------------------------------------------------------ loss weights
+def _ramps(p: Prepared, slopes) -> Prepared:
+    """`p` with series s = slopes[s] * t: its mean seasonal difference is 12 * slopes[s]."""
+    values = np.concatenate(
+        [slope * np.arange(n, dtype=np.float32) for slope, n in zip(slopes, p.lengths, strict=True)]
+    )
+    return dataclasses.replace(p, values=values, season_length=12)
+
+
+def test_mase_weights_are_one_over_the_squared_mase_scale_with_mean_one(frame, cfg):
+    p = _ramps(prepare(frame, cfg), [1.0, 2.0, 0.5])  # three series
+    w = p.mase_weights()
+    first = w[p.offsets[:-1]]
+    for s in range(len(LENGTHS)):  # constant within a series
+        assert np.all(w[p.series(s)] == first[s])
+    # 1 / (12 slope)^2 up to a common factor: slope 2 weighs a quarter, slope 0.5 four times
+    assert first[1] / first[0] == pytest.approx(0.25, rel=1e-5)
+    assert first[2] / first[0] == pytest.approx(4.0, rel=1e-5)
+    assert w[p.train_starts].mean() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_mase_weights_of_one_series_are_one_and_outliers_are_clipped(frame, cfg):
+    p = prepare(frame, cfg)
+    one = prepare(frame.filter(pl.col(SERIES_ID) == p.series_ids[0]), cfg)
+    np.testing.assert_array_equal(one.mase_weights(), np.ones(one.values.size, np.float32))
+    slopes = [1.0] * len(LENGTHS)
+    slopes[0] = 1e-4  # near constant: 1e8 times the others' weight unclipped
+    w = _ramps(p, slopes).mase_weights(clip=10.0)
+    first = w[p.offsets[:-1]]
+    assert first[0] / first[1] == pytest.approx(10.0, rel=1e-5)

@@ -220,3 +220,25 @@ def test_classic_create_dataset_equals_inputs(values, look_back):
     assert len(X) == starts.size - 1 == data.size - look_back - 1
     np.testing.assert_array_equal(X, g.inputs(data, starts[: len(X)])[..., 0])
     np.testing.assert_array_equal(Y, g.targets(data, starts[: len(Y)])[:, 0])
+
+
+def test_dataset_with_weights_gives_each_window_its_first_points_weight(values):
+    g = WindowGeometry(lookback=8, horizon=3)
+    starts = np.arange(0, values.size - g.width + 1)[::3]
+    weights = np.linspace(0.5, 2.0, values.size).astype(np.float32)
+    seen = 0
+    for x, y, w in g.dataset(values, starts, 16, weights=weights):
+        b = starts[seen : seen + 16]
+        np.testing.assert_array_equal(np.asarray(x), g.inputs(values, b))
+        np.testing.assert_array_equal(np.asarray(y), g.targets(values, b))
+        np.testing.assert_array_equal(np.asarray(w), weights[b])
+        seen += b.size
+    assert seen == starts.size
+    ramp = np.arange(values.size, dtype=np.float32)  # a window's first input is its start
+    ds, _ = g.epoch_dataset(ramp, starts, 16, seed=1, epochs=1, weights=weights)
+    visited = []
+    for x, _y, w in ds:
+        first = np.asarray(x)[:, 0, 0].astype(int)
+        np.testing.assert_array_equal(np.asarray(w), weights[first])
+        visited += first.tolist()
+    assert sorted(visited) == starts.tolist()
