@@ -62,7 +62,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
     from tasks.model.forecast import series_channel
     from tasks.model.network import average_ensemble
     from tasks.model.strategy import global_batch_size, make_strategy
-    from tasks.model.train import build_member, make_optimizer, resolved
+    from tasks.model.train import build_member, loss_weights, make_optimizer, resolved
 
     strategy = make_strategy(cfg.training.replicas, mirrored=cfg.training.mirrored)
     cfg = resolved(cfg)  # `auto` precision -> this machine's, as the train stage built it
@@ -91,7 +91,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             index=channel,
             per_epoch=t.windows_per_epoch,
             covariates=full.covariates,
-            weights=full.mase_weights() if t.loss_weights == "mase" else None,
+            weights=loss_weights(full, cfg),
         )
         model.fit(
             ds,

@@ -89,6 +89,16 @@ def build_member(prepared: Prepared, cfg: Config, name: str = "forecaster") -> k
     return build_model(spec, name=name)
 
 
+def loss_weights(prepared: Prepared, cfg: Config) -> np.ndarray | None:
+    """Per-point loss weights under training.loss_weights (Prepared.mase_weights), or None for
+    the plain loss: also where every weight is 1 (one series), so such a run is the unweighted
+    one bit for bit."""
+    if cfg.training.loss_weights != "mase":
+        return None
+    weights = prepared.mase_weights()
+    return None if np.all(weights == 1.0) else weights
+
+
 def make_optimizer(cfg: Config, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     """Adam with the configured clipping (and loss scaling under float16); the refit
     (tasks/model/refit.py) starts it at the replayed schedule's first rate."""
@@ -280,7 +290,7 @@ def _fit_member(
     geometry, values = prepared.geometry, prepared.values
     channel = series_channel(prepared) if cfg.model.series_embedding else None
     batch = global_batch_size(t.batch_size, strategy)  # the rule: tasks/model/strategy.py
-    weights = prepared.mase_weights() if t.loss_weights == "mase" else None
+    weights = loss_weights(prepared, cfg)
     train_ds, steps = geometry.epoch_dataset(
         values, prepared.train_starts, batch, seed=seed, epochs=t.epochs,
         first_epoch=min(first, t.epochs - 1), index=channel, per_epoch=t.windows_per_epoch,

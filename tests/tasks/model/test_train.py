@@ -121,6 +121,45 @@ def test_train_returns_ensemble_history_and_summary(tmp_path: Path):
     assert np.mean((pred - y) ** 2) < np.mean((naive - y) ** 2)
 
 
+def two_scales() -> pl.DataFrame:
+    """The seasonal series and a second one whose noise dwarfs its season (a large MASE scale)."""
+    rough = seasonal_frame(seed=1).with_columns(
+        pl.lit("r").alias("series_id"),
+        pl.col("value") * pl.Series(np.exp(np.random.default_rng(2).normal(0, 0.4, 240))),
+    )
+    return pl.concat([seasonal_frame(), rough])
+
+
+def test_loss_weights_are_none_for_the_plain_loss_and_for_one_series():
+    from tasks.model.train import loss_weights
+
+    one = prepare(seasonal_frame(), tiny_config())
+    assert loss_weights(one, tiny_config()) is None
+    assert loss_weights(one, tiny_config(loss_weights="mase")) is None  # every weight 1
+    two = prepare(two_scales(), tiny_config())
+    assert loss_weights(two, tiny_config()) is None
+    w = loss_weights(two, tiny_config(loss_weights="mase"))
+    at = {str(sid): w[two.offsets[i]] for i, sid in enumerate(two.series_ids)}
+    smooth, rough = at["s"], at["r"]
+    assert smooth > 5 * rough  # the smooth series' errors count for more, as in MASE
+
+
+@pytest.mark.slow
+def test_mase_loss_weights_train_a_different_model_with_a_weighted_validation_loss(tmp_path):
+    from tasks.model.train import train
+
+    cfg = tiny_config(ensemble=1, epochs=4)
+    prepared = prepare(two_scales(), cfg)
+    plain = train(prepared, cfg, checkpoint_dir=tmp_path / "plain").history
+    weighted = train(
+        prepared, tiny_config(ensemble=1, epochs=4, loss_weights="mase"), tmp_path / "w"
+    ).history
+    assert plain.height == weighted.height == 4
+    assert np.isfinite(weighted["loss"].to_numpy()).all()
+    # the weights favour the smooth series, whose errors are smaller: a lower weighted loss
+    assert weighted["val_loss"][0] < plain["val_loss"][0]
+
+
 # ------------------------------------------------------------------------------ progress
 EPOCH_LINE = re.compile(
     r"train member (\d+)/(\d+) epoch (\d+)/(\d+): loss (\S+) val_loss (\S+) lr (\S+) \| "
