@@ -64,15 +64,23 @@ def scaled_forecast(r: FoldResult, name: str, s: int) -> np.ndarray:
     return to_scaled(p, s, pred)
 
 
+def positive_floor(pred: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """`pred` with each value <= 0 (no log) raised to the smallest positive value of `history`;
+    positive values as they are, below the history's minimum too (a falling series' forecast)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    if (pred > 0).all():
+        return pred
+    floor = float(history[history > 0].min()) if (history > 0).any() else 1e-12
+    return np.where(pred > 0, pred, floor)
+
+
 def to_scaled(prepared, s: int, pred: np.ndarray) -> np.ndarray:
     """Original-unit forecasts of series s in the scaled space. Under the log transform a
     baseline may forecast <= 0 (drift on a falling series), which has no log: such values are
     raised to the smallest positive value of the series for the interval arithmetic (asinh,
     `prepare.transform: auto`'s other kind, takes any value)."""
     if prepared.transform.kind(str(prepared.series_ids[s])) == "log":
-        values = prepared.raw[prepared.series(s)]
-        floor = float(values[values > 0].min()) if (values > 0).any() else 1e-12
-        pred = np.maximum(pred, floor)
+        pred = positive_floor(pred, prepared.raw[prepared.series(s)])
     return prepared.transform.transform(str(prepared.series_ids[s]), pred)
 
 

@@ -12,7 +12,7 @@ from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tasks.evaluation.baselines import forecast_all
 from tasks.evaluation.combinations import COMBINATIONS, combine, needs_lstm
 from tasks.evaluation.intervals import Calibration, bands
-from tasks.evaluation.selection import LSTM, to_scaled
+from tasks.evaluation.selection import LSTM, positive_floor, to_scaled
 from tasks.evaluation.short import Forecast, forecast_batch
 from tasks.evaluation.statistical import fitting
 from tasks.features.prepare import Prepared, trained_through
@@ -222,8 +222,7 @@ def _positive(
     to the smallest positive value of the series for the interval arithmetic."""
     if transform.kind(sid) != "log":
         return pred
-    floor = float(history[history > 0].min()) if (history > 0).any() else 1e-12
-    return np.maximum(pred, floor)
+    return positive_floor(pred, history)
 
 
 def champion_meta(prepared: Prepared, model_md5: str, run_key: str, published_at: str) -> dict:

@@ -383,3 +383,29 @@ def test_a_tie_on_the_older_folds_goes_to_the_candidate_not_the_lstm():
     # Strictly better wins: a hair below the best candidate publishes the LSTM.
     better = dict(tie, lstm=0.999)
     assert selection.choose(_folds({0: tie, 1: better, 2: better}), "mase")[0] == ["lstm"]
+
+
+def test_positive_floor_raises_only_what_has_no_log():
+    history = np.array([300.0, 200.0, 155.0, 0.0])
+    np.testing.assert_array_equal(
+        selection.positive_floor(np.array([150.0, 1.0, 0.0, -3.0]), history),
+        [150.0, 1.0, 155.0, 155.0],  # below the history's minimum stays; <= 0 -> smallest > 0
+    )
+
+
+def test_a_falling_series_is_published_below_its_smallest_value():
+    # Under the log transform a forecast below the history's minimum is a valid forecast: it
+    # was once published flat at that minimum (issue 23: M3 series forecast by theta and drift).
+    cfg, _folds, ev = _evaluate({"trend": "trend", "seasonal": "seasonal", "walk": "walk"})
+    stamps = pl.datetime_range(
+        datetime(2000, 1, 1), datetime(2003, 1, 1), "1mo", eager=True, time_unit="us"
+    ).head(30)
+    falling = pl.DataFrame({SERIES_ID: "f", TIMESTAMP: stamps, VALUE: 300.0 - 5.0 * np.arange(30)})
+    series = short.short_series(falling, [])
+    _, cals = selection.load_choices(ev.selection.to_json())
+    transform = SeriesTransform("log", cfg.prepare.scaler)
+    out = short_forecasts(series, HORIZON, SEASON, "1mo", transform, {"f": "drift"}, cals)
+    # drift: the last value, 155, falling by 5 a step
+    np.testing.assert_allclose(
+        out.sort("horizon_step")["forecast"], 155.0 - 5.0 * np.arange(1, HORIZON + 1), rtol=1e-9
+    )
