@@ -17,7 +17,8 @@ stages and the anchor:
 - `AutoETS`, `AutoTheta`, `AutoARIMA`: statsforecast, `season_length` = the frequency's, one
   `StatsForecast(models=[model], freq=1, n_jobs=cores, fallback_model=Naive()).forecast` each;
 - `NHITS`, `nf_LSTM`: neuralforecast 3.3.0 on the CPU (benchmarks/neural_peers.py, in the venv
-  benchmarks/peers_env.sh builds): max_steps 500, input_size 2 x horizon, scaler robust, seed 1.
+  benchmarks/peers_env.sh builds outside the repository): max_steps 500, input_size 2 x horizon,
+  scaler robust, seed 1.
 
 Scores (M3 convention): MASE = MAE on the test period / in-sample MAE of the seasonal naive on the
 training part (season 12 monthly, 4 quarterly, 1 yearly and other), and sMAPE (0-200, %); the mean
@@ -30,6 +31,7 @@ timed apart) plus the forecast here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,6 @@ from tasks.evaluation import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS_ENV = ROOT / "benchmarks" / "peers_env.sh"
-PEERS_PYTHON = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
 LEVELS = (80, 95)
 STAT_PEERS = ("AutoETS", "AutoTheta", "AutoARIMA")
 NEURAL = {"NHITS": "NHITS", "LSTM": "nf_LSTM"}  # neuralforecast's name -> ours (ours: lstm)
@@ -206,11 +207,17 @@ def statsforecast_peers(train: dict[str, np.ndarray], h: int, m: int, n_jobs: in
     return out
 
 
+def peers_venv() -> Path:
+    """Where benchmarks/peers_env.sh keeps the peers' venv (outside the repository)."""
+    default = Path.home() / ".cache" / "forecast-benchmarks" / "venv-peers"
+    return Path(os.environ.get("FORECAST_PEERS_VENV") or default)
+
+
 def ensure_peers_env() -> Path:
-    """benchmarks/.venv-peers, built (or rebuilt after a change of the pinned requirements) by
-    benchmarks/peers_env.sh."""
+    """The peers' venv's python, built (or rebuilt after a change of the pinned requirements)
+    by benchmarks/peers_env.sh."""
     subprocess.run(["bash", str(PEERS_ENV)], check=True)
-    return PEERS_PYTHON
+    return peers_venv() / "bin" / "python"
 
 
 def neural_peers(train: dict[str, np.ndarray], h: int, steps: int, seed: int) -> dict:
@@ -342,9 +349,12 @@ def evaluate_frequency(
 
 
 def consistency(preds: dict, published) -> dict:
-    """Largest relative difference between a published series' forecast and the same model's
-    forecast made here (the LSTM, the pipeline's candidates): 0 when publish and this benchmark
-    forecast the same way, a check that the LSTM-alone row is the published LSTM."""
+    """Per published model: its series, how many of them publish another forecast than the same
+    model makes here (the LSTM, the pipeline's candidates; relative difference > 1e-6), and the
+    largest relative difference. 0 when publish and this benchmark forecast the same way: a check
+    that the LSTM-alone and candidate rows are what the pipeline publishes. (Seen on a slice:
+    under the log transform publish raises a forecast below the series' smallest value to it,
+    tasks/evaluation/selection.to_scaled and publishing/forecasts._positive.)"""
     if published is None:
         return {}
     frame = published[0]
@@ -360,7 +370,11 @@ def consistency(preds: dict, published) -> dict:
                 theirs = rows.sort("horizon_step")["forecast"].to_numpy()
                 diffs.append(float(np.max(np.abs(theirs - ours) / np.maximum(np.abs(ours), 1e-9))))
         if diffs:
-            out[str(model)] = {"series": len(diffs), "max_rel_diff": float(max(diffs))}
+            out[str(model)] = {
+                "series": len(diffs),
+                "differing": sum(d > 1e-6 for d in diffs),
+                "max_rel_diff": float(max(diffs)),
+            }
     return out
 
 
