@@ -25,7 +25,7 @@ training part (season 12 monthly, 4 quarterly, 1 yearly and other), and sMAPE (0
 over ALL series of the frequency, and over the LSTM's series (`on_lstm_series`) so the LSTM and
 its combination are compared on the same ground. Seconds: wall time of each method here; for
 `published` the pipeline's stages, for `lstm` its train stage (the refit inside evaluate is not
-timed apart) plus the forecast here.
+timed apart) plus the forecast here (a subprocess, TensorFlow's import included).
 """
 
 from __future__ import annotations
@@ -132,17 +132,31 @@ def published_forecasts(project: Path, cfg) -> tuple[pl.DataFrame, dict[str, np.
 
 def lstm_forecasts(project: Path) -> tuple[dict[str, np.ndarray], float]:
     """The shipped LSTM's forecasts after each of its series' last observation, as publish makes
-    them (tasks.model.forecast on the prepared arrays), and the seconds it took."""
+    them, and the wall seconds (TensorFlow's import included). In a subprocess: TensorFlow never
+    loads in the benchmark's own process, whose size the next frequency's stages would otherwise
+    report as their peak RSS (a child's ru_maxrss starts at what it shares with its parent)."""
+    with tempfile.TemporaryDirectory(prefix="lstm-forecast-") as tmp:
+        out = Path(tmp) / "lstm.npz"
+        started = time.perf_counter()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        cmd = [sys.executable, "-m", "benchmarks.m3_test", "lstm", str(project), str(out)]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        seconds = time.perf_counter() - started
+        with np.load(out) as z:
+            return dict(zip(z["ids"].astype(str), z["preds"], strict=True)), seconds
+
+
+def _lstm_forecasts_here(project: Path, out: Path) -> None:
+    """`lstm_forecasts`' subprocess: tasks.model.forecast on the run's prepared arrays with the
+    shipped model (models/model_full.keras, refit through each series' last observation)."""
     from tasks import catalog
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import forecast_original, load_model
 
-    started = time.perf_counter()
     prepared = Prepared.load(project / catalog.path("prepared"), project / catalog.path("scaler"))
     model = load_model(project / catalog.path("model_full"))
     preds = forecast_original(prepared, model, prepared.forecast_starts)
-    seconds = time.perf_counter() - started
-    return {str(sid): preds[s] for s, sid in enumerate(prepared.series_ids)}, seconds
+    np.savez(out, ids=prepared.series_ids.astype(str), preds=preds)
 
 
 def candidate_forecasts(
@@ -160,12 +174,15 @@ def candidate_forecasts(
 
 
 def baseline_forecasts(train: dict[str, np.ndarray], h: int, m: int) -> dict:
+    """The pipeline's baselines: name -> (forecasts by series, seconds)."""
     from tasks.evaluation.baselines import BASELINES
 
-    return {
-        name: {sid: BASELINES[name](y, h, m if y.size >= m else 1) for sid, y in train.items()}
-        for name in ("seasonal_naive", "naive", "drift")
-    }
+    out = {}
+    for name in ("seasonal_naive", "naive", "drift"):
+        started = time.perf_counter()
+        preds = {sid: BASELINES[name](y, h, m if y.size >= m else 1) for sid, y in train.items()}
+        out[name] = (preds, time.perf_counter() - started)
+    return out
 
 
 # ---------------------------------------------------------------- peers
@@ -309,7 +326,8 @@ def evaluate_frequency(
                 for sid, f in preds["lstm"].items()
             }
             seconds["mean_lstm_ets_theta"] = round(seconds["lstm"] + cands[1], 2)
-    preds.update(baseline_forecasts(train, h, m))
+    for name, (p, s) in baseline_forecasts(train, h, m).items():
+        preds[name], seconds[name] = p, round(s, 3)
     stat = _attempt(errors, "statsforecast", lambda: statsforecast_peers(train, h, m, n_jobs))
     for name, (p, s) in (stat or {}).items():
         preds[name], seconds[name] = p, round(s, 2)
@@ -432,4 +450,7 @@ def _f(x) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit("run it through benchmarks/many_series.py (python -m benchmarks.many_series)")
+    if sys.argv[1:2] == ["lstm"]:  # lstm_forecasts' subprocess
+        _lstm_forecasts_here(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        sys.exit("run it through benchmarks/many_series.py (python -m benchmarks.many_series)")
