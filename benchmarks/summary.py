@@ -250,10 +250,36 @@ def many_series(d: dict) -> str:
             f"naive {num(r['seasonal_naive_mase_latest_fold'])}, gate "
             f"{'passed' if r.get('gate_passed') else 'refused'}"
         )
-    limit = d.get("series_limit")
-    return f"M3, {f'first {limit} series' if limit else 'every series'} per subset: " + "; ".join(
-        parts
-    )
+    limit, stride = d.get("series_limit"), d.get("series_stride") or 1
+    which = "every series" if stride == 1 and not limit else "a slice"
+    return f"M3, {which} per subset: " + "; ".join(parts)
+
+
+def accuracy_m3_all(d: dict) -> str:
+    """Per M3 frequency, on its test period: the published mixture against AutoETS, the LSTM, the
+    best peer, NHITS, and the intervals' coverage."""
+    parts = []
+    for name, r in d["results"].items():
+        m = {k: v["mase"] for k, v in r["methods"].items() if v.get("mase") is not None}
+        if "published" not in m:
+            parts.append(f"{name} nothing published")
+            continue
+        pub, ets = m["published"], m.get("AutoETS")
+        text = f"{name} ({r['series']}) published {num(pub)}"
+        if ets:
+            text += f" ({num(pub / ets)}x AutoETS {num(ets)})"
+        if "lstm" in m:
+            text += f", LSTM {num(m['lstm'])} on {r['lstm_series']}"
+        for peer in ("mean_ets_theta", "AutoARIMA", "NHITS"):
+            if peer in m:
+                text += f", {peer} {num(m[peer])}"
+        cov = r.get("coverage") or {}
+        if "80" in cov and "95" in cov:
+            text += f", coverage 80/95 % {num(100 * cov['80'])}/{num(100 * cov['95'])}"
+        parts.append(text)
+    stride, limit = d.get("series_stride") or 1, d.get("series_limit")
+    which = "every series" if stride == 1 and not limit else "a slice"
+    return f"M3 test period, mean MASE, {which}: " + "; ".join(parts)
 
 
 def choice_margin(d: dict) -> str:
@@ -275,6 +301,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "covariates": covariates,
     "distributed": distributed,
     "accuracy_m3": accuracy_m3,
+    "accuracy_m3_all": accuracy_m3_all,
     "accuracy_mixture": accuracy_mixture,
     "tune_candidates": tune_candidates,
     "final_test": final_test,
