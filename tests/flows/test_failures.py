@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import published_state, run, update_params
 from tests.flows import api
+from tests.flows.test_cli import forecast
 from tests.waits import HANG_S, stop
 
 pytestmark = pytest.mark.slow
@@ -50,8 +51,15 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     before = published(project)
 
     update_params(project, {"gate": {"max_mase": 0.001}})
-    result, flow_run = failed_run(project, prefect_env, prefect_server)
-    assert "NOT PUBLISHED" in result.stderr
+    # Run as a user runs it (the `forecast` console script): a refused gate exits 3, stdout empty
+    # under --json, the stage summary on stderr.
+    result = forecast(["pipeline", "--json"], project, env=prefect_env)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "NOT PUBLISHED" in result.stderr and result.stdout == ""
+    assert " evaluate: done" in result.stderr and "  publish: FAILED" in result.stderr
+    record = last_logged(project)
+    assert record["failed"] is True
+    flow_run = api.flow_run(prefect_server, record["flow_run_id"])
     assert flow_run["state_type"] == "FAILED"
     assert "NOT PUBLISHED" in flow_run["state"]["message"]
     assert "NOT PUBLISHED" in last_logged(project)["reason"]
@@ -66,6 +74,8 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     page = (project / "reports/run.html").read_text()
     assert page.index("NOT PUBLISHED: the gate refused this run&#x27;s model") < page.index("Gate")
     assert "This run&#x27;s data: data/raw/airpassengers.csv" in page
+    assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
+    assert "outcome-gate_refused" in page and "Still published: an earlier run" in page
 
     # Bad rows: ingest fails at once (no retry: the data, not the source, is wrong).
     update_params(project, {"gate": {"max_mase": 10.0}})
