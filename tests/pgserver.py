@@ -90,7 +90,7 @@ class PostgresServer:
             )
             done = self._run(
                 [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(log),
-                 "-o", options, "-w", "-t", "60", "start"],
+                 "-o", options, "-w", "-t", str(HANG_S), "start"],
                 check=False,
             )  # fmt: skip
             if done.returncode == 0:

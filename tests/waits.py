@@ -9,3 +9,17 @@ which stays the last resort for a test that hangs without a wait of its own.
 """
 
 HANG_S = 900
+
+
+def stop(proc) -> None:
+    """Terminate a process a test started and wait for it (a Prefect `serve` shuts down its
+    runner first: seconds idle, far longer on busy cores); killed only past the hang guard."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

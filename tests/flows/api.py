@@ -19,7 +19,8 @@ RETRIES = 6
 
 def _request(method: str, url: str, **kwargs) -> list | dict:
     for attempt in range(RETRIES):
-        resp = httpx.request(method, url, timeout=30, **kwargs)
+        # A hang guard: a busy server on busy cores may take long to answer one request.
+        resp = httpx.request(method, url, timeout=HANG_S, **kwargs)
         if resp.status_code not in RETRY_STATUS or attempt == RETRIES - 1:
             break
         time.sleep(0.5 * 2**attempt)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env, run, update_params
+from tests.conftest import base_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -72,16 +72,9 @@ def test_bad_data_stops_repro_and_changes_nothing(project_after_run: Path):
     assert snapshot(project) == before
 
 
-def test_failed_gate_publishes_nothing_and_keeps_last_forecasts(project_after_run: Path):
-    project = project_after_run
-    before = snapshot(project)
-
-    update_params(project, {"gate": {"max_mase": 0.001}})
-    failed = repro(project, check=False)
-    assert failed.returncode != 0
-    assert "NOT PUBLISHED" in failed.stderr
-    assert "max_mase" in failed.stderr
-    gate = json.loads((project / "metrics/gate.json").read_text())
-    assert gate["passed"] is False
-    for rel in ("published/forecasts.sqlite", "published/forecasts.parquet"):
-        assert (project / rel).read_bytes() == before[rel]
+# A gate that refuses: the stage path (exit 3, the published run unchanged) is
+# tests/flows/test_cli.py test_published_report_and_a_refused_gate, the pipeline path (published
+# bytes unchanged, Prefect's failed state) tests/flows/test_failures.py
+# test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing, and `dvc repro` stopped by a
+# refusing publish (non-zero exit, NOT PUBLISHED, the current run kept)
+# tests/flows/test_monitor_timeline.py (the drift gate): not repeated here.

@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import published_state, run, update_params
 from tests.flows import api
-from tests.waits import HANG_S
+from tests.flows.test_cli import forecast
+from tests.waits import HANG_S, stop
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,15 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     before = published(project)
 
     update_params(project, {"gate": {"max_mase": 0.001}})
-    result, flow_run = failed_run(project, prefect_env, prefect_server)
-    assert "NOT PUBLISHED" in result.stderr
+    # Run as a user runs it (the `forecast` console script): a refused gate exits 3, stdout empty
+    # under --json, the stage summary on stderr.
+    result = forecast(["pipeline", "--json"], project, env=prefect_env)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "NOT PUBLISHED" in result.stderr and result.stdout == ""
+    assert " evaluate: done" in result.stderr and "  publish: FAILED" in result.stderr
+    record = last_logged(project)
+    assert record["failed"] is True
+    flow_run = api.flow_run(prefect_server, record["flow_run_id"])
     assert flow_run["state_type"] == "FAILED"
     assert "NOT PUBLISHED" in flow_run["state"]["message"]
     assert "NOT PUBLISHED" in last_logged(project)["reason"]
@@ -66,6 +74,8 @@ def test_failed_gate_and_bad_data_fail_visibly_and_publish_nothing(
     page = (project / "reports/run.html").read_text()
     assert page.index("NOT PUBLISHED: the gate refused this run&#x27;s model") < page.index("Gate")
     assert "This run&#x27;s data: data/raw/airpassengers.csv" in page
+    assert "Decision: NOT PUBLISHED" in page and "<td>published_mase_max</td>" in page
+    assert "outcome-gate_refused" in page and "Still published: an earlier run" in page
 
     # Bad rows: ingest fails at once (no retry: the data, not the source, is wrong).
     update_params(project, {"gate": {"max_mase": 10.0}})
@@ -103,7 +113,7 @@ def test_unreadable_source_is_retried_with_backoff(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 120  # generous: a flow process starting on 2 busy cores
+    deadline = time.monotonic() + HANG_S  # a flow process starting on 2 busy cores
     # The export lands only after the first attempt failed and a retry was scheduled.
     while "Retry 1/3" not in log.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -160,13 +170,13 @@ def test_a_killed_run_is_marked_crashed_by_the_runner_and_changes_nothing(
             record = api.wait_event(prefect_server, "forecast.pipeline.failed", run_id)
         except AssertionError as err:
             raise AssertionError(f"{err}\n{log.read_text()[-4000:]}") from None
-        deadline = time.monotonic() + 60  # the hook's run-log line follows the state change
+        # the hook's run-log line follows the state change (written by a process on busy cores)
+        deadline = time.monotonic() + HANG_S
         while not (project / RUN_LOG).exists() or run_id not in (project / RUN_LOG).read_text():
             assert time.monotonic() < deadline, "no run-log line for the crashed run"
             time.sleep(0.5)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
     assert crashed["state_type"] == "CRASHED", (crashed["state"], log.read_text()[-3000:])
     # Killed where the test asked, by the flow-run process that held the repository lock.
     point, pid = marker.read_text().split()
@@ -263,14 +273,15 @@ def test_a_killed_run_leaves_no_temporary_prefect_server(project_after_run: Path
     )  # fmt: skip
     servers: list[int] = []
     try:
-        deadline = time.monotonic() + 180  # generous: a Python process starting on busy cores
+        deadline = time.monotonic() + HANG_S  # a Python process starting on busy cores
         while not servers:
             assert proc.poll() is None and time.monotonic() < deadline, "no server started"
             servers = _server_children(proc.pid)
             time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 30  # the kernel signals the child at once
+        # the kernel signals the child at once; it may take a while to be scheduled and exit
+        deadline = time.monotonic() + HANG_S
         while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [pid for pid in servers if _alive(pid)], "the server outlived the pipeline"

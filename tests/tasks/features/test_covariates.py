@@ -21,6 +21,7 @@ from tasks.errors import ConfigError, DataSourceError, DataValidationError
 from tasks.features.prepare import prepare
 from tasks.ingest import future_rows, ingest, validate
 from tasks.ingest.covariate_checks import validate_future
+from tests.waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -392,7 +393,7 @@ MIRRORED = textwrap.dedent(
 def test_training_with_covariates_under_mirrored_strategy_on_2_replicas():
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED.format(root=str(ROOT))],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        capture_output=True, text=True, timeout=HANG_S, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

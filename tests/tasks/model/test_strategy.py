@@ -163,7 +163,7 @@ def _variant(tmp_path: Path, nvidia_smi: str | None, **env: str) -> subprocess.C
         fake.chmod(0o755)
     base = {k: v for k, v in os.environ.items() if k != "FORECAST_GPU"}
     path = f"{bin_dir}:/usr/bin:/bin"  # no real nvidia-smi from elsewhere on PATH
-    return subprocess.run([str(RUN_SH), "variant"], capture_output=True, text=True, timeout=30,
+    return subprocess.run([str(RUN_SH), "variant"], capture_output=True, text=True, timeout=HANG_S,
                           env={**base, "PATH": path, **env})  # fmt: skip
 
 
