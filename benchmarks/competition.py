@@ -120,7 +120,8 @@ def backtest(frame: pl.DataFrame, cfg: Config) -> Backtest:
     folds = bt.build_folds(prepared, cfg)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        stage = train(prepared, cfg, checkpoint_dir=Path(tmp) / "stage")
+        # as the train stage: the fold whose model scores the backtest (the earliest, no refit)
+        stage = train(bt.training_fold(prepared, cfg), cfg, checkpoint_dir=Path(tmp) / "stage")
         models = bt.fold_models(folds, cfg, lambda: stage.model, Path(tmp) / "backtest")
         ev = evaluate(folds, models, cfg)
     seconds = time.perf_counter() - started

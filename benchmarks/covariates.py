@@ -111,10 +111,17 @@ def params(base: dict, covariates: dict | None, quick: bool) -> dict:
 def backtest(frame: pl.DataFrame, future: pl.DataFrame | None, raw: dict) -> dict:
     """MASE (mean over folds and series) of the LSTM and seasonal naive, and what it cost."""
     from tasks.config import parse_config
-    from tasks.evaluation.backtest import aggregate, build_folds, fold_models, run_backtest
+    from tasks.evaluation.backtest import (
+        aggregate,
+        build_folds,
+        fold_models,
+        run_backtest,
+        training_fold,
+    )
     from tasks.features.prepare import prepare
     from tasks.ingest import validate
     from tasks.ingest.covariate_checks import validate_future
+    from tasks.model.train import train
 
     cfg = parse_config(raw, source="benchmark")
     declared = cfg.data.covariates.declared
@@ -131,7 +138,9 @@ def backtest(frame: pl.DataFrame, future: pl.DataFrame | None, raw: dict) -> dic
     folds = build_folds(prepared, cfg)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-cov-") as tmp:
-        models = fold_models(folds, cfg, lambda: None, Path(tmp))
+        # as the train stage: the fold whose model scores the backtest (the earliest, no refit)
+        stage = train(training_fold(prepared, cfg), cfg, checkpoint_dir=Path(tmp) / "stage")
+        models = fold_models(folds, cfg, lambda: stage.model, Path(tmp))
     seconds = time.perf_counter() - started
     scores = aggregate(run_backtest(folds, models.models))
     return {
