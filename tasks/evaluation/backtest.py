@@ -150,14 +150,14 @@ def fold_models(
     checkpoint_dir: Path,
     train_fn: Callable | None = None,
 ) -> FoldModels:
-    """The model scoring each fold (see the module docstring). Fits run before `stage_model()`
-    loads the train stage's model: the CPU can only be split into replicas before TensorFlow
-    starts."""
-    if train_fn is None:
-        from tasks.model.train import train as train_fn
+    """The model scoring each fold (see the module docstring). With refit the fits run before
+    `stage_model()` loads the train stage's model: the CPU can only be split into replicas
+    before TensorFlow starts."""
     n = len(folds)
     cfg = auto.resolve(cfg, folds[0].lengths)  # fold 0: the whole series (build_folds)
     if cfg.evaluate.refit:
+        if train_fn is None:
+            from tasks.model.train import train as train_fn
         fitted = [train_fn(folds[k], cfg, Path(checkpoint_dir) / f"fold_{k}") for k in range(1, n)]
         stage = stage_model()
         return FoldModels(

@@ -72,6 +72,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
     batch = global_batch_size(t.batch_size, strategy)  # the train stage's rule
     starts = full.train_starts
     channel = series_channel(full) if cfg.model.series_embedding else None
+    weights = loss_weights(full, cfg)  # the same for every member
     started = time.perf_counter()
     members = []
     for i, rates in enumerate(schedule):
@@ -91,7 +92,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             index=channel,
             per_epoch=t.windows_per_epoch,
             covariates=full.covariates,
-            weights=loss_weights(full, cfg),
+            weights=weights,
         )
         model.fit(
             ds,
