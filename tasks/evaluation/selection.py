@@ -107,11 +107,13 @@ def choose(
     metric: str,
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
     margin: float = 0.0,
+    toward: str = "combination",
 ) -> tuple[list[str], list[dict]]:
     """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
     (never fold 0), and the mean metric of each there (what the choice rests on). With a
-    `margin` (evaluate.choice_margin), a series' own best gives way to the overall best model
-    unless it beats that by more than the margin there (tasks/evaluation/shrinkage.py)."""
+    `margin` (evaluate.choice_margin), a series' own best gives way to the anchor (the best
+    combination over all series, or the best model: `toward`, evaluate.shrink_toward) unless it
+    beats that by more than the margin there (tasks/evaluation/shrinkage.py)."""
     older = [r for r in results if r.fold > 0]
     if not older:
         raise SelectionError("no fold older than the latest to choose on (evaluate.n_windows)")
@@ -132,7 +134,7 @@ def choose(
         chosen = LSTM if means[LSTM] < means[best_other] else best_other
         choices.append(chosen)
         evidence.append({"metric": by, **means})
-    best = shrinkage.overall_best(evidence, names)
+    best = shrinkage.anchor(evidence, names, toward)
     for s, yields in enumerate(shrinkage.shrink(choices, evidence, best, margin)):
         if yields:
             choices[s] = best
@@ -246,7 +248,9 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
     levels = tuple(cfg.evaluate.levels)
     metric = cfg.gate.metric
     candidates = tuple(cfg.evaluate.candidates)
-    choices, evidence = choose(results, metric, candidates, cfg.evaluate.choice_margin)
+    choices, evidence = choose(
+        results, metric, candidates, cfg.evaluate.choice_margin, cfg.evaluate.shrink_toward
+    )
     fold0 = dict(final.scores)  # every scored model, the baselines beside the candidates
     rows = [fold0[c][s] for s, c in enumerate(choices)]
     published: dict = mean_scores(rows)

@@ -200,10 +200,11 @@ def choose_all(
     values = {sid: np.asarray(v, dtype=np.float64) for sid, v in values.items()}
     scores = fold_scores(values, cfg, names, forecast)
     chosen = [choose(sid, v.size, scores[sid], cfg) for sid, v in values.items()]
-    # As for the LSTM series: a series' own best gives way to the short series' overall best
-    # unless it beats that by evaluate.choice_margin (tasks/evaluation/shrinkage.py).
+    # As for the LSTM series: a series' own best gives way to the short series' best combination
+    # (or best candidate: evaluate.shrink_toward) unless it beats that by evaluate.choice_margin
+    # (tasks/evaluation/shrinkage.py).
     evidence = [c.evidence for c in chosen]
-    best = shrinkage.overall_best(evidence, candidates)
+    best = shrinkage.anchor(evidence, candidates, cfg.evaluate.shrink_toward)
     margin = cfg.evaluate.choice_margin
     yields = shrinkage.shrink([c.model for c in chosen], evidence, best, margin)
     for c, gives_way in zip(chosen, yields, strict=True):

@@ -94,3 +94,37 @@ def test_auto_candidates_follow_the_series_count_and_zeros():
 def test_the_margin_is_a_fraction_below_one(margin):
     with pytest.raises(ValueError, match="evaluate.choice_margin"):
         parse_config({"evaluate": {"choice_margin": margin}})
+
+
+# ETS is the best model over these series (mean 1.0 vs theta 1.03) and mean_ets_theta the best
+# combination (1.1); series 0 prefers ETS by 10 %, series 1 prefers theta by 45 %.
+WITH_COMBOS = [
+    {"lstm": 3.0, "naive": 2.0, "seasonal_naive": 2.0, "drift": 2.0, "theta": 1.4, "ets": 0.9,
+     "mean_ets_theta": 1.0, "mean_lstm_ets_theta": 1.5},
+    {"lstm": 3.0, "naive": 2.0, "seasonal_naive": 2.0, "drift": 2.0, "theta": 0.66, "ets": 1.1,
+     "mean_ets_theta": 1.2, "mean_lstm_ets_theta": 1.6},
+]  # fmt: skip
+COMBO_CANDIDATES = ("naive", "seasonal_naive", "drift", "theta", "ets", "mean_ets_theta",
+                    "mean_lstm_ets_theta")  # fmt: skip
+
+
+def test_the_choice_shrinks_toward_the_best_combination_by_default():
+    names = ("lstm", *COMBO_CANDIDATES)
+    evidence = selection.choose(_folds(WITH_COMBOS), "mase", COMBO_CANDIDATES)[1]
+    assert shrinkage.overall_best(evidence, names) == "ets"
+    assert shrinkage.anchor(evidence, names) == "mean_ets_theta"
+    assert shrinkage.anchor(evidence, names, "best") == "ets"
+    # No combination listed: the best model, whatever `toward` says.
+    assert shrinkage.anchor(evidence, ("naive", "drift", "ets")) == "ets"
+    choices, evidence = selection.choose(_folds(WITH_COMBOS), "mase", COMBO_CANDIDATES, 0.3)
+    # 0.9 is not below 0.7 x 1.0: series 0 gives way to the combination; 0.66 < 0.7 x 1.2 keeps.
+    assert choices == ["mean_ets_theta", "theta"]
+    assert evidence[0]["overall_best"] == "mean_ets_theta"
+    toward_best = selection.choose(_folds(WITH_COMBOS), "mase", COMBO_CANDIDATES, 0.3, "best")[0]
+    assert toward_best == ["ets", "theta"]  # ets is its own anchor; 0.66 < 0.7 x 1.1 keeps theta
+
+
+def test_shrink_toward_is_combination_or_best():
+    assert parse_config({}).evaluate.shrink_toward == "combination"
+    with pytest.raises(ValueError, match="evaluate.shrink_toward"):
+        parse_config({"evaluate": {"shrink_toward": "median"}})
