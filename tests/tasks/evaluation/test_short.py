@@ -154,3 +154,27 @@ def test_a_combination_is_the_mean_of_its_parts_on_each_fold_never_fitted_again(
     theta = short.forecast_batch("theta", [y[:o]], HORIZON, SEASON)[0]
     expected = short.score(y[o : o + HORIZON], (ets + theta) / 2, y[:o], SEASON)
     assert scores["s0"][1]["mean_ets_theta"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("toward", "model"), [("combination", "mean_ets_theta"), ("best", "drift")])
+def test_short_series_give_way_to_the_best_combination_or_the_best_model(toward, model):
+    # On a straight line every candidate but naive is off by a constant: drift by 1.0, ETS by
+    # 1.05, theta by 1.15, so their mean by 1.1. Drift is every series' own best and the best
+    # model; mean_ets_theta the best combination. At margin 0.3 drift does not beat the
+    # combination by enough (1.0 is not below 0.7 x 1.1), so it gives way to it.
+    offsets = {"drift": 1.0, "ets": 1.05, "theta": 1.15}
+
+    def offset(name, histories, h, m):
+        if name not in offsets:
+            return short.forecast_batch(name, histories, h, m)
+        return [y[-1] + 5.0 * np.arange(1, h + 1) + offsets[name] for y in histories]
+
+    evaluate = {
+        "candidates": ("naive", "drift", "ets", "theta", "mean_ets_theta"),
+        "choice_margin": 0.3,
+        "shrink_toward": toward,
+    }
+    cfg = CFG.model_copy(update={"evaluate": CFG.evaluate.model_copy(update=evaluate)})
+    chosen = short.choose_all({f"s{i}": _trend(30 + i) for i in range(3)}, cfg, forecast=offset)
+    assert [c.model for c in chosen] == [model] * 3
+    assert all(("overall_best" in c.evidence) == (toward == "combination") for c in chosen)
