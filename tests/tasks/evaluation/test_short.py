@@ -156,7 +156,9 @@ def test_a_combination_is_the_mean_of_its_parts_on_each_fold_never_fitted_again(
     assert scores["s0"][1]["mean_ets_theta"] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("toward", "model"), [("combination", "mean_ets_theta"), ("best", "drift")])
+@pytest.mark.parametrize(
+    ("toward", "model"), [("combination", "mean_ets_theta"), ("best", "drift")]
+)
 def test_short_series_give_way_to_the_best_combination_or_the_best_model(toward, model):
     # On a straight line every candidate but naive is off by a constant: drift by 1.0, ETS by
     # 1.05, theta by 1.15, so their mean by 1.1. Drift is every series' own best and the best
