@@ -280,6 +280,7 @@ def bench_frequency(
     split: str = "test",
     stat_peers: tuple[str, ...] = m3_test.STAT_PEERS,
     overrides: dict | None = None,
+    anchor_run: bool = True,
 ) -> tuple[dict, dict]:
     """(speed, accuracy) of one M3 frequency: the pipeline's stages and the anchor, then every
     method's scores on the test period (benchmarks/m3_test.py)."""
@@ -316,7 +317,7 @@ def bench_frequency(
         **outcome(project),
     }
     folds = result["folds"]
-    if folds["n_windows"] and folds["step"]:
+    if folds["n_windows"] and folds["step"] and anchor_run:
         print(f"[{name}] anchor ...", flush=True)
         result["anchor"] = anchor(
             frame, spec, folds["n_windows"], folds["step"], n_jobs, lstm_series_of(project)
@@ -365,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         help="statsforecast peers scored (comma-separated; AutoARIMA is the slow one)",
     )
     parser.add_argument(
+        "--no-anchor", action="store_true", help="skip the anchor (a tuning variant's accuracy)"
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -402,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.split,
                 tuple(p for p in args.stat_peers.split(",") if p),
                 parse_overrides(args.param),
+                not args.no_anchor,
             )
             print(
                 json.dumps(
@@ -452,7 +457,7 @@ def each_in_own_process(args) -> int:
     accuracy: dict = {}
     passed = ["--stride", str(args.stride), "--neural-steps", str(args.neural_steps)]
     passed += ["--seed", str(args.seed), "--split", args.split, "--stat-peers", args.stat_peers]
-    passed += [f"--param={p}" for p in args.param]
+    passed += [f"--param={p}" for p in args.param] + ["--no-anchor"] * args.no_anchor
     passed += ["--series", str(args.series)] if args.series is not None else []
     passed += ["--jobs", str(args.jobs)] if args.jobs is not None else []
     passed += ["--keep"] if args.keep else []
