@@ -64,23 +64,23 @@ def m3_series(
             "M3 comes with the bench extra: uv run --extra bench python -m ..."
         ) from err
     series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[::stride][:n]
-    if split == "tuning":
-        if horizon < 1:
-            raise ValueError("the tuning split needs the horizon it holds out")
-        return [
-            (
-                str(s.sn),
-                np.asarray(s.x[:-horizon], np.float64),
-                np.asarray(s.x[-horizon:], np.float64),
-            )
-            for s in series
-        ]
-    if split != "test":
+    if split not in ("test", "tuning"):
         raise ValueError(f"split is tuning or test, not {split!r}")
-    return [
+    parts = [
         (str(s.sn), np.asarray(s.x, dtype=np.float64), np.asarray(s.xx, dtype=np.float64))
         for s in series
     ]
+    return tuning_parts(parts, horizon) if split == "tuning" else parts
+
+
+def tuning_parts(
+    series: list[tuple[str, np.ndarray, np.ndarray]], horizon: int
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(id, training part less its last `horizon` steps, those steps) of each (id, training
+    part, test part): the tuning split, in which the test part is dropped unread."""
+    if horizon < 1:
+        raise ValueError("the tuning split needs the horizon it holds out")
+    return [(sid, x[:-horizon], x[-horizon:]) for sid, x, _test in series]
 
 
 # ---------------------------------------------------------------- scoring
