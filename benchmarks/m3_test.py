@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS_ENV = ROOT / "benchmarks" / "peers_env.sh"
 LEVELS = (80, 95)
 STAT_PEERS = ("AutoETS", "AutoTheta", "AutoARIMA")
+SCORED = {"test": "M3 test period", "tuning": "the training part's last horizon (tuning split)"}
 NEURAL = {"NHITS": "NHITS", "LSTM": "nf_LSTM"}  # neuralforecast's name -> ours (ours: lstm)
 
 
@@ -450,7 +451,8 @@ def print_table(results: dict) -> None:
         if not acc or "methods" not in acc:
             continue
         print(
-            f"\n{name}: {acc['series']} series (LSTM on {acc['lstm_series']}), M3 test period, "
+            f"\n{name}: {acc['series']} series (LSTM on {acc['lstm_series']}), "
+            f"{SCORED.get(acc.get('split', 'test'))}, "
             f"h {acc['horizon']}"
         )
         print(

@@ -239,20 +239,47 @@ def intermittent(d: dict) -> str:
 def many_series(d: dict) -> str:
     parts = []
     for name, r in d["results"].items():
-        if r.get("ratio_pipeline_to_anchor") is None:
-            stopped = next(s for s, v in r["stages"].items() if v["exit_code"])
+        stopped = next((s for s, v in r["stages"].items() if v["exit_code"]), None)
+        if stopped:
             parts.append(f"{name} stopped at {stopped}")
             continue
+        versus = (
+            f" vs anchor {num(r['anchor']['seconds'])} s ({num(r['ratio_pipeline_to_anchor'])}x)"
+            if r.get("anchor")
+            else ""
+        )
         parts.append(
-            f"{name} {num(r['pipeline_s'])} s vs anchor {num(r['anchor']['seconds'])} s "
-            f"({num(r['ratio_pipeline_to_anchor'])}x), peak {num(r['peak_rss_mib'])} MiB, "
+            f"{name} {num(r['pipeline_s'])} s{versus}, peak {num(r['peak_rss_mib'])} MiB, "
             f"LSTM series' published MASE {num(r['published_mase_latest_fold'])} vs seasonal "
             f"naive {num(r['seasonal_naive_mase_latest_fold'])}, gate "
             f"{'passed' if r.get('gate_passed') else 'refused'}"
         )
     limit, stride = d.get("series_limit"), d.get("series_stride") or 1
     which = "every series" if stride == 1 and not limit else "a slice"
-    return f"M3, {which} per subset: " + "; ".join(parts)
+    return f"{_variant(d)}M3, {which} per subset: " + "; ".join(parts)
+
+
+def _variant(d: dict) -> str:
+    """What sets a variant's file apart (the tuning split, an ablation), as a prefix."""
+    first = next(iter(d.get("results", {}).values()), {})
+    tuning = first.get("split") == "tuning" or "less their last horizon" in first.get("data", "")
+    text = "tuning split (training part's last horizon scored), " if tuning else ""
+    if d.get("ablation"):
+        text += d["ablation"].split(" (")[0] + ": "
+    return text
+
+
+def choice_ablation(d: dict) -> str:
+    """Per frequency: the run's own setting and the old default, replayed on its fold 0."""
+    parts = []
+    for name, r in d["results"].items():
+        best, combo = r["toward_best"], r["toward_combination"]
+        parts.append(
+            f"{name} ({r['series']} LSTM series) best/0.3 {num(best['0.3'])}, "
+            f"combination/0.5 {num(combo['0.5'])}, own best = fold-0 best "
+            f"{num(100 * r['own_best_is_fold0_best'])} %"
+        )
+    return "M3 training parts, fold 0 MASE of the replayed choice: " + "; ".join(parts)
 
 
 def accuracy_m3_all(d: dict) -> str:
@@ -279,7 +306,8 @@ def accuracy_m3_all(d: dict) -> str:
         parts.append(text)
     stride, limit = d.get("series_stride") or 1, d.get("series_limit")
     which = "every series" if stride == 1 and not limit else "a slice"
-    return f"M3 test period, mean MASE, {which}: " + "; ".join(parts)
+    scored = "M3 test period" if "tuning split" not in _variant(d) else "scored horizon"
+    return f"{_variant(d)}{scored}, mean MASE, {which}: " + "; ".join(parts)
 
 
 def choice_margin(d: dict) -> str:
@@ -308,6 +336,11 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "ingest": ingest,
     "intermittent": intermittent,
     "many_series": many_series,
+    "many_series_combination": many_series,
+    "many_series_tuning": many_series,
+    "accuracy_m3_all_combination": accuracy_m3_all,
+    "accuracy_m3_tuning": accuracy_m3_all,
+    "choice_ablation": choice_ablation,
     "choice_margin": choice_margin,
     "model_family": model_family,
     "publish_store": publish_store,

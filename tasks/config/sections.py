@@ -245,10 +245,10 @@ class EvaluateConfig(_Section):
     # A series keeps its own best model on the older folds only where that beats the overall
     # best model by more than this fraction there (tasks/evaluation/shrinkage.py); 0: its own best.
     choice_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
-    # What a series' own best gives way to: combination, the combination (of those listed) best
-    # over all series on the older folds, or the best listed model when none is listed; best: the
-    # model best over all series, combination or not (tasks/evaluation/shrinkage.py).
-    shrink_toward: Literal["combination", "best"] = "combination"
+    # What a series' own best gives way to: best, the model best over all series on the older
+    # folds, combination or not; combination: the combination (of those listed) best there, or
+    # the best model when none is listed (tasks/evaluation/shrinkage.py).
+    shrink_toward: Literal["best", "combination"] = "best"
 
     @model_validator(mode="after")
     def _levels(self) -> EvaluateConfig:

@@ -107,7 +107,7 @@ def choose(
     metric: str,
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
     margin: float = 0.0,
-    toward: str = "combination",
+    toward: str = "best",
 ) -> tuple[list[str], list[dict]]:
     """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
     (never fold 0), and the mean metric of each there (what the choice rests on). With a

@@ -108,15 +108,17 @@ COMBO_CANDIDATES = ("naive", "seasonal_naive", "drift", "theta", "ets", "mean_et
                     "mean_lstm_ets_theta")  # fmt: skip
 
 
-def test_the_choice_shrinks_toward_the_best_combination_by_default():
+def test_the_choice_shrinks_toward_the_best_model_or_the_best_combination():
     names = ("lstm", *COMBO_CANDIDATES)
     evidence = selection.choose(_folds(WITH_COMBOS), "mase", COMBO_CANDIDATES)[1]
     assert shrinkage.overall_best(evidence, names) == "ets"
-    assert shrinkage.anchor(evidence, names) == "mean_ets_theta"
-    assert shrinkage.anchor(evidence, names, "best") == "ets"
+    assert shrinkage.anchor(evidence, names, "combination") == "mean_ets_theta"
+    assert shrinkage.anchor(evidence, names) == "ets"  # the default: the best model
     # No combination listed: the best model, whatever `toward` says.
-    assert shrinkage.anchor(evidence, ("naive", "drift", "ets")) == "ets"
-    choices, evidence = selection.choose(_folds(WITH_COMBOS), "mase", COMBO_CANDIDATES, 0.3)
+    assert shrinkage.anchor(evidence, ("naive", "drift", "ets"), "combination") == "ets"
+    choices, evidence = selection.choose(
+        _folds(WITH_COMBOS), "mase", COMBO_CANDIDATES, 0.3, "combination"
+    )
     # 0.9 is not below 0.7 x 1.0: series 0 gives way to the combination; 0.66 < 0.7 x 1.2 keeps.
     assert choices == ["mean_ets_theta", "theta"]
     assert evidence[0]["overall_best"] == "mean_ets_theta"
@@ -125,6 +127,6 @@ def test_the_choice_shrinks_toward_the_best_combination_by_default():
 
 
 def test_shrink_toward_is_combination_or_best():
-    assert parse_config({}).evaluate.shrink_toward == "combination"
+    assert parse_config({}).evaluate.shrink_toward == "best"
     with pytest.raises(ValueError, match="evaluate.shrink_toward"):
         parse_config({"evaluate": {"shrink_toward": "median"}})
