@@ -112,7 +112,7 @@ def choose(
     """Per series: the model to publish (the LSTM or one of `candidates`), chosen on folds 1..
     (never fold 0), and the mean metric of each there (what the choice rests on). With a
     `margin` (evaluate.choice_margin), a series' own best gives way to the anchor (the best
-    combination over all series, or the best model: `toward`, evaluate.shrink_toward) unless it
+    model over all series, or the best combination: `toward`, evaluate.shrink_toward) unless it
     beats that by more than the margin there (tasks/evaluation/shrinkage.py)."""
     older = [r for r in results if r.fold > 0]
     if not older:

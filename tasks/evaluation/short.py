@@ -200,9 +200,9 @@ def choose_all(
     values = {sid: np.asarray(v, dtype=np.float64) for sid, v in values.items()}
     scores = fold_scores(values, cfg, names, forecast)
     chosen = [choose(sid, v.size, scores[sid], cfg) for sid, v in values.items()]
-    # As for the LSTM series: a series' own best gives way to the short series' best combination
-    # (or best candidate: evaluate.shrink_toward) unless it beats that by evaluate.choice_margin
-    # (tasks/evaluation/shrinkage.py).
+    # As for the LSTM series: a series' own best gives way to the short series' anchor (their
+    # best candidate, or best combination: evaluate.shrink_toward) unless it beats that by
+    # evaluate.choice_margin (tasks/evaluation/shrinkage.py).
     evidence = [c.evidence for c in chosen]
     best = shrinkage.anchor(evidence, candidates, cfg.evaluate.shrink_toward)
     margin = cfg.evaluate.choice_margin
