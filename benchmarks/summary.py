@@ -341,6 +341,8 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy_m3_all_combination": accuracy_m3_all,
     "accuracy_m3_tuning": accuracy_m3_all,
     "choice_ablation": choice_ablation,
+    "many_series_tuning_ensemble3": many_series,
+    "accuracy_m3_tuning_ensemble3": accuracy_m3_all,
     "choice_margin": choice_margin,
     "model_family": model_family,
     "publish_store": publish_store,
