@@ -141,6 +141,9 @@ class TrainingConfig(_Section):
     # mase: each series' squared errors weighted by 1 / its MASE scale squared
     # (Prepared.mase_weights), so the loss judges series as MASE does; none: plain MSE.
     loss_weights: str = "none"
+    # The training loss in the scaled space: mse, or mae (the error MASE averages; with
+    # loss_weights mase each series' errors weigh 1 / its MASE scale, not its square).
+    loss: Literal["mse", "mae"] = "mse"
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
     # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
     # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.

@@ -67,16 +67,18 @@ class Prepared:
         (tasks/config/auto.py), the same in every stage that loads these arrays."""
         return np.diff(self.offsets)
 
-    def mase_weights(self, clip: float = 10.0) -> np.ndarray:
-        """(N,) float32 loss weights putting a squared error on the scale MASE judges it by.
+    def mase_weights(self, clip: float = 10.0, power: int = 2) -> np.ndarray:
+        """(N,) float32 loss weights putting a squared error (an absolute one with `power` 1)
+        on the scale MASE judges it by.
 
-        Each point weighs 1 / d_s**2 for its series s, d_s its training part's mean absolute
-        seasonal difference (the MASE denominator) in the scaled space the network fits; a
-        mean squared error across series then weighs each series like the squared error of a
-        MASE does, instead of by its scaled variance (a smooth trending series, small d_s, counts
-        for more). Kept within a factor `clip` of the median series' weight (a near-constant
-        series would otherwise swamp the rest), then divided by their mean over the training
-        windows, so one series gets weight 1 everywhere (the bundled run is unchanged)."""
+        Each point weighs 1 / d_s**power (2 by default) for its series s, d_s its training
+        part's mean absolute seasonal difference (the MASE denominator) in the scaled space the
+        network fits; a mean squared error across series then weighs each series like the
+        squared error of a MASE does, instead of by its scaled variance (a smooth trending
+        series, small d_s, counts for more). Kept within a factor `clip` of the median series'
+        weight (a near-constant series would otherwise swamp the rest), then divided by their
+        mean over the training windows, so one series gets weight 1 everywhere (the bundled run
+        is unchanged)."""
         n = len(self.series_ids)
         scale = np.full(n, np.nan)
         for s in range(n):
@@ -84,7 +86,7 @@ class Prepared:
             m = self.season_length if part.size > self.season_length else 1
             if part.size > m:
                 scale[s] = np.mean(np.abs(part[m:] - part[:-m]))
-        per_series = np.where(scale > 0, 1.0 / np.square(scale), np.nan)
+        per_series = np.where(scale > 0, 1.0 / scale**power, np.nan)
         mid = np.nanmedian(per_series) if np.isfinite(per_series).any() else 1.0
         per_series = np.clip(np.nan_to_num(per_series, nan=mid), mid / clip, mid * clip)
         weights = np.repeat(per_series, np.diff(self.offsets))

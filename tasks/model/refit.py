@@ -81,7 +81,8 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
         tf.config.experimental.enable_op_determinism()
         with strategy.scope():
             model = build_member(full, cfg, name=f"member_{i}")
-            model.compile(optimizer=make_optimizer(cfg, learning_rate=rates[0]), loss="mse")
+            optimizer = make_optimizer(cfg, learning_rate=rates[0])
+            model.compile(optimizer=optimizer, loss=cfg.training.loss)
         # Epochs as the train stage counted them (a sample of windows_per_epoch when set).
         ds, steps = full.geometry.epoch_dataset(
             full.values,

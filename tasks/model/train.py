@@ -95,7 +95,7 @@ def loss_weights(prepared: Prepared, cfg: Config) -> np.ndarray | None:
     one bit for bit."""
     if cfg.training.loss_weights != "mase":
         return None
-    weights = prepared.mase_weights()
+    weights = prepared.mase_weights(power=2 if cfg.training.loss == "mse" else 1)
     return None if np.all(weights == 1.0) else weights
 
 
@@ -274,7 +274,7 @@ def _fit_member(
     # Variables must be created under the scope to be mirrored on every replica.
     with strategy.scope():
         model = build_member(prepared, cfg, name=f"member_{member}")
-        model.compile(optimizer=make_optimizer(cfg), loss="mse")
+        model.compile(optimizer=make_optimizer(cfg), loss=cfg.training.loss)
 
     done = backup / f"member_{member}.done.npz" if backup else None
     if done is not None and done.exists():

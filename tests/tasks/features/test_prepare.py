@@ -351,6 +351,10 @@ def test_mase_weights_are_one_over_the_squared_mase_scale_with_mean_one(frame, c
     assert first[1] / first[0] == pytest.approx(0.25, rel=1e-5)
     assert first[2] / first[0] == pytest.approx(4.0, rel=1e-5)
     assert w[p.train_starts].mean() == pytest.approx(1.0, rel=1e-5)
+    # An absolute loss (training.loss mae) weighs by 1 / the scale itself: half, and twice.
+    first = p.mase_weights(power=1)[p.offsets[:-1]]
+    assert first[1] / first[0] == pytest.approx(0.5, rel=1e-5)
+    assert first[2] / first[0] == pytest.approx(2.0, rel=1e-5)
 
 
 def test_mase_weights_of_one_series_are_one_and_outliers_are_clipped(frame, cfg):

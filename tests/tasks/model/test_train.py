@@ -142,6 +142,17 @@ def test_loss_weights_are_none_for_the_plain_loss_and_for_one_series():
     at = {str(sid): w[two.offsets[i]] for i, sid in enumerate(two.series_ids)}
     smooth, rough = at["s"], at["r"]
     assert smooth > 5 * rough  # the smooth series' errors count for more, as in MASE
+    # An absolute loss weighs by 1 / the scale, not its square: the same order, less spread.
+    w = loss_weights(two, tiny_config(loss_weights="mase", loss="mae"))
+    at = {str(sid): w[two.offsets[i]] for i, sid in enumerate(two.series_ids)}
+    smooth_abs, rough_abs = at["s"], at["r"]
+    assert 1.0 < smooth_abs / rough_abs < smooth / rough
+
+
+def test_the_loss_is_mse_or_mae():
+    assert tiny_config().training.loss == "mse"
+    with pytest.raises(ValueError, match="training.loss"):
+        tiny_config(loss="huber")
 
 
 @pytest.mark.slow
