@@ -342,6 +342,8 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy_m3_tuning": accuracy_m3_all,
     "choice_ablation": choice_ablation,
     "many_series_tuning_ensemble3": many_series,
+    "many_series_tuning_mae": many_series,
+    "accuracy_m3_tuning_mae": accuracy_m3_all,
     "accuracy_m3_tuning_ensemble3": accuracy_m3_all,
     "choice_margin": choice_margin,
     "model_family": model_family,
