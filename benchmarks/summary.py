@@ -343,6 +343,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "choice_ablation": choice_ablation,
     "many_series_tuning_ensemble3": many_series,
     "many_series_tuning_mae": many_series,
+    "many_series_monthly_timing": many_series,
     "accuracy_m3_tuning_mae": accuracy_m3_all,
     "accuracy_m3_tuning_ensemble3": accuracy_m3_all,
     "choice_margin": choice_margin,
