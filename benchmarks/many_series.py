@@ -23,6 +23,11 @@ and neuralforecast NHITS and LSTM (their own venv, benchmarks/peers_env.sh), eac
     uv run --extra bench python -m benchmarks.many_series              # all four, every series
     uv run --extra bench python -m benchmarks.many_series --freq yearly --series 100
     uv run --extra bench python -m benchmarks.many_series --stride 20 --neural-steps 50  # a slice
+    uv run --extra bench python -m benchmarks.many_series --split tuning --freq monthly \
+        --no-anchor --stat-peers "" --neural-steps 0 --param training.loss=mae  # a tuning variant
+
+`--split tuning` scores each training part's last horizon instead of M3's test period (for
+decisions: the test period stays unseen); `--param` sets a params.yaml key beside the four.
 
 Writes benchmarks/results/many_series.json (speed, --out) and benchmarks/results/
 accuracy_m3_all.json (accuracy, --accuracy-out), after every frequency. Run it alone on the
