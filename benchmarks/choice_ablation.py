@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,8 +33,9 @@ import numpy as np
 import polars as pl
 import yaml
 
+from benchmarks.choice_margin import write_result
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
-from tasks.evaluation import metrics, selection
+from tasks.evaluation import metrics, selection, shrinkage
 from tasks.evaluation.combinations import is_combination
 
 RESULTS = Path(__file__).resolve().parent / "results" / "choice_ablation.json"
@@ -112,8 +110,6 @@ def ablation(mase: np.ndarray, models: list[str]) -> dict:
         for margin in MARGINS:
             choices, evidence = selection.choose(results, "mase", candidates, margin, toward)
             rows[f"{margin:g}"] = round(score(choices), 4)
-        from tasks.evaluation import shrinkage
-
         anchor = shrinkage.anchor(evidence, (selection.LSTM, *candidates), toward)
         rows["anchor"] = anchor
         rows["anchor_alone"] = round(float(fold0[:, col[anchor]].mean()), 4)
@@ -145,17 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             f"  own best = fold-0 best on {row['own_best_is_fold0_best']:.1%} of series; "
             f"oracle {row['oracle_fold0']}; run reported {facts['reported_published_fold0']}"
         )
-    doc = {
-        "benchmark": "choice_ablation",
-        "date": date.today().isoformat(),
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-        "metric": "mean MASE on fold 0 (the last horizon of M3's training part; the test period "
-        "withheld) of the LSTM series, chosen on folds 1-2",
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(
+        args.out,
+        "choice_ablation",
+        "mean MASE on fold 0 (the last horizon of M3's training part; the test period withheld) "
+        "of the LSTM series, chosen on folds 1-2",
+        results,
+    )
     return 0
 
 

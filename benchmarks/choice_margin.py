@@ -165,17 +165,28 @@ def main() -> None:
                 figures = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
                 print(f"[{freq}] {name}: {figures} (global: {row['global_model']}, "
                       f"combination: {row.get('global_combo_model')})")  # fmt: skip
+    write_result(
+        args.out,
+        "choice_margin",
+        "mean MASE on fold 0 (the last horizon of M3's training part; the test period withheld), "
+        "chosen on folds 1-2",
+        results,
+    )
+
+
+def write_result(out: Path, benchmark: str, metric: str, results: dict) -> None:
+    """benchmarks/results/NAME.json of a fold-0 tuning benchmark (this one, choice_ablation):
+    the figures with the date, the machine and what the metric is."""
     doc = {
-        "benchmark": "choice_margin",
+        "benchmark": benchmark,
         "date": date.today().isoformat(),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-        "metric": "mean MASE on fold 0 (the last horizon of M3's training part; the test "
-        "period withheld), chosen on folds 1-2",
+        "metric": metric,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
