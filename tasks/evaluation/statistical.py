@@ -1,8 +1,11 @@
 """Statistical per-series candidates from statsforecast, fitted over many series at once.
 
-Smooth series: AutoETS (`ets`) and AutoTheta (`theta`). Why: the LSTM-or-baseline mixture was
-14.5 % worse than AutoETS on 30 M3 monthly series (benchmarks/results/accuracy_m3.json);
-exponential smoothing and Theta are the classic strong per-series models there.
+Smooth series: AutoETS (`ets`), AutoTheta (`theta`) and AutoCES (`ces`). Why: the
+LSTM-or-baseline mixture was 14.5 % worse than AutoETS on 30 M3 monthly series
+(benchmarks/results/accuracy_m3.json); exponential smoothing and Theta are the classic strong
+per-series models there. Complex exponential smoothing is there for combinations
+(tasks/evaluation/combinations.py): alone it is no better than ETS, but its errors differ from
+ETS's and Theta's, and it costs a tenth of an ETS fit.
 
 Intermittent demand (series with many zeros, where ETS and Theta smooth the zeros into a level
 that is never observed and MASE punishes it), one candidate per kind of intermittency:
@@ -68,6 +71,7 @@ from numpy.typing import ArrayLike, NDArray
 SPECS: dict[str, tuple[str, dict, bool]] = {
     "ets": ("AutoETS", {}, True),
     "theta": ("AutoTheta", {}, True),
+    "ces": ("AutoCES", {}, True),
     "croston": ("CrostonOptimized", {}, False),
     "adida": ("ADIDA", {}, False),
     "tsb": ("TSB", {"alpha_d": 0.1, "alpha_p": 0.1}, False),
@@ -133,6 +137,13 @@ def theta(history: ArrayLike, horizon: int, season_length: int) -> NDArray[np.fl
     return _fit("theta", history, horizon, season_length)
 
 
+def ces(history: ArrayLike, horizon: int, season_length: int) -> NDArray[np.float64]:
+    """AutoCES: complex exponential smoothing (Svetunkov and Kourentzes), none, simple, partial
+    or full seasonal, the one with the lowest AICc; a level and a "potential" that model trend
+    and level together without choosing between them."""
+    return _fit("ces", history, horizon, season_length)
+
+
 def croston(history: ArrayLike, horizon: int, season_length: int) -> NDArray[np.float64]:
     """CrostonOptimized: smoothed non-zero size / smoothed interval, each weight fitted."""
     return _fit("croston", history, horizon, season_length)
@@ -148,7 +159,9 @@ def tsb(history: ArrayLike, horizon: int, season_length: int) -> NDArray[np.floa
     return _fit("tsb", history, horizon, season_length)
 
 
-STATISTICAL = {"ets": ets, "theta": theta, "croston": croston, "adida": adida, "tsb": tsb}
+STATISTICAL = {
+    "ets": ets, "theta": theta, "ces": ces, "croston": croston, "adida": adida, "tsb": tsb,
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------- many series at once

@@ -48,6 +48,21 @@ def test_a_statistical_combination_is_the_mean_of_its_parts_per_series():
     np.testing.assert_allclose(one, out["mean_ets_theta"][0], rtol=1e-9)
 
 
+def test_the_three_model_combination_adds_ces_to_ets_and_theta():
+    rng = np.random.default_rng(4)
+    histories = [100 + np.cumsum(rng.normal(0, 1, n)) for n in (30, 48)]
+    out = forecast_all(["mean_ets_theta_ces"], histories, HORIZON, SEASON)
+    parts = forecast_all(["ets", "theta", "ces"], histories, HORIZON, SEASON)
+    expected = (parts["ets"] + parts["theta"] + parts["ces"]) / 3
+    np.testing.assert_allclose(out["mean_ets_theta_ces"], expected, rtol=1e-12)
+    assert not np.allclose(parts["ces"], parts["ets"])  # a third opinion, not a copy
+    assert combinations.parts_to_score(["mean_lstm_ets_theta_ces"]) == (
+        "lstm", "ets", "theta", "ces", "mean_lstm_ets_theta_ces",
+    )  # fmt: skip
+    assert combinations.needs_lstm("mean_lstm_ets_theta_ces")
+    assert not combinations.needs_lstm("mean_ets_theta_ces")
+
+
 def test_the_networks_combination_averages_this_folds_lstm_with_ets_and_theta():
     cfg = make_cfg(n_windows=1)
     prepared = prepare(make_frame(LENGTHS), cfg)
@@ -56,6 +71,14 @@ def test_the_networks_combination_averages_this_folds_lstm_with_ets_and_theta():
     p = result.preds
     np.testing.assert_allclose(
         p["mean_lstm_ets_theta"], (p["lstm"] + p["ets"] + p["theta"]) / 3, rtol=1e-12
+    )
+    four = backtest.score_fold(
+        0, prepared, SeasonalNaiveModel(), scored_models(("naive", "mean_lstm_ets_theta_ces"))
+    ).preds
+    np.testing.assert_allclose(
+        four["mean_lstm_ets_theta_ces"],
+        (four["lstm"] + four["ets"] + four["theta"] + four["ces"]) / 4,
+        rtol=1e-12,
     )
     # Reusing the fold's statistical forecasts never reuses a combination with the network: it
     # is made again from the new model's forecasts.
@@ -94,3 +117,11 @@ def test_short_series_never_get_the_networks_combination():
         }
     )
     assert short_candidates(cfg) == ("naive", "mean_ets_theta")
+    cfg = cfg.model_copy(
+        update={
+            "evaluate": cfg.evaluate.model_copy(
+                update={"candidates": ("naive", "mean_lstm_ets_theta_ces", "mean_ets_theta_ces")}
+            )
+        }
+    )
+    assert short_candidates(cfg) == ("naive", "mean_ets_theta_ces")

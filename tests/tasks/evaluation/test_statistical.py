@@ -17,6 +17,7 @@ from tasks.evaluation.combinations import COMBINATIONS
 from tasks.evaluation.statistical import (
     STATISTICAL,
     adida,
+    ces,
     croston,
     ets,
     forecast_many,
@@ -67,6 +68,17 @@ def test_theta_follows_a_trend_that_naive_misses():
     pred = theta(y[:72], 12, 1)
     naive = np.full(12, y[71])
     assert np.abs(pred - y[72:]).mean() < 0.3 * np.abs(naive - y[72:]).mean()
+
+
+def test_ces_follows_a_trend_and_season_that_seasonal_naive_misses():
+    t = np.arange(84)
+    noise = np.random.default_rng(2).normal(0.0, 2.0, 84)
+    y = 100.0 + 3.0 * t + 10.0 * np.sin(2 * np.pi * t / SEASON) + noise
+    pred = ces(y[:72], 12, SEASON)
+    seasonal_naive = y[60:72]
+    assert pred.shape == (12,)
+    # The trend adds 36 over a season: seasonal naive misses it all, CES most of it (0.27x).
+    assert np.abs(pred - y[72:]).mean() < 0.4 * np.abs(seasonal_naive - y[72:]).mean()
 
 
 @pytest.mark.parametrize("fn", list(STATISTICAL.values()))
