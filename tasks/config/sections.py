@@ -144,6 +144,9 @@ class TrainingConfig(_Section):
     # The training loss in the scaled space: mse, or mae (the error MASE averages; with
     # loss_weights mase each series' errors weigh 1 / its MASE scale, not its square).
     loss: Literal["mse", "mae"] = "mse"
+    # Every series weighs the same in the loss whatever its number of windows (each window's
+    # weight divided by its series' count; Prepared.mase_weights `balance`).
+    series_balance: bool = False
     # Recurrent layers in half precision (float32 variables, head and output): GPU speed-up.
     # auto: mixed_bfloat16 on GPUs that compute in it (compute capability >= 8.0),
     # mixed_float16 (with loss scaling) on older ones (>= 7.0), float32 otherwise and on CPUs.

@@ -67,7 +67,7 @@ class Prepared:
         (tasks/config/auto.py), the same in every stage that loads these arrays."""
         return np.diff(self.offsets)
 
-    def mase_weights(self, clip: float = 10.0, power: int = 2) -> np.ndarray:
+    def mase_weights(self, clip: float = 10.0, power: int = 2, balance: bool = False) -> np.ndarray:
         """(N,) float32 loss weights putting a squared error (an absolute one with `power` 1)
         on the scale MASE judges it by.
 
@@ -78,7 +78,11 @@ class Prepared:
         series, small d_s, counts for more). Kept within a factor `clip` of the median series'
         weight (a near-constant series would otherwise swamp the rest), then divided by their
         mean over the training windows, so one series gets weight 1 everywhere (the bundled run
-        is unchanged)."""
+        is unchanged). Power 0: no MASE scaling (every series 1 before `balance`).
+
+        `balance`: each series' weight is also divided by its number of training windows, so
+        every series counts as much in the loss whatever its length (the longest series would
+        otherwise carry the fit: a window is a sample)."""
         n = len(self.series_ids)
         scale = np.full(n, np.nan)
         for s in range(n):
@@ -89,8 +93,12 @@ class Prepared:
         per_series = np.where(scale > 0, 1.0 / scale**power, np.nan)
         mid = np.nanmedian(per_series) if np.isfinite(per_series).any() else 1.0
         per_series = np.clip(np.nan_to_num(per_series, nan=mid), mid / clip, mid * clip)
-        weights = np.repeat(per_series, np.diff(self.offsets))
         starts = self.train_starts
+        if balance:
+            owner = np.searchsorted(self.offsets, starts, side="right") - 1
+            count = np.bincount(owner, minlength=n).astype(np.float64)
+            per_series = per_series / np.maximum(count, 1.0)
+        weights = np.repeat(per_series, np.diff(self.offsets))
         mean = weights[starts].mean() if starts.size else 1.0
         return (weights / mean).astype(np.float32)
 

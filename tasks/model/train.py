@@ -93,9 +93,11 @@ def loss_weights(prepared: Prepared, cfg: Config) -> np.ndarray | None:
     """Per-point loss weights under training.loss_weights (Prepared.mase_weights), or None for
     the plain loss: also where every weight is 1 (one series), so such a run is the unweighted
     one bit for bit."""
-    if cfg.training.loss_weights != "mase":
+    t = cfg.training
+    if t.loss_weights != "mase" and not t.series_balance:
         return None
-    weights = prepared.mase_weights(power=2 if cfg.training.loss == "mse" else 1)
+    power = 0 if t.loss_weights != "mase" else 2 if t.loss == "mse" else 1
+    weights = prepared.mase_weights(power=power, balance=t.series_balance)
     return None if np.all(weights == 1.0) else weights
 
 

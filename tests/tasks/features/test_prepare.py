@@ -366,3 +366,23 @@ def test_mase_weights_of_one_series_are_one_and_outliers_are_clipped(frame, cfg)
     w = _ramps(p, slopes).mase_weights(clip=10.0)
     first = w[p.offsets[:-1]]
     assert first[0] / first[1] == pytest.approx(10.0, rel=1e-5)
+
+
+def test_balanced_weights_make_every_series_weigh_the_same_in_the_loss(frame, cfg):
+    p = prepare(frame, cfg)
+    owner = np.searchsorted(p.offsets, p.train_starts, side="right") - 1
+    count = np.bincount(owner, minlength=len(LENGTHS))
+    assert len(set(count.tolist())) > 1  # the fixture's series have different window counts
+    # Power 0: no MASE scale; each series' windows sum to the same total.
+    w = p.mase_weights(power=0, balance=True)
+    totals = np.bincount(owner, weights=w[p.train_starts], minlength=len(LENGTHS))
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-5)
+    assert w[p.train_starts].mean() == pytest.approx(1.0, rel=1e-5)
+    # With the MASE scale: the series' totals are in the ratio of their MASE weights.
+    ramps = _ramps(p, [1.0, 2.0, 0.5])
+    scaled = ramps.mase_weights()[p.offsets[:-1]]
+    both = ramps.mase_weights(balance=True)
+    totals = np.bincount(owner, weights=both[p.train_starts], minlength=len(LENGTHS))
+    np.testing.assert_allclose(totals / totals[0], scaled / scaled[0], rtol=1e-5)
+    # Without balance, power 0 is every weight 1 (the plain loss).
+    np.testing.assert_array_equal(p.mase_weights(power=0), np.ones(p.values.size, np.float32))

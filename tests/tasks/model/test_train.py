@@ -147,6 +147,16 @@ def test_loss_weights_are_none_for_the_plain_loss_and_for_one_series():
     at = {str(sid): w[two.offsets[i]] for i, sid in enumerate(two.series_ids)}
     smooth_abs, rough_abs = at["s"], at["r"]
     assert 1.0 < smooth_abs / rough_abs < smooth / rough
+    # Balancing series alone (no MASE scale) is the plain loss where every series has the same
+    # windows, and on one series.
+    assert loss_weights(one, tiny_config(series_balance=True)) is None
+    assert loss_weights(two, tiny_config(series_balance=True)) is None  # equal lengths
+    frame = two_scales()
+    rough = frame.filter(pl.col("series_id") == "r").tail(180)  # fewer windows
+    uneven = prepare(pl.concat([frame.filter(pl.col("series_id") == "s"), rough]), tiny_config())
+    w = loss_weights(uneven, tiny_config(series_balance=True))
+    at = {str(sid): w[uneven.offsets[i]] for i, sid in enumerate(uneven.series_ids)}
+    assert at["r"] > at["s"]  # a window of the shorter series counts for more
 
 
 def test_the_loss_is_mse_or_mae():
