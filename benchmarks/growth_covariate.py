@@ -12,6 +12,8 @@ global model to see a series' trend.
         --param "data.covariates={past: [growth], future: [], static: []}" \
         --out /tmp/ms.json --accuracy-out benchmarks/results/tuning_variants/quarterly_growth.json
 
+`--season=M` first (before the many_series arguments): the deseasonalised variant.
+
 Every argument is many_series'; the results are written where --out / --accuracy-out say.
 """
 
@@ -26,15 +28,27 @@ from benchmarks import many_series
 _frame = many_series.m3_frame
 
 
-def with_growth(series, every: str) -> pl.DataFrame:
-    """many_series.m3_frame plus the growth column."""
+def with_growth(series, every: str, season: int = 1) -> pl.DataFrame:
+    """many_series.m3_frame plus the growth column. `season` > 1: the deseasonalised variant,
+    (mean of the last `season` logs - mean of the first `season`) / (t - season + 1) from
+    t = season - 1 on (0 before): the same growth without the season's swing in it."""
     frame = _frame(series, every).sort("series_id", "timestamp")
     log = pl.col("value").log()
     t = pl.int_range(pl.len()).over("series_id")
-    growth = (log - log.first().over("series_id")) / t.clip(1, None)
+    if season <= 1:
+        growth = (log - log.first().over("series_id")) / t.clip(1, None)
+    else:
+        recent = log.rolling_mean(season).over("series_id")
+        first = log.head(season).mean().over("series_id")
+        steps = (t - season + 1).clip(1, None)
+        growth = pl.when(t >= season - 1).then((recent - first) / steps).otherwise(0.0)
     return frame.with_columns(growth.alias("growth"))
 
 
 if __name__ == "__main__":
-    many_series.m3_frame = with_growth
-    sys.exit(many_series.main(sys.argv[1:]))
+    args = sys.argv[1:]
+    season = 1
+    if args and args[0].startswith("--season="):  # the deseasonalised variant
+        season = int(args.pop(0).split("=", 1)[1])
+    many_series.m3_frame = lambda series, every: with_growth(series, every, season)
+    sys.exit(many_series.main(args))
