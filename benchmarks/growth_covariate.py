@@ -50,5 +50,10 @@ if __name__ == "__main__":
     season = 1
     if args and args[0].startswith("--season="):  # the deseasonalised variant
         season = int(args.pop(0).split("=", 1)[1])
+    freq = next((a.split("=", 1)[1] if "=" in a else args[i + 1]
+                 for i, a in enumerate(args) if a.startswith("--freq")), "")  # fmt: skip
+    if "," in freq or not freq:
+        # many_series runs several frequencies in subprocesses, which this patch would not reach.
+        raise SystemExit("give one --freq per run (the growth column is added in this process)")
     many_series.m3_frame = lambda series, every: with_growth(series, every, season)
     sys.exit(many_series.main(args))
