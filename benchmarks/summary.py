@@ -282,6 +282,16 @@ def choice_ablation(d: dict) -> str:
     return "M3 training parts, fold 0 MASE of the replayed choice: " + "; ".join(parts)
 
 
+def refit_value(d: dict) -> str:
+    """Per frequency: the LSTM from the refit vs from the train stage's model."""
+    parts = [
+        f"{name} ({r['series']} LSTM series) refit {num(r['refit'])} vs train stage's model "
+        f"{num(r['train_stage'])}"
+        for name, r in d["results"].items()
+    ]
+    return "M3 tuning split, LSTM mean MASE on the held-out horizon: " + "; ".join(parts)
+
+
 def accuracy_m3_all(d: dict) -> str:
     """Per M3 frequency, on its test period: the published mixture against AutoETS, the LSTM, the
     best peer, NHITS, and the intervals' coverage."""
@@ -347,6 +357,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "accuracy_m3_tuning_mae": accuracy_m3_all,
     "accuracy_m3_tuning_ensemble3": accuracy_m3_all,
     "choice_margin": choice_margin,
+    "refit_value": refit_value,
     "model_family": model_family,
     "publish_store": publish_store,
     "scale": scale,
