@@ -175,8 +175,8 @@ def main() -> None:
 
 
 def write_result(out: Path, benchmark: str, metric: str, results: dict) -> None:
-    """benchmarks/results/NAME.json of a fold-0 tuning benchmark (this one, choice_ablation):
-    the figures with the date, the machine and what the metric is."""
+    """benchmarks/results/NAME.json of a tuning-split benchmark (this one, choice_ablation,
+    refit_value): the figures with the date, the machine and what the metric is."""
     doc = {
         "benchmark": benchmark,
         "date": date.today().isoformat(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from benchmarks import m3_test
@@ -45,10 +44,7 @@ def score(project: Path) -> tuple[str, dict]:
     for label, key in MODELS.items():
         model = load_model(project / catalog.path(key))
         preds = forecast_original(prepared, model, prepared.forecast_starts)
-        errors = [
-            np.mean(np.abs(p - held_out[s])) / scale[s] for s, p in zip(ids, preds, strict=True)
-        ]
-        out[label] = round(float(np.mean(errors)), 4)
+        out[label] = m3_test.score(dict(zip(ids, preds, strict=True)), held_out, scale)["mase"]
     return name, out
 
 
