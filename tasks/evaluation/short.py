@@ -13,8 +13,11 @@ Choice. As for the LSTM series (tasks/evaluation/selection.py): the candidate (o
 `evaluate.candidates`) with the lowest mean `gate.metric` on the older folds (k >= 1) the series
 has, among the candidates fitted on all of them; fold 0 is never looked at. A series with no
 older fold is published by a fixed rule, never by its scores: seasonal naive when its history
-holds a full season (the gate's reference), else naive (`DEFAULT_ORDER`). Every choice carries
-its reason, which publish writes on each row (column `reason`).
+holds a full season (the gate's reference), else naive (`DEFAULT_ORDER`); with shrinkage on
+(`evaluate.choice_margin` > 0) such a series instead gives way to the short series' anchor, as
+every series without decisive evidence does (tasks/evaluation/shrinkage.py): the candidate best
+over the short series that have older folds. Every choice carries its reason, which publish
+writes on each row (column `reason`).
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def short_candidates(cfg: Config) -> tuple[str, ...]:
 
 
 def needs(name: str, season_length: int) -> int:
-    """Fewest history steps candidate `name` is fitted on."""
+    """Fewest history steps candidate `name` is fitted on (a combination: its parts' most)."""
+    parts = STATISTICAL_COMBINATIONS.get(name)
+    if parts:
+        return max(needs(p, season_length) for p in parts)
     return season_length if name == "seasonal_naive" else NEEDS.get(name, 1)
 
 
@@ -212,6 +218,19 @@ def choose_all(
             c.model = best
             c.evidence = {**c.evidence, "overall_best": best}
             c.reason = c.reason.replace("best candidate", "overall best candidate")
+    # A series with no older fold has no evidence of its own, so nothing of its own beats the
+    # anchor by the margin either: with shrinkage on, it gives way to the anchor too, where its
+    # history fits it (the fixed rule otherwise).
+    if best is not None and margin > 0:
+        m = cfg.data.season_length
+        for c in chosen:
+            if not c.evidence and c.steps >= needs(best, m):
+                c.model = best
+                c.evidence = {"overall_best": best}
+                c.reason = (
+                    c.reason.rsplit(": ", 1)[0]
+                    + f": {best}, the short series' overall best (evaluate.choice_margin > 0)"
+                )
     return chosen
 
 
@@ -289,4 +308,6 @@ def _kind(choice: ShortChoice) -> str:
     older = [k for k in choice.folds if k > 0]
     if older and choice.evidence:
         return "chosen_on_older_folds"
+    if "overall_best" in choice.evidence:
+        return "overall_best_no_older_fold"
     return "default_rule_fold_0_only" if choice.folds else "default_rule_no_fold"

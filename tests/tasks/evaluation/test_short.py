@@ -180,3 +180,39 @@ def test_short_series_give_way_to_the_best_combination_or_the_best_model(toward,
     chosen = short.choose_all({f"s{i}": _trend(30 + i) for i in range(3)}, cfg, forecast=offset)
     assert [c.model for c in chosen] == [model] * 3
     assert all(("overall_best" in c.evidence) == (toward == "combination") for c in chosen)
+
+
+@pytest.mark.parametrize(("margin", "tiny_model"), [(0.3, "drift"), (0.0, "naive")])
+def test_with_shrinkage_a_series_without_older_folds_takes_the_anchor(margin, tiny_model):
+    # Drift is the best candidate of the series that have older folds (straight lines), so it is
+    # the anchor. A series with no older fold has no evidence that beats it: with shrinkage on
+    # it is published by drift, which its 3 steps fit; with margin 0 (no shrinkage) the fixed
+    # rule stands. A 1-step series cannot fit drift (2 steps) and keeps the fixed rule.
+    evaluate = {"candidates": ("naive", "drift"), "choice_margin": margin}
+    cfg = CFG.model_copy(update={"evaluate": CFG.evaluate.model_copy(update=evaluate)})
+    values = {f"s{i}": _trend(30 + i) for i in range(3)} | {"tiny": _trend(3), "one": _trend(1)}
+    chosen = {c.series_id: c for c in short.choose_all(values, cfg)}
+    assert [chosen[f"s{i}"].model for i in range(3)] == ["drift"] * 3
+    tiny, one = chosen["tiny"], chosen["one"]
+    assert (tiny.model, one.model) == (tiny_model, "naive")
+    assert "naive by default" in one.reason
+    kinds = short.summary(list(chosen.values()))["reasons"]
+    if margin > 0:
+        assert tiny.reason.endswith(
+            ": drift, the short series' overall best (evaluate.choice_margin > 0)"
+        )
+        assert tiny.evidence == {"overall_best": "drift"}
+        assert kinds == {
+            "chosen_on_older_folds": 3,
+            "overall_best_no_older_fold": 1,
+            "default_rule_no_fold": 1,
+        }
+    else:
+        assert tiny.reason.endswith("for any fold: naive by default")
+        assert kinds == {"chosen_on_older_folds": 3, "default_rule_no_fold": 2}
+
+
+def test_a_combination_needs_what_its_parts_need(monkeypatch):
+    assert short.needs("mean_ets_theta", SEASON) == 1
+    monkeypatch.setitem(short.NEEDS, "theta", 5)  # were theta to need 5 steps, so would the mean
+    assert short.needs("mean_ets_theta", SEASON) == 5
