@@ -80,6 +80,8 @@ def test_auto_candidates_follow_the_series_count_and_zeros():
         "ets",
         "mean_ets_theta",
         "mean_lstm_ets_theta",
+        "mean_ets_theta_ces",
+        "mean_lstm_ets_theta_ces",
     )
     many_zeros = [0.0] * 19 + [0.5]
     assert auto.candidates(20, many_zeros)[-2:] == ("adida", "tsb")
