@@ -263,8 +263,10 @@ def select(results: list[FoldResult], final: FoldResult, cfg: Config) -> Selecti
     for name in set(choices):
         stacked = np.stack([residuals(r, name) for r in older])
         held_out[name] = intervals.calibrate(stacked.reshape(-1, stacked.shape[-1]), levels)
+    # Each published model's fold-0 residuals once, not once per series that publishes it.
+    latest = {name: np.abs(residuals(final, name)) for name in set(choices)}
     for s, name in enumerate(choices):
-        res = np.abs(residuals(final, name)[s])
+        res = latest[name][s]
         for lv in levels:
             hits[lv].append(res <= held_out[name].widths[lv])
     for lv in levels:
