@@ -40,3 +40,29 @@ def one_of(value: str, choices: Iterable[str]) -> str:
     quoted = [repr(n) for n in names]
     listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
     raise ValueError(f"Input should be {listed}")
+
+
+# ---------------------------------------------------------------- evaluate.candidates
+BASELINE_CANDIDATES = ("naive", "seasonal_naive", "drift")
+STATISTICAL_CANDIDATES = ("ets", "theta", "ces", "croston", "adida", "tsb")
+# Combinations (tasks/evaluation/combinations.py): the plain mean of two or more of these, named
+# `mean_` + its parts in this order (mean_ets_theta, mean_lstm_drift_ets). Each holds at least
+# one of ETS, Theta and CES: the network and drift alone are no statistical standard.
+COMBINATION_PARTS = ("lstm", "drift", "ets", "theta", "ces")
+SMOOTHERS = ("ets", "theta", "ces")
+
+
+def _combinations() -> dict[str, tuple[str, ...]]:
+    from itertools import combinations
+
+    out: dict[str, tuple[str, ...]] = {}
+    for size in range(2, len(COMBINATION_PARTS) + 1):
+        for parts in combinations(COMBINATION_PARTS, size):
+            if any(p in SMOOTHERS for p in parts):
+                out["mean_" + "_".join(parts)] = parts
+    return out
+
+
+COMBINATIONS: dict[str, tuple[str, ...]] = _combinations()
+# Every name `evaluate.candidates` may list.
+CANDIDATES = (*BASELINE_CANDIDATES, *STATISTICAL_CANDIDATES, *COMBINATIONS)

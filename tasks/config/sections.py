@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.config.choices import CELLS, MODES, PRECISIONS, one_of
+from tasks.config.choices import CANDIDATES, CELLS, MODES, PRECISIONS, one_of
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -228,25 +228,12 @@ class EvaluateConfig(_Section):
     # default is the three baselines; params.yaml adds the statistical ones. Order breaks ties: the
     # earlier one is published.
     # croston, adida, tsb: intermittent demand (series with many zeros).
-    # mean_ets_theta, mean_lstm_ets_theta: combinations, the mean of those models' forecasts
-    # (tasks/evaluation/combinations.py). auto: from the data (tasks/config/auto.py `candidates`).
+    # mean_<parts>: combinations, the mean of those models' forecasts (25 of them:
+    # tasks/config/choices.py, tasks/evaluation/combinations.py).
+    # auto: from the data (tasks/config/auto.py `candidates`).
     candidates: (
         tuple[
-            Literal[
-                "naive",
-                "seasonal_naive",
-                "drift",
-                "ets",
-                "theta",
-                "ces",
-                "croston",
-                "adida",
-                "tsb",
-                "mean_ets_theta",
-                "mean_lstm_ets_theta",
-                "mean_ets_theta_ces",
-                "mean_lstm_ets_theta_ces",
-            ],
+            Literal[CANDIDATES],  # tasks/config/choices.py: baselines, statistical, combinations
             ...,
         ]
         | AUTO

@@ -114,11 +114,11 @@ def forecast_all(
     unknown = [name for name in names if name not in FORECASTERS]
     if unknown:
         raise ValueError(f"not a forecaster: {unknown}; known: {list(FORECASTERS)}")
-    out = {
+    out = {  # a combination's baseline parts (drift) too
         name: np.stack([BASELINES[name](h, horizon, season_length) for h in histories])
         if histories
         else np.empty((0, horizon))
-        for name in names
+        for name in parts_to_score(names)
         if name in BASELINES
     }
     combos = [name for name in names if name in STATISTICAL_COMBINATIONS]

@@ -8,15 +8,19 @@ scored) the mean of ETS and Theta beat both on monthly (0.882 vs Theta 0.904, ET
 quarterly (1.064 vs 1.113, 1.073) and other (1.928 vs 2.045, 1.991), and fell between them on
 yearly (4.411 vs 4.390, 4.479).
 
-- `mean_ets_theta`: AutoETS and AutoTheta (tasks/evaluation/statistical.py);
-- `mean_lstm_ets_theta`: the LSTM, AutoETS and AutoTheta (only where the LSTM forecasts: never
-  for a series too short for it);
-- `mean_ets_theta_ces`, `mean_lstm_ets_theta_ces`: the same with AutoCES as a third (fourth)
-  opinion. Listed by hand, not by `auto`: on M3's tuning split (training parts, their last
-  horizon scored) the three-model mean beat the two-model one as a model alone (monthly 0.870 vs
-  0.878, quarterly 1.075 vs 1.092, yearly 3.260 vs 3.386; other 1.946 vs 1.928), but adding both
-  to auto's list moved the published mixture by -2.5 % on quarterly and +1.4 % on monthly, and
-  less than 0.5 % on yearly and other (docs/decisions.md).
+The family (tasks/config/choices.py `COMBINATIONS`): every mean of two or more of the LSTM,
+drift, AutoETS, AutoTheta and AutoCES that holds at least one of the three smoothers, named
+`mean_` + its parts (`mean_ets_theta`, `mean_lstm_ets_theta_ces`, `mean_drift_ets`): 25 in all,
+any of which `evaluate.candidates` may list. One with the LSTM forecasts only where the LSTM does
+(never for a series too short for it). Drift is there for trending data: a smoother's damped or
+flat trend averaged with the straight line through the first and last values.
+
+`auto` lists four (tasks/config/auto.py): the means of ETS and Theta and of ETS, Theta and CES,
+with and without the LSTM. Listing all 25, or those four with drift added to each, was measured
+on M3's tuning split and not kept: the pooled choice (tasks/evaluation/shrinkage.py) picks the
+combination best over all series on the two older folds, and with more options to pick among,
+what those folds preferred moved yearly's published MASE down and other frequencies' up
+(docs/decisions.md "The choice pools").
 
 A combination is a candidate like any other: scored on every backtest fold, chosen per series on
 the older folds, published with conformal intervals from its own residuals. Its parts are scored
@@ -29,13 +33,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from tasks.config.choices import COMBINATIONS
+
 LSTM = "lstm"
-COMBINATIONS: dict[str, tuple[str, ...]] = {
-    "mean_ets_theta": ("ets", "theta"),
-    "mean_lstm_ets_theta": (LSTM, "ets", "theta"),
-    "mean_ets_theta_ces": ("ets", "theta", "ces"),
-    "mean_lstm_ets_theta_ces": (LSTM, "ets", "theta", "ces"),
-}
+__all__ = ["COMBINATIONS", "STATISTICAL_COMBINATIONS", "combine", "is_combination"]
 # The combinations without the network: forecastable from a history alone (short series too).
 STATISTICAL_COMBINATIONS = {k: v for k, v in COMBINATIONS.items() if LSTM not in v}
 

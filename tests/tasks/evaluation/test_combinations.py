@@ -10,6 +10,7 @@ import pytest
 from tasks.columns import SERIES_ID
 from tasks.evaluation import backtest, combinations
 from tasks.evaluation.baselines import FORECASTERS, forecast_all, scored_models
+from tasks.evaluation.short import needs as short_needs
 from tasks.evaluation.short import short_candidates
 from tasks.features.prepare import prepare
 from tasks.publishing.forecasts import future_forecasts
@@ -125,3 +126,36 @@ def test_short_series_never_get_the_networks_combination():
         }
     )
     assert short_candidates(cfg) == ("naive", "mean_ets_theta_ces")
+
+
+def test_the_family_is_every_mean_of_two_or_more_parts_holding_a_smoother():
+    family = combinations.COMBINATIONS
+    assert len(family) == 25
+    for name, parts in family.items():
+        assert name == "mean_" + "_".join(parts)
+        assert len(parts) >= 2 and {"ets", "theta", "ces"} & set(parts)
+    assert "mean_lstm_drift" not in family  # the network and drift alone: no smoother
+    assert family["mean_ets_theta"] == ("ets", "theta")  # the names runs already published keep
+    assert family["mean_lstm_ets_theta_ces"] == ("lstm", "ets", "theta", "ces")
+
+
+def test_a_combination_with_drift_averages_the_straight_line_in():
+    rng = np.random.default_rng(7)
+    histories = [100 + np.cumsum(rng.normal(0.5, 1, n)) for n in (30, 44)]
+    out = forecast_all(["mean_drift_ets"], histories, HORIZON, SEASON)
+    parts = forecast_all(["drift", "ets"], histories, HORIZON, SEASON)
+    np.testing.assert_allclose(out["mean_drift_ets"], (parts["drift"] + parts["ets"]) / 2)
+    one = FORECASTERS["mean_drift_ets"](histories[1], HORIZON, SEASON)
+    np.testing.assert_allclose(one, out["mean_drift_ets"][1], rtol=1e-9)
+    # A short series needs what drift needs (two steps), the most of its parts.
+    assert short_needs("mean_drift_ets", SEASON) == 2 and short_needs("mean_ets_theta", SEASON) == 1
+
+
+def test_params_name_any_member_of_the_family_and_nothing_else():
+    from tasks.config import parse_config
+
+    cfg = parse_config({"evaluate": {"candidates": ["naive", "mean_lstm_drift_theta"]}})
+    assert cfg.evaluate.candidates == ("naive", "mean_lstm_drift_theta")
+    with pytest.raises(ValueError, match="evaluate.candidates") as err:
+        parse_config({"evaluate": {"candidates": ["naive", "mean_naive_ets"]}})
+    assert "mean_drift_ets" in str(err.value)  # the message lists what may be named

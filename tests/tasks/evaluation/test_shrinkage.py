@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tasks.config import auto, parse_config
-from tasks.evaluation import selection, shrinkage
+from tasks.evaluation import combinations, selection, shrinkage
 
 
 def _folds(per_series: list[dict[str, float]], n_folds: int = 3) -> list:
@@ -83,6 +83,7 @@ def test_auto_candidates_follow_the_series_count_and_zeros():
         "mean_ets_theta_ces",
         "mean_lstm_ets_theta_ces",
     )
+    assert all(combinations.is_combination(c) for c in auto.COMBINATIONS)
     many_zeros = [0.0] * 19 + [0.5]
     assert auto.candidates(20, many_zeros)[-2:] == ("adida", "tsb")
     cfg = parse_config({"evaluate": {"candidates": "auto"}})
