@@ -64,7 +64,7 @@ def _run(cfg: Config, ctx: StageContext) -> dict:
     from tasks.evaluation.short import choose_all, every_series, short_series, values_of
     from tasks.features.prepare import Prepared
     from tasks.model.forecast import load_model
-    from tasks.model.refit import fit_schedule, refit
+    from tasks.model.refit import fit_schedule, judged_epoch, refit
     from tasks.progress import run_logger
 
     p = STAGE.path
@@ -98,7 +98,11 @@ def _run(cfg: Config, ctx: StageContext) -> dict:
     decision["model_md5"] = io.md5_file(p("model"))
     # The backtest judged the procedure; what ships is refit on the full history (after the
     # scoring: it has seen every value, so nothing could score it out of sample).
-    shipped = refit(prepared, cfg, fit_schedule(pl.read_csv(p("history"))))
+    # Epochs the size of the train stage's (tasks/model/refit.py "Epoch size"): it fits the
+    # earliest fold, build_folds' last (fold 0 with evaluate.refit; backtest.training_fold).
+    fitted = prepared if cfg.evaluate.refit else folds[-1]
+    epoch = judged_epoch(fitted.train_starts.size, cfg.training.windows_per_epoch)
+    shipped = refit(prepared, cfg, fit_schedule(pl.read_csv(p("history"))), epoch)
     images = backtest_images(result.plots)  # drawn before anything is written
     # Written only after everything above succeeded: a failure leaves the last outputs as they were.
     io.write_json(p("metrics_evaluate"), result.scores)

@@ -8,7 +8,15 @@ the whole history (no validation tail, no test tail).
 Epochs: with no held-out tail there is nothing to stop early on, so member i trains for the
 epoch at which member i of the final fold's fit (the train stage, fold 0) reached its best
 validation loss, that fit's early-stopping epoch, following the learning rate that fit logged
-epoch by epoch (ReduceLROnPlateau's schedule, replayed). Scaling stays the train part's scaler,
+epoch by epoch (ReduceLROnPlateau's schedule, replayed).
+
+Epoch size: each epoch samples as many windows as an epoch of the train stage's fit held
+(`judged_epoch`; a fresh sample each epoch, without replacement), so the refit takes the
+optimizer steps the judged fit took, epoch for epoch, and the replayed schedule means what it
+meant there. The full history holds more windows than the train stage's earliest fold (M3
+monthly: 40,419 against 19,809), and passing all of them made the refit a second training twice
+as long as the first (83 s against the train stage's 20 s under a profile), for a procedure the
+backtest never judged. Scaling stays the train part's scaler,
 the one publish forecasts through. The backtest's fold models, not this one, are what the gate
 scores: this model has seen every value there is, so no score of it would be out of sample.
 """
@@ -52,10 +60,25 @@ class RefitResult:
     summary: dict  # JSON-able: epochs per member, windows, last timestamp per series, seconds
 
 
-def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> RefitResult:
+def judged_epoch(fit_windows: int, windows_per_epoch: int | None) -> int:
+    """Windows in one epoch of the train stage's fit: its training windows (`fit_windows`), or
+    the resolved `training.windows_per_epoch` sample where that is smaller."""
+    if fit_windows < 1:
+        raise ValueError("the train stage's fit had no training windows: rerun prepare and train")
+    return min(fit_windows, windows_per_epoch or fit_windows)
+
+
+def refit(
+    prepared: Prepared,
+    cfg: Config,
+    schedule: list[list[float]],
+    windows_per_epoch: int | None = None,
+) -> RefitResult:
     """Fit len(schedule) members (seeds training.seed, seed+1, ...) on the full history of
     `prepared` (the prepare stage's arrays), member i for len(schedule[i]) epochs at those
-    learning rates, and average them."""
+    learning rates, and average them. `windows_per_epoch`: windows sampled per epoch (the
+    evaluate stage passes `judged_epoch` of the train stage's fit); None: the resolved
+    `training.windows_per_epoch` (every window when that is null)."""
     import keras
     import tensorflow as tf
 
@@ -73,6 +96,8 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
     starts = full.train_starts
     channel = series_channel(full) if cfg.model.series_embedding else None
     weights = loss_weights(full, cfg)  # the same for every member
+    per_epoch = t.windows_per_epoch if windows_per_epoch is None else int(windows_per_epoch)
+    optimizer_steps = 0
     started = time.perf_counter()
     members = []
     for i, rates in enumerate(schedule):
@@ -83,7 +108,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             model = build_member(full, cfg, name=f"member_{i}")
             optimizer = make_optimizer(cfg, learning_rate=rates[0])
             model.compile(optimizer=optimizer, loss=cfg.training.loss)
-        # Epochs as the train stage counted them (a sample of windows_per_epoch when set).
+        # Epochs as the train stage counted them (module docstring, "Epoch size").
         ds, steps = full.geometry.epoch_dataset(
             full.values,
             starts,
@@ -91,7 +116,7 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             seed=seed,
             epochs=len(rates),
             index=channel,
-            per_epoch=t.windows_per_epoch,
+            per_epoch=per_epoch,
             covariates=full.covariates,
             weights=weights,
         )
@@ -104,11 +129,14 @@ def refit(prepared: Prepared, cfg: Config, schedule: list[list[float]]) -> Refit
             verbose=0,
         )
         members.append(model)
+        optimizer_steps += len(rates) * steps
     summary = {
         "members": len(members),
         "epochs": [len(r) for r in schedule],
         "epochs_from": "best validation epoch of each member of the train stage's fit",
         "train_windows": int(starts.size),
+        "windows_per_epoch": int(min(starts.size, per_epoch or starts.size)),
+        "optimizer_steps": int(optimizer_steps),  # all members
         "trained_through": trained_through(prepared, full_history=True),
         "seconds": round(time.perf_counter() - started, 2),
     }

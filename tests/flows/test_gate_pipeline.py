@@ -50,10 +50,15 @@ def test_first_run_is_judged_on_value_and_leaves_a_champion_and_intervals(projec
     model_md5 = md5_file(project / "models/model_full.keras")
     assert gate["shipped_model"]["md5"] == model_md5 != gate["model_md5"]
     assert gate["shipped_model"]["trained_through_last"] == "1960-12-01T00:00:00"
-    train_epochs = _json(project, "metrics/train.json")["epochs"]
+    train = _json(project, "metrics/train.json")
+    train_epochs = train["epochs"]
     assert all(
         0 < e <= t for e, t in zip(gate["shipped_model"]["epochs"], train_epochs, strict=True)
     )
+    # The refit's epochs are the size of the train stage's (its fit: the earliest fold), though
+    # the full history holds more windows.
+    assert gate["shipped_model"]["windows_per_epoch"] == train["windows_per_epoch"]
+    assert gate["shipped_model"]["train_windows"] > train["windows_per_epoch"]
     assert md5_file(project / "published/champion.keras") == model_md5
     meta = _json(project, "published/champion.json")
     assert meta["model_md5"] == model_md5

@@ -108,3 +108,27 @@ def test_a_level_shift_in_the_newest_steps_shows_after_the_refit_and_not_before(
     late = slice(H // 2, H)
     assert after[late].mean() - before[late].mean() > 0.1 * SHIFT
     assert after[late].mean() > old_top
+
+
+def test_the_judged_epoch_is_the_train_stages_windows_or_its_smaller_sample():
+    from tasks.model.refit import judged_epoch
+
+    assert judged_epoch(19809, None) == 19809
+    assert judged_epoch(19809, 4096) == 4096
+    assert judged_epoch(100, 4096) == 100
+    with pytest.raises(ValueError, match="no training windows"):
+        judged_epoch(0, None)
+
+
+def test_the_refit_samples_the_given_windows_per_epoch_so_its_steps_are_the_judged_fits():
+    from tasks.model.refit import refit
+
+    cfg = _cfg()
+    p = prepare(_frame(), cfg)
+    schedule = [[0.003, 0.003, 0.0015]]
+    every = refit(p, cfg, schedule).summary
+    batch = cfg.training.batch_size
+    assert every["windows_per_epoch"] == every["train_windows"] > 2 * batch
+    assert every["optimizer_steps"] == 3 * -(-every["train_windows"] // batch)
+    sampled = refit(p, cfg, schedule, windows_per_epoch=batch).summary
+    assert sampled["windows_per_epoch"] == batch and sampled["optimizer_steps"] == 3
