@@ -24,6 +24,7 @@ from flows.stage import Stage, StageContext
 from tasks import plugins
 from tasks.config import DEFAULT_PARAMS, load_config
 from tasks.publishing.transaction import user_error
+from tasks.textfmt import MESSAGE_CHARS, clip
 
 log = logging.getLogger("forecast")
 
@@ -84,8 +85,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{stage.name} failed: {message}", file=sys.stderr)
         return 2
-    log.info("%s done: %s", stage.name, result)
+    log.info("%s", done_message(stage.name, result))
     return 0
+
+
+def done_message(name: str, result: object) -> str:
+    """The line a finished stage logs, bounded: evaluate's result holds per-series maps (the
+    champion's `trained_through`), a megabyte-long line at 10,000 series; the stage's metrics
+    files hold it whole."""
+    prefix = f"{name} done: "
+    return prefix + clip(result, MESSAGE_CHARS - len(prefix) - 32)  # 32: clip's "(+N chars)"
 
 
 if __name__ == "__main__":
