@@ -201,6 +201,17 @@ def covariates(d: dict) -> str:
     return "; ".join(parts)
 
 
+def form_reuse(d: dict) -> str:
+    parts = []
+    for freq, r in d["results"].items():
+        sec, full, re = r["seconds"], r["mase_full"], r["mase_reused"]
+        parts.append(
+            f"{freq} {sec['full_search'] / sec['fixed_forms']:.1f}x faster, "
+            f"ETS MASE {num(re['ets'])} vs {num(full['ets'])}"
+        )
+    return "forms reused from fold 0's origin vs searched: " + "; ".join(parts)
+
+
 def statistical_batch(d: dict) -> str:
     runs = d["runs"]
     label = {"per_series_loop": "per-series loop"}
@@ -363,6 +374,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "scale": scale,
     "scale_training": scale_training,
     "statistical_batch": statistical_batch,
+    "form_reuse": form_reuse,
     "training": training,
     "tune_defaults": tune_defaults,
     "windowing": windowing,
