@@ -61,7 +61,10 @@ def test_export_cli_writes_a_checked_tflite_and_refuses_without_a_model(
     np.testing.assert_allclose(
         lite, np.asarray(keras_model.predict(x, verbose=0)), atol=FLOAT_TOLERANCE
     )
-    # ... and not the train stage's model, whose weights never saw the last `horizon` steps.
+    # ... and not the train stage's model, whose weights never saw the last `horizon` steps. The
+    # refit starts from the same seeds and takes the judged fit's steps (tasks/model/refit.py),
+    # so the two are near (5e-3 apart in scaled units here), yet far beyond the tolerance that
+    # ties the export to its model.
     stage_model = load_model(project / "models/model.keras")
     stage_out = np.asarray(stage_model.predict(x, verbose=0))
-    assert np.abs(lite - stage_out).max() > 100 * FLOAT_TOLERANCE
+    assert np.abs(lite - stage_out).max() > 10 * FLOAT_TOLERANCE
