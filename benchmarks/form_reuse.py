@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.m3_test import m3_series
+from benchmarks.m3_test import m3_series, scales, score
 from tasks.evaluation.statistical import default_jobs, season_for
 
 RESULTS = Path("benchmarks/results/form_reuse.json")
@@ -46,6 +46,8 @@ FREQ = {
     "other": (8, 1, 4),
 }
 MODELS = ("ets", "theta", "ces")
+# Where each fitted model (statsforecast's `model_`) says which form its search chose.
+FORM_KEY = {"ets": "components", "theta": "modeltype", "ces": "seasontype"}
 
 
 def _searched(args: tuple[np.ndarray, int, int]) -> tuple[dict, dict]:
@@ -60,12 +62,7 @@ def _searched(args: tuple[np.ndarray, int, int]) -> tuple[dict, dict]:
         try:
             model.fit(y)
             preds[name] = np.asarray(model.predict(h)["mean"], dtype=np.float64)
-            fitted = model.model_
-            forms[name] = {
-                "ets": lambda f=fitted: f["components"],
-                "theta": lambda f=fitted: f["modeltype"],
-                "ces": lambda f=fitted: f["seasontype"],
-            }[name]()
+            forms[name] = model.model_[FORM_KEY[name]]
         except Exception:  # noqa: BLE001 - a failed fit: the last value, as the pipeline does
             preds[name], forms[name] = np.full(h, y[-1]), None
     return preds, forms
@@ -96,17 +93,13 @@ def _fixed(args: tuple[np.ndarray, int, int, dict]) -> dict:
     return out
 
 
-def _scale(y: np.ndarray, m: int) -> float:
-    k = m if y.size > m else 1
-    d = np.abs(y[k:] - y[:-k]).mean() if y.size > k else 0.0
-    return float(d) if d > 0 else 1.0
-
-
 def run(freq: str, folds_back: int, jobs: int) -> dict:
     h, m, step = FREQ[freq]
     series = m3_series(freq, split="tuning", horizon=h)
+    ids = [sid for sid, _, _ in series]
     ys = [x for _, x, _ in series]
-    tests = [t for _, _, t in series]
+    tests = dict(zip(ids, (t for _, _, t in series), strict=True))
+    scale = scales(dict(zip(ids, ys, strict=True)), m)
     cut = h + folds_back * step
     olds = [y[:-cut] if y.size - cut >= 3 else y for y in ys]
     with Pool(jobs) as pool:
@@ -125,12 +118,9 @@ def run(freq: str, folds_back: int, jobs: int) -> dict:
         reused = pool.map(_fixed, args, chunksize=8)
         t_fixed = time.perf_counter() - t0
 
-    def mase(preds: list[dict], name: str) -> float:
-        errs = [
-            np.abs(p[name] - t).mean() / _scale(y, m)
-            for p, t, y in zip(preds, tests, ys, strict=True)
-        ]
-        return round(float(np.mean(errs)), 4)
+    def mase(preds: list[dict], name: str) -> float:  # the other M3 benchmarks' MASE
+        by_id = {sid: p[name] for sid, p in zip(ids, preds, strict=True)}
+        return score(by_id, tests, scale)["mase"]
 
     full_preds = [f[0] for f in full]
     for preds in (full_preds, reused):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING
 
+from tasks.config import choices
+
 if TYPE_CHECKING:
     from tasks.config import Config
 
@@ -229,7 +231,7 @@ def get(cfg: Config, key: str):
 
 
 # ---------------------------------------------------------------- evaluate.candidates: auto
-BASELINES = ("naive", "seasonal_naive", "drift")
+BASELINES = choices.BASELINE_CANDIDATES
 # statsforecast AutoTheta and AutoETS: on M3 (the tuning set) they carry the mixture on every
 # frequency once there are series enough to choose among them (docs/decisions.md); a single
 # series' two older folds are too little evidence (the bundled series' folds pick Theta, which

@@ -39,14 +39,19 @@ def test_parts_are_scored_whenever_a_combination_is_listed():
         combinations.combine("mean_ets_theta", {"ets": np.zeros(3)})
 
 
-def test_a_statistical_combination_is_the_mean_of_its_parts_per_series():
+# mean_drift_ets: a baseline part (drift), which forecast_all fits beside the statistical ones.
+@pytest.mark.parametrize(
+    ("name", "parts", "drift"),
+    [("mean_ets_theta", ("ets", "theta"), 0.0), ("mean_drift_ets", ("drift", "ets"), 0.5)],
+)
+def test_a_statistical_combination_is_the_mean_of_its_parts_per_series(name, parts, drift):
     rng = np.random.default_rng(1)
-    histories = [100 + np.cumsum(rng.normal(0, 1, n)) for n in (30, 40)]
-    out = forecast_all(["mean_ets_theta"], histories, HORIZON, SEASON)
-    parts = forecast_all(["ets", "theta"], histories, HORIZON, SEASON)
-    np.testing.assert_allclose(out["mean_ets_theta"], (parts["ets"] + parts["theta"]) / 2)
-    one = FORECASTERS["mean_ets_theta"](histories[0], HORIZON, SEASON)
-    np.testing.assert_allclose(one, out["mean_ets_theta"][0], rtol=1e-9)
+    histories = [100 + np.cumsum(rng.normal(drift, 1, n)) for n in (30, 40)]
+    out = forecast_all([name], histories, HORIZON, SEASON)
+    fitted = forecast_all(list(parts), histories, HORIZON, SEASON)
+    np.testing.assert_allclose(out[name], (fitted[parts[0]] + fitted[parts[1]]) / 2)
+    one = FORECASTERS[name](histories[0], HORIZON, SEASON)
+    np.testing.assert_allclose(one, out[name][0], rtol=1e-9)
 
 
 def test_the_three_model_combination_adds_ces_to_ets_and_theta():
@@ -139,14 +144,13 @@ def test_the_family_is_every_mean_of_two_or_more_parts_holding_a_smoother():
     assert family["mean_lstm_ets_theta_ces"] == ("lstm", "ets", "theta", "ces")
 
 
-def test_a_combination_with_drift_averages_the_straight_line_in():
-    rng = np.random.default_rng(7)
-    histories = [100 + np.cumsum(rng.normal(0.5, 1, n)) for n in (30, 44)]
-    out = forecast_all(["mean_drift_ets"], histories, HORIZON, SEASON)
-    parts = forecast_all(["drift", "ets"], histories, HORIZON, SEASON)
-    np.testing.assert_allclose(out["mean_drift_ets"], (parts["drift"] + parts["ets"]) / 2)
-    one = FORECASTERS["mean_drift_ets"](histories[1], HORIZON, SEASON)
-    np.testing.assert_allclose(one, out["mean_drift_ets"][1], rtol=1e-9)
+def test_the_names_params_may_list_are_the_forecasters_registered():
+    from tasks.config import choices
+    from tasks.evaluation.baselines import BASELINES
+    from tasks.evaluation.statistical import SPECS
+
+    assert tuple(BASELINES) == choices.BASELINE_CANDIDATES
+    assert tuple(SPECS) == choices.STATISTICAL_CANDIDATES
     # A short series needs what drift needs (two steps), the most of its parts.
     assert short_needs("mean_drift_ets", SEASON) == 2 and short_needs("mean_ets_theta", SEASON) == 1
 
