@@ -212,6 +212,16 @@ def form_reuse(d: dict) -> str:
     return "forms reused from fold 0's origin vs searched: " + "; ".join(parts)
 
 
+def ratio_by_series(d: dict) -> str:
+    measured = ", ".join(f"{p['series']} series {p['ratio']:.2f}x" for p in d["points"])
+    cross = d["ratio_at_or_below_target_from_series"]
+    at = d["ratio_by_the_lines"]["10000"]
+    return (
+        f"pipeline / anchor, M3 {d['frequency']}: {measured}; by straight lines through those "
+        f"(extrapolated) 1.5x from about {cross} series, {at:.2f}x at 10,000"
+    )
+
+
 def statistical_batch(d: dict) -> str:
     runs = d["runs"]
     label = {"per_series_loop": "per-series loop"}
@@ -373,6 +383,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "publish_store": publish_store,
     "scale": scale,
     "scale_training": scale_training,
+    "ratio_by_series": ratio_by_series,
     "statistical_batch": statistical_batch,
     "form_reuse": form_reuse,
     "training": training,
