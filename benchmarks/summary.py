@@ -212,6 +212,23 @@ def form_reuse(d: dict) -> str:
     return "forms reused from fold 0's origin vs searched: " + "; ".join(parts)
 
 
+def combination_weights(d: dict) -> str:
+    parts = []
+    for freq, r in d["results"].items():
+        choice = r["the_choice"]
+        today, weighted = choice["today"]["latest"], choice["weighted_all_parts"]["latest"]
+        text = f"{freq} fold 0 {num(today)} vs {num(weighted)}"
+        if "held_out" in r:
+            ho = r["held_out"]
+            text += (
+                f", held out {num(ho['today']['mase'])} vs {num(ho['weighted_all_parts']['mase'])}"
+            )
+        parts.append(text)
+    return "MASE, the pooled choice's mean vs weights fitted on the older folds: " + "; ".join(
+        parts
+    )
+
+
 def ratio_by_series(d: dict) -> str:
     measured = ", ".join(f"{p['series']} series {p['ratio']:.2f}x" for p in d["points"])
     cross = d["ratio_at_or_below_target_from_series"]
@@ -384,6 +401,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "scale": scale,
     "scale_training": scale_training,
     "ratio_by_series": ratio_by_series,
+    "combination_weights": combination_weights,
     "statistical_batch": statistical_batch,
     "form_reuse": form_reuse,
     "training": training,
