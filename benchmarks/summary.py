@@ -386,6 +386,8 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "many_series": many_series,
     "many_series_combination": many_series,
     "many_series_tuning": many_series,
+    "many_series_tourism": many_series,
+    "accuracy_tourism": accuracy_m3_all,
     "accuracy_m3_all_combination": accuracy_m3_all,
     "accuracy_m3_tuning": accuracy_m3_all,
     "choice_ablation": choice_ablation,
