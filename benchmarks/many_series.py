@@ -245,7 +245,9 @@ def bench_frequency(
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
         "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
-        "data": SPLITS[split] if dataset == "m3" else f"{dataset}: {SPLITS[split]}",
+        "data": SPLITS[split].replace("M3", dataset.capitalize())
+        if dataset != "m3"
+        else SPLITS[split],
         "params_overridden": overrides or {},
         "rows": frame.height,
         "horizon": spec["horizon"],

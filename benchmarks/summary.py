@@ -294,7 +294,13 @@ def many_series(d: dict) -> str:
         )
     limit, stride = d.get("series_limit"), d.get("series_stride") or 1
     which = "every series" if stride == 1 and not limit else "a slice"
-    return f"{_variant(d)}M3, {which} per subset: " + "; ".join(parts)
+    return f"{_variant(d)}{_dataset(d)}, {which} per subset: " + "; ".join(parts)
+
+
+def _dataset(d: dict) -> str:
+    """The competition's name: M3 unless the file says otherwise (many_series --dataset)."""
+    name = d.get("dataset", "m3")
+    return "M3" if name == "m3" else name.capitalize()
 
 
 def _variant(d: dict) -> str:
@@ -354,7 +360,7 @@ def accuracy_m3_all(d: dict) -> str:
         parts.append(text)
     stride, limit = d.get("series_stride") or 1, d.get("series_limit")
     which = "every series" if stride == 1 and not limit else "a slice"
-    scored = "M3 test period" if "tuning split" not in _variant(d) else "scored horizon"
+    scored = f"{_dataset(d)} test period" if "tuning split" not in _variant(d) else "scored horizon"
     return f"{_variant(d)}{scored}, mean MASE, {which}: " + "; ".join(parts)
 
 
