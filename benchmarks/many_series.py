@@ -404,7 +404,7 @@ def write_results(args, results: dict, accuracy: dict) -> None:
     m3_test.write_json(
         args.accuracy_out,
         {
-            "benchmark": "accuracy_m3_all",
+            "benchmark": "accuracy_m3_all" if args.dataset == "m3" else f"accuracy_{args.dataset}",
             **common,
             "protocol": protocol,
             "settings": settings(args),
