@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.datasets import FREQUENCIES
 from benchmarks.m3_test import m3_series
-from benchmarks.many_series import FREQUENCIES, m3_frame
+from benchmarks.many_series import m3_frame
 from tasks.config.auto import tail_steps
 from tasks.evaluation.metrics import seasonal_naive_scale
 

@@ -20,7 +20,7 @@ import yaml
 
 from benchmarks import m3_test
 from benchmarks.choice_margin import write_result
-from benchmarks.many_series import FREQUENCIES
+from benchmarks.datasets import FREQUENCIES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "refit_value.json"
 MODELS = {"refit": "model_full", "train_stage": "model"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.many_series import DATASETS, main
+from benchmarks.datasets import DATASETS
+from benchmarks.many_series import main
 
 
 def test_tourism_refuses_the_tuning_split_before_any_work(capsys):
