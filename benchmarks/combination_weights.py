@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tasks.evaluation.metrics import seasonal_naive_scale
 from tasks.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def scaled_folds(project: Path, season: int) -> tuple[np.ndarray, np.ndarray, di
         stamps, values = history[sid]
         before = values[stamps < np.datetime64(g["timestamp"].min())]
         m = season if before.size > season else 1
-        scale = np.mean(np.abs(before[m:] - before[:-m])) if before.size > m else 0.0
+        scale = seasonal_naive_scale(before, m) if before.size > m else 0.0
         if not scale > 0:
             continue
         folds.append(fold)

@@ -23,3 +23,8 @@ TOURISM = {
     "yearly": {"subset": "yearly", "horizon": 4, "season": 1, "every": "1y"},
 }
 DATASETS = {"m3": FREQUENCIES, "tourism": TOURISM}
+
+
+def named(text: str, dataset: str) -> str:
+    """`text`, written of M3, said of `dataset` instead."""
+    return text if dataset == "m3" else text.replace("M3", dataset.capitalize())

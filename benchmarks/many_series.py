@@ -57,7 +57,7 @@ import polars as pl
 import yaml
 
 from benchmarks import m3_test
-from benchmarks.datasets import DATASETS, SPLITS
+from benchmarks.datasets import DATASETS, SPLITS, named
 from benchmarks.m3_anchor import anchor
 from tasks.columns import SERIES_ID, TIMESTAMP, VALUE
 from tests.project_copy import fresh_copy, init_repo
@@ -226,9 +226,7 @@ def bench_frequency(
     result = {
         "series": int(frame[SERIES_ID].n_unique()),
         "of_m3": "all" if n is None and stride == 1 else f"every {stride}th by name, first {n}",
-        "data": SPLITS[split].replace("M3", dataset.capitalize())
-        if dataset != "m3"
-        else SPLITS[split],
+        "data": named(SPLITS[split], dataset),
         "params_overridden": overrides or {},
         "rows": frame.height,
         "horizon": spec["horizon"],
@@ -379,9 +377,7 @@ def write_results(args, results: dict, accuracy: dict) -> None:
     }
     common["dataset"] = args.dataset
     m3_test.write_json(args.out, {"benchmark": "many_series", **common, "results": results})
-    protocol = PROTOCOL if args.split == "test" else TUNING_PROTOCOL
-    if args.dataset != "m3":
-        protocol = protocol.replace("M3's", f"{args.dataset}'s").replace("M3", args.dataset)
+    protocol = named(PROTOCOL if args.split == "test" else TUNING_PROTOCOL, args.dataset)
     m3_test.write_json(
         args.accuracy_out,
         {
