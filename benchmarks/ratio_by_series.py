@@ -62,19 +62,20 @@ def point(result: dict) -> dict:
 
 
 def fit_lines(points: list[dict]) -> dict:
-    """Least-squares lines seconds = a + b * series for the pipeline, the anchor and their
-    difference, and the series count at which those lines put the ratio at TARGET."""
+    """Least-squares lines seconds = a + b * series for the pipeline and the anchor, and the
+    series count at which those lines put the ratio at TARGET."""
     n = np.array([p["series"] for p in points], dtype=float)
-    lines = {}
-    for key in ("pipeline_s", "anchor_s"):
-        b, a = np.polyfit(n, [p[key] for p in points], 1)
-        lines[key] = {"intercept_s": round(float(a), 2), "per_series_s": round(float(b), 5)}
-    pa, pb = lines["pipeline_s"]["intercept_s"], lines["pipeline_s"]["per_series_s"]
-    aa, ab = lines["anchor_s"]["intercept_s"], lines["anchor_s"]["per_series_s"]
+    (pb, pa), (ab, aa) = (
+        np.polyfit(n, [p[k] for p in points], 1) for k in ("pipeline_s", "anchor_s")
+    )
+    lines = {
+        key: {"intercept_s": round(float(a), 2), "per_series_s": round(float(b), 5)}
+        for key, a, b in (("pipeline_s", pa, pb), ("anchor_s", aa, ab))
+    }
     # pa + pb n <= TARGET (aa + ab n)  <=>  n >= (pa - TARGET aa) / (TARGET ab - pb)
     slope = TARGET * ab - pb
     crossing = (pa - TARGET * aa) / slope if slope > 0 else None
-    at = {str(k): round((pa + pb * k) / (aa + ab * k), 3) for k in (1_000, 5_000, 10_000)}
+    at = {str(k): round(float((pa + pb * k) / (aa + ab * k)), 3) for k in (1_000, 5_000, 10_000)}
     return {
         "lines": lines,
         "ratio_at_or_below_target_from_series": None if crossing is None else round(crossing),
