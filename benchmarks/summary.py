@@ -21,28 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 
+from benchmarks.summary_figures import num, rate
+from benchmarks.summary_studies import (
+    combination_weights,
+    form_reuse,
+    forward_folds,
+    ratio_by_series,
+    statistical_batch,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "benchmarks" / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 DATE_KEYS = ("date", "run_date", "generated_at", "finished_at", "started_at", "timestamp")
-
-
-def num(x: float) -> str:
-    """Compact figure: 1.04M, 11.1k, 826, 16.7, 0.284."""
-    a = abs(x)
-    if a >= 1e6:
-        return f"{x / 1e6:.3g}M"
-    if a >= 1e4:
-        return f"{x / 1e3:.3g}k"
-    if a >= 100:
-        return f"{x:.0f}"
-    return f"{x:.3g}"
-
-
-def rate(x: float) -> str:
-    """Throughput: 1.04M, 11.1k, 472."""
-    return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k" if x >= 1e3 else f"{x:.0f}"
 
 
 def accuracy(d: dict) -> str:
@@ -199,70 +191,6 @@ def covariates(d: dict) -> str:
             f"{num(r['without_covariates']['seasonal_naive_mase'])}"
         )
     return "; ".join(parts)
-
-
-def form_reuse(d: dict) -> str:
-    parts = []
-    for freq, r in d["results"].items():
-        sec, full, re = r["seconds"], r["mase_full"], r["mase_reused"]
-        parts.append(
-            f"{freq} {sec['full_search'] / sec['fixed_forms']:.1f}x faster, "
-            f"ETS MASE {num(re['ets'])} vs {num(full['ets'])}"
-        )
-    return "forms reused from fold 0's origin vs searched: " + "; ".join(parts)
-
-
-def forward_folds(d: dict) -> str:
-    parts = []
-    for freq, r in d["results"].items():
-        refit, forward = r["refit"], r["forward"]
-        parts.append(
-            f"{freq} {refit['seconds'] / forward['seconds']:.1f}x faster, ETS MASE on fold 0 "
-            f"{num(forward['mase_by_fold']['ets'][0])} vs {num(refit['mase_by_fold']['ets'][0])}"
-        )
-    return "statistical fits carried forward from the earliest fold vs refitted: " + "; ".join(
-        parts
-    )
-
-
-def combination_weights(d: dict) -> str:
-    parts = []
-    for freq, r in d["results"].items():
-        choice = r["the_choice"]
-        today, weighted = choice["today"]["latest"], choice["weighted_all_parts"]["latest"]
-        text = f"{freq} fold 0 {num(today)} vs {num(weighted)}"
-        if "held_out" in r:
-            ho = r["held_out"]
-            text += (
-                f", held out {num(ho['today']['mase'])} vs {num(ho['weighted_all_parts']['mase'])}"
-            )
-        parts.append(text)
-    return "MASE, the pooled choice's mean vs weights fitted on the older folds: " + "; ".join(
-        parts
-    )
-
-
-def ratio_by_series(d: dict) -> str:
-    measured = ", ".join(f"{p['series']} series {p['ratio']:.2f}x" for p in d["points"])
-    cross = d["ratio_at_or_below_target_from_series"]
-    at = d["ratio_by_the_lines"]["10000"]
-    return (
-        f"pipeline / anchor, M3 {d['frequency']}: {measured}; by straight lines through those "
-        f"(extrapolated) 1.5x from about {cross} series, {at:.2f}x at 10,000"
-    )
-
-
-def statistical_batch(d: dict) -> str:
-    runs = d["runs"]
-    label = {"per_series_loop": "per-series loop"}
-    parts = [
-        f"{label.get(name, name.removeprefix('batched_').replace('_', ' '))} {num(r['median_s'])} s"
-        for name, r in runs.items()
-    ]
-    diff = max(r["max_abs_diff"] for r in runs.values())
-    head = f"{'+'.join(d['models'])}, {d['data'].split(' evenly')[0]}, median"
-    same = "identical" if diff == 0 else f"equal to {diff:.0e}"
-    return f"{head}: {', '.join(parts)}; batched forecasts {same} to the per-series ones"
 
 
 def distributed(d: dict) -> str:
