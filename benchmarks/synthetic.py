@@ -74,4 +74,4 @@ def synthetic_series(
     n: int | None = None, stride: int = 1, horizon: int = HORIZON, seed: int = 0
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Every `stride`th of the SERIES series, first n (as m3_test.m3_series takes a subset)."""
-    return [one(i, seed, horizon) for i in range(0, SERIES, stride)][:n]
+    return [one(i, seed, horizon) for i in range(0, SERIES, stride)[:n]]
