@@ -90,8 +90,20 @@ def test_short_or_unfittable_histories_forecast_the_last_value(fn):
         fn([], 3, SEASON)
 
 
-def test_the_season_rule_needs_two_full_seasons():
-    assert season_for(24, 12) == 12 and season_for(23, 12) == 1 and season_for(5, 1) == 1
+def test_the_season_rule_needs_more_than_one_season():
+    assert season_for(13, 12) == 12 and season_for(12, 12) == 1 and season_for(5, 1) == 1
+
+
+def test_between_one_and_two_seasons_ets_may_fit_the_season_and_theta_and_ces_fit_as_without():
+    t = np.arange(23)
+    y = 100.0 + 30.0 * np.sin(2 * np.pi * t / SEASON) + np.random.default_rng(3).normal(0, 1, 23)
+    for fn in (theta, ces):  # their own two-season rule: the non-seasonal fit, exactly
+        np.testing.assert_array_equal(fn(y, 6, SEASON), fn(y, 6, 1))
+    # A strong season in 23 months: AutoETS picks a seasonal form and follows it (the
+    # non-seasonal fit forecasts the level).
+    actual = 100.0 + 30.0 * np.sin(2 * np.pi * np.arange(23, 29) / SEASON)
+    seasonal, flat = ets(y, 6, SEASON), ets(y, 6, 1)
+    assert np.abs(seasonal - actual).mean() < 0.3 * np.abs(flat - actual).mean()
 
 
 # ---------------------------------------------------------------- intermittent demand
