@@ -27,6 +27,7 @@ from benchmarks.summary_studies import (
     form_reuse,
     forward_folds,
     ratio_by_series,
+    season_rule,
     statistical_batch,
 )
 
@@ -334,7 +335,9 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "many_series_combination": many_series,
     "many_series_tuning": many_series,
     "many_series_tourism": many_series,
+    "many_series_synthetic": many_series,
     "accuracy_tourism": accuracy_m3_all,
+    "accuracy_synthetic": accuracy_m3_all,
     "accuracy_m3_all_combination": accuracy_m3_all,
     "accuracy_m3_tuning": accuracy_m3_all,
     "choice_ablation": choice_ablation,
@@ -354,6 +357,7 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     "statistical_batch": statistical_batch,
     "form_reuse": form_reuse,
     "forward_folds": forward_folds,
+    "season_rule": season_rule,
     "training": training,
     "tune_defaults": tune_defaults,
     "windowing": windowing,

@@ -68,3 +68,14 @@ def statistical_batch(d: dict) -> str:
     head = f"{'+'.join(d['models'])}, {d['data'].split(' evenly')[0]}, median"
     same = "identical" if diff == 0 else f"equal to {diff:.0e}"
     return f"{head}: {', '.join(parts)}; batched forecasts {same} to the per-series ones"
+
+
+def season_rule(d: dict) -> str:
+    parts = []
+    for freq, cuts in d["results"].items():
+        n = max(cuts, key=int)
+        r = cuts[n]
+        parts.append(
+            f"{freq} last {n}: {num(r['mase_season_allowed'])} vs {num(r['mase_non_seasonal'])}"
+        )
+    return "AutoETS MASE, the season allowed from one season vs two: " + "; ".join(parts)
