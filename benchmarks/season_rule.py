@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.datasets import FREQUENCIES
+from tasks.evaluation.metrics import seasonal_naive_scale
+from tasks.evaluation.statistical import _model
 from tasks.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +41,14 @@ CUTS = {"monthly": (13, 14, 18, 23), "quarterly": (5, 6, 7)}
 def autoets(y: np.ndarray, h: int, season: int) -> np.ndarray:
     """statsforecast's AutoETS with `season` as given (no rule of ours), the last value if it
     cannot fit."""
-    from statsforecast.models import AutoETS
-
     try:
-        return np.asarray(AutoETS(season_length=season).forecast(y=y, h=h)["mean"])
+        return np.asarray(_model("ets", season).forecast(y=y, h=h)["mean"])
     except Exception:  # noqa: BLE001 - what the pipeline does with a failed fit
         return np.full(h, y[-1])
 
 
 def mase(pred: np.ndarray, actual: np.ndarray, history: np.ndarray, m: int) -> float | None:
-    scale = np.abs(history[m:] - history[:-m]).mean()
+    scale = seasonal_naive_scale(history, m)
     return float(np.abs(pred - actual).mean() / scale) if scale > 0 else None
 
 
